@@ -1,0 +1,60 @@
+# Flowdeck: `make run` starts the console with demo data; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+# Services for the second test pass (CI runs the suite on PostgreSQL + Redis too).
+PG_URL ?= postgres://postgres@127.0.0.1:5432/flowdeck
+REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test test-sqlite test-services bench setup migrate demo browser-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+migrate: setup
+	$(PY) manage.py migrate --no-input
+
+demo: migrate
+	$(PY) manage.py load_demo
+
+run: demo
+	@echo ""
+	@echo "  Flowdeck is starting at http://127.0.0.1:$(PORT)/"
+	@echo "  Demo logins (password 'flowdeck' for each):"
+	@$(PY) manage.py load_demo --list-logins
+	@echo ""
+	PORT=$(PORT) $(VENV)/bin/honcho start
+
+# Debian's Chromium drives the browser tests; never a downloaded browser.
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+test: setup browser-deps
+	$(MAKE) test-sqlite
+	$(MAKE) test-services
+
+test-sqlite:
+	$(PY) -m pytest -q
+
+# On PostgreSQL and Redis: always in CI (a missing service fails), otherwise when they answer.
+test-services:
+	@if [ "$$CI" = "true" ] || $(PY) scripts/services_up.py --quiet; then \
+		$(PY) scripts/services_up.py && \
+		DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -q; \
+	else echo "PostgreSQL or Redis not reachable: skipping the services pass (CI=true makes this a failure)."; fi
+
+bench: migrate
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Teams, people, their roles in teams, approver groups and API tokens."""

@@ -1,0 +1,1 @@
+"""The append-only, hash-chained audit log: who did what, when, to what, with which data."""

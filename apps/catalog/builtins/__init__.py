@@ -1,0 +1,1 @@
+"""Built-in step types. Each module registers its types when imported."""

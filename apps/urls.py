@@ -1,0 +1,22 @@
+"""URL map: one include per app for pages, one per app for the REST API under /api/v1/."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from apps.accounts import views as account_views
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("accounts/", include("apps.accounts.urls")),
+    path("catalog/", include("apps.catalog.urls")),
+    path("workflows/", include("apps.workflows.urls")),
+    path("runs/", include("apps.runs.urls")),
+    path("audit/", include("apps.audit.urls")),
+    path("platform/", include("apps.platform.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("apps.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]

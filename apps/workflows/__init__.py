@@ -1,0 +1,1 @@
+"""Workflow definitions, their immutable versions, the spec language and (later) triggers."""

@@ -1,0 +1,10 @@
+"""The workflow spec language: YAML in, a validated and normalized dict out.
+
+Public entry points (see each module):
+- `load_spec(text) -> SpecResult` (validate.py): parse, check against the JSON Schema, check
+  meaning; returns the normalized spec or every located error at once.
+- `render_params(value, context)` / `evaluate_condition(expr, context)` (templating.py):
+  Jinja2-sandboxed templating and conditions, used by the engine at run time.
+
+The normalized form (what `WorkflowVersion.spec` stores and the engine runs) is documented
+in `normalize.py`.

@@ -1,0 +1,118 @@
+"""The standard cast, shared by every test module.
+
+Team "billing" holds an author, an approver, an operator and a viewer; "people-ops" holds the
+outsider, who must never see billing's things; the platform admin belongs to no team.
+"""
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def make_user(db):
+    from apps.accounts.models import User
+
+    def make(username, *, platform_admin=False):
+        return User.objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.com",
+                                        is_platform_admin=platform_admin)
+
+    return make
+
+
+@pytest.fixture
+def team(db):
+    from apps.accounts.models import Team
+
+    return Team.objects.create(slug="billing", name="Billing")
+
+
+@pytest.fixture
+def other_team(db):
+    from apps.accounts.models import Team
+
+    return Team.objects.create(slug="people-ops", name="People Ops")
+
+
+def _member(make_user, team, username, *roles):
+    from apps.accounts.models import Membership
+
+    user = make_user(username)
+    for role in roles:
+        Membership.objects.create(user=user, team=team, role=role)
+    return user
+
+
+@pytest.fixture
+def author(make_user, team):
+    return _member(make_user, team, "ada-author", "author")
+
+
+@pytest.fixture
+def approver(make_user, team):
+    return _member(make_user, team, "abe-approver", "approver")
+
+
+@pytest.fixture
+def second_approver(make_user, team):
+    return _member(make_user, team, "amy-approver", "approver")
+
+
+@pytest.fixture
+def operator(make_user, team):
+    return _member(make_user, team, "otto-operator", "operator")
+
+
+@pytest.fixture
+def viewer(make_user, team):
+    return _member(make_user, team, "vic-viewer", "viewer")
+
+
+@pytest.fixture
+def outsider(make_user, other_team):
+    return _member(make_user, other_team, "olga-outsider", "author", "operator", "approver")
+
+
+@pytest.fixture
+def platform_admin(make_user):
+    return make_user("pat-platform", platform_admin=True)
+
+
+@pytest.fixture
+def approver_group(team, approver, second_approver):
+    from apps.accounts.models import ApproverGroup
+
+    group = ApproverGroup.objects.create(slug="billing-approvers", name="Billing approvers", team=team)
+    group.members.set([approver, second_approver])
+    return group
+
+
+@pytest.fixture
+def client_for(client):
+    """`client_for(user)`: a Django test client signed in as `user`."""
+
+    def signed_in(user):
+        client.force_login(user)
+        return client
+
+    return signed_in
+
+
+@pytest.fixture
+def api_for(db):
+    """`api_for(user)`: a DRF client authenticating with a fresh API token of `user`."""
+    from apps.accounts.services import issue_token
+
+    def with_token(user):
+        _, key = issue_token(user, "test")
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return api
+
+    return with_token
