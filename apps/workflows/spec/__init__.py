@@ -8,3 +8,4 @@ Public entry points (see each module):
 
 The normalized form (what `WorkflowVersion.spec` stores and the engine runs) is documented
 in `normalize.py`.
+"""
