@@ -113,7 +113,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery: a broker that needs no server by default (kombu's filesystem transport). ---
-BROKER_DIR = VAR_DIR / "broker"
+BROKER_DIR = Path(env_str("FLOWDECK_BROKER_DIR", str(VAR_DIR / "broker")))
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
@@ -174,7 +174,11 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "flowdeck@localhost")
 FLOWDECK_NOTIFY_WEBHOOK_URLS = env_list("FLOWDECK_NOTIFY_WEBHOOK_URLS", [])
 
-# --- Step execution limits ---
+# --- Engine: heartbeats, the stale-attempt sweeper, step limits ---
+FLOWDECK_HEARTBEAT_SECONDS = env_int("FLOWDECK_HEARTBEAT_SECONDS", 5, minimum=1)
+# An attempt whose heartbeat is older than this is presumed lost with its worker and requeued.
+FLOWDECK_STALE_AFTER_SECONDS = env_int("FLOWDECK_STALE_AFTER_SECONDS", 60, minimum=2)
+FLOWDECK_SWEEP_INTERVAL_SECONDS = env_int("FLOWDECK_SWEEP_INTERVAL_SECONDS", 30, minimum=1)
 FLOWDECK_STEP_OUTPUT_MAX_BYTES = env_int("FLOWDECK_STEP_OUTPUT_MAX_BYTES", 64 * 1024, minimum=1024)
 FLOWDECK_SPEC_MAX_BYTES = env_int("FLOWDECK_SPEC_MAX_BYTES", 256 * 1024, minimum=1024)
 FLOWDECK_SPEC_MAX_DEPTH = env_int("FLOWDECK_SPEC_MAX_DEPTH", 20, minimum=4)
