@@ -1,3 +1,148 @@
-"""REST API of the catalog app (mounted under /api/v1/)."""
+"""REST API of the catalog app (mounted under /api/v1/): step types for everyone signed in;
+connections and allowed hosts for platform admins, through the same services as the pages.
+A connection's secret can be written, never read: responses say only `has_secret`."""
 
-urlpatterns: list = []
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.catalog import services
+from apps.catalog.models import AllowedHost, Connection
+from apps.catalog.presentation import example_yaml
+from apps.catalog.registry import all_step_types, get_step_type
+
+
+class IsPlatformAdmin(permissions.BasePermission):
+    message = "Only platform admins can manage connections and allowed hosts."
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.is_platform_admin)
+
+
+class StepTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    summary = serializers.CharField()
+    risk = serializers.CharField()
+    queue = serializers.CharField()
+    timeout_seconds = serializers.IntegerField()
+    idempotent = serializers.BooleanField()
+
+
+class StepTypeDetailSerializer(StepTypeSerializer):
+    doc = serializers.CharField()
+    params_schema = serializers.JSONField()
+    example = serializers.JSONField(help_text="Example parameters (the step's `with`).")
+    example_yaml = serializers.SerializerMethodField(help_text="The example as a `steps:` entry.")
+
+    def get_example_yaml(self, step) -> str:
+        return example_yaml(step)
+
+
+class StepTypeList(generics.ListAPIView):
+    serializer_class = StepTypeSerializer
+
+    def get_queryset(self):
+        return all_step_types()
+
+
+class StepTypeDetail(APIView):
+    @extend_schema(responses=StepTypeDetailSerializer)
+    def get(self, request, name: str):
+        step = get_step_type(name)
+        if step is None:
+            raise Http404(f"There is no step type {name!r}: GET /api/v1/step-types lists them.")
+        return Response(StepTypeDetailSerializer(step).data)
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    secret = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False,
+                                   help_text="Password or token; write-only. Omit to keep, \"\" to remove.")
+    has_secret = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Connection
+        fields = ["id", "name", "kind", "url", "allow_writes", "description", "secret", "has_secret",
+                  "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+def _service_call(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except services.CatalogError as exc:
+        raise ValidationError(exc.field_errors or {"detail": str(exc)}) from None
+
+
+class ConnectionList(generics.ListCreateAPIView):
+    serializer_class = ConnectionSerializer
+    permission_classes = [IsPlatformAdmin]
+    queryset = Connection.objects.all()
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        connection = _service_call(services.create_connection, request.user, **serializer.validated_data)
+        return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
+
+
+class ConnectionDetail(generics.RetrieveUpdateDestroyAPIView):
+    serializer_class = ConnectionSerializer
+    permission_classes = [IsPlatformAdmin]
+    queryset = Connection.objects.all()
+    lookup_field = "name"
+
+    def update(self, request, *args, **kwargs):
+        connection = self.get_object()
+        serializer = self.get_serializer(connection, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        secret = changes.pop("secret", None)
+        updated = _service_call(services.update_connection, request.user, connection.pk, secret=secret, **changes)
+        return Response(ConnectionSerializer(updated).data)
+
+    def perform_destroy(self, instance):
+        services.delete_connection(self.request.user, instance.pk)
+
+
+class AllowedHostSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AllowedHost
+        fields = ["id", "pattern", "allow_private", "note", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class AllowedHostList(generics.ListCreateAPIView):
+    serializer_class = AllowedHostSerializer
+    permission_classes = [IsPlatformAdmin]
+    queryset = AllowedHost.objects.all()
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        host = _service_call(services.add_allowed_host, request.user, **serializer.validated_data)
+        return Response(AllowedHostSerializer(host).data, status=status.HTTP_201_CREATED)
+
+
+class AllowedHostDetail(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, host_id: int):
+        host = get_object_or_404(AllowedHost, pk=host_id)
+        services.remove_allowed_host(request.user, host.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+urlpatterns = [
+    path("step-types", StepTypeList.as_view(), name="api-step-types"),
+    path("step-types/<str:name>", StepTypeDetail.as_view(), name="api-step-type"),
+    path("connections", ConnectionList.as_view(), name="api-connections"),
+    path("connections/<slug:name>", ConnectionDetail.as_view(), name="api-connection"),
+    path("allowed-hosts", AllowedHostList.as_view(), name="api-allowed-hosts"),
+    path("allowed-hosts/<int:host_id>", AllowedHostDetail.as_view(), name="api-allowed-host"),
+]

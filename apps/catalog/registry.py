@@ -96,3 +96,12 @@ def all_step_types() -> list[StepType]:
 def _load_builtins() -> None:
     # Importing the modules runs their @step_type decorators (once; imports are cached).
     from apps.catalog import builtins  # noqa: F401
+
+
+def params_errors(step: StepType, params: Any) -> list[str]:
+    """Every way `params` breaks the step type's schema, each naming the parameter ("" when none)."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(step.params_schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    return [f"{'.'.join(str(p) for p in e.absolute_path) or 'with'}: {e.message}" for e in errors]

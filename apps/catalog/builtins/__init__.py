@@ -1,1 +1,3 @@
 """Built-in step types. Each module registers its types when imported."""
+
+from apps.catalog.builtins import basic, data_check, http, notify, sql  # noqa: F401

@@ -1,0 +1,54 @@
+"""What the built-in step types share: checked parameters, connection lookup, JSON-able values."""
+
+import datetime
+import decimal
+import uuid
+from typing import Any
+
+from apps.catalog.models import Connection
+from apps.catalog.registry import PermanentStepError, StepContext, get_step_type, params_errors
+from apps.catalog.secrets import SecretUnreadable
+
+
+def checked_params(ctx: StepContext, type_name: str) -> dict[str, Any]:
+    """The step's parameters, refused (permanently) when they break the type's schema."""
+    errors = params_errors(get_step_type(type_name), ctx.params)
+    if errors:
+        raise PermanentStepError(f"{type_name} parameters are invalid: " + "; ".join(errors))
+    return ctx.params
+
+
+def connection_named(name: str, kind: str) -> tuple[Connection, str]:
+    """The connection `name` of `kind` and its secret, or a permanent error saying what to ask for."""
+    connection = Connection.objects.filter(name=name).first()
+    if connection is None:
+        raise PermanentStepError(f"There is no connection named {name!r}: ask a platform admin to add it "
+                                 f"under Step types → Connections, or fix the name.")
+    if connection.kind != kind:
+        raise PermanentStepError(f"Connection {name!r} is a {connection.kind} connection; this step needs a "
+                                 f"{kind} one.")
+    try:
+        return connection, connection.reveal_secret()
+    except SecretUnreadable as exc:
+        raise PermanentStepError(f"Connection {name!r}: {exc}") from None
+
+
+def jsonable(value: Any) -> Any:
+    """Database values as JSON: numbers stay numbers, dates become ISO text, bytes hex."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return str(value)

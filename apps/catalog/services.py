@@ -1,0 +1,114 @@
+"""Domain functions of the catalog app: the only code that writes connections and allowed hosts.
+
+Only platform admins may call them. Every change writes an audit event; a secret never enters
+the audit data: replacing or clearing it is its own event, without the value.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.access import require_platform_admin
+from apps.audit.log import record
+from apps.catalog.models import AllowedHost, Connection
+from apps.logging import get_logger
+
+logger = get_logger(__name__)
+
+CONNECTION_FIELDS = ("name", "kind", "url", "allow_writes", "description")
+
+
+class CatalogError(Exception):
+    """A change to connections or allowed hosts that is not valid; the message says how to fix it."""
+
+    def __init__(self, message: str, field_errors: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.field_errors = field_errors or {}
+
+
+def _validated(obj) -> None:
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        errors = exc.message_dict
+        summary = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
+        raise CatalogError(summary, errors) from None
+
+
+def _public_fields(connection: Connection) -> dict:
+    return {field: getattr(connection, field) for field in CONNECTION_FIELDS}
+
+
+def _record_secret_change(actor, connection: Connection, secret: str) -> None:
+    # The action says what happened; the value never leaves the encrypted column.
+    record(actor, "connection.secret_replaced" if secret else "connection.secret_cleared", connection)
+
+
+@transaction.atomic
+def create_connection(actor, *, name: str, kind: str, url: str, secret: str = "", allow_writes: bool = False,
+                      description: str = "") -> Connection:
+    require_platform_admin(actor)
+    connection = Connection(name=name, kind=kind, url=url, allow_writes=allow_writes, description=description)
+    _validated(connection)
+    connection.set_secret(secret)
+    connection.save()
+    record(actor, "connection.created", connection, after=_public_fields(connection))
+    if secret:
+        _record_secret_change(actor, connection, secret)
+    logger.info("connection created", connection=connection.name, kind=connection.kind)
+    return connection
+
+
+@transaction.atomic
+def update_connection(actor, connection_id: int, *, secret: str | None = None, **changes) -> Connection:
+    """Change the given public fields; `secret=None` keeps the secret, `""` clears it, text replaces it."""
+    require_platform_admin(actor)
+    unknown = set(changes) - set(CONNECTION_FIELDS)
+    if unknown:
+        raise CatalogError(f"Cannot change {', '.join(sorted(unknown))} of a connection.")
+    connection = Connection.objects.select_for_update().get(pk=connection_id)
+    before = _public_fields(connection)
+    for field, value in changes.items():
+        setattr(connection, field, value)
+    _validated(connection)
+    if secret is not None:
+        connection.set_secret(secret)
+    connection.updated_at = timezone.now()
+    connection.save()
+    after = _public_fields(connection)
+    if after != before:
+        record(actor, "connection.updated", connection,
+               before={k: v for k, v in before.items() if after[k] != v},
+               after={k: v for k, v in after.items() if before[k] != v})
+    if secret is not None:
+        _record_secret_change(actor, connection, secret)
+    logger.info("connection updated", connection=connection.name)
+    return connection
+
+
+@transaction.atomic
+def delete_connection(actor, connection_id: int) -> None:
+    require_platform_admin(actor)
+    connection = Connection.objects.select_for_update().get(pk=connection_id)
+    record(actor, "connection.deleted", connection, before=_public_fields(connection))
+    connection.delete()
+    logger.info("connection deleted", connection=connection.name)
+
+
+@transaction.atomic
+def add_allowed_host(actor, *, pattern: str, allow_private: bool = False, note: str = "") -> AllowedHost:
+    require_platform_admin(actor)
+    host = AllowedHost(pattern=pattern, allow_private=allow_private, note=note)
+    _validated(host)
+    host.save()
+    record(actor, "allowed_host.added", host,
+           after={"pattern": host.pattern, "allow_private": allow_private, "note": note})
+    return host
+
+
+@transaction.atomic
+def remove_allowed_host(actor, host_id: int) -> None:
+    require_platform_admin(actor)
+    host = AllowedHost.objects.select_for_update().get(pk=host_id)
+    record(actor, "allowed_host.removed", host, before={"pattern": host.pattern, "allow_private": host.allow_private})
+    host.delete()
