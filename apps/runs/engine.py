@@ -1,0 +1,802 @@
+"""The execution engine: the only code that changes the state of runs, step runs and attempts.
+
+State lives in the database; Celery carries out one step attempt at a time (apps.runs.tasks).
+Every transition locks the run's row (`select_for_update` on Run), re-checks the state, changes
+it, writes an audit event, and enqueues the attempts that became ready with
+`transaction.on_commit`, so a message never points at a row that was rolled back.
+
+Crash safety: a worker claims an attempt with a compare-and-swap update (queued -> running,
+one winner) and may finish it only while it is still the claimant; a redelivered message for a
+finished attempt does nothing; `sweep()` requeues attempts whose heartbeat went stale and
+re-sends messages that were lost. Audit volume: run transitions and step outcomes (succeeded,
+failed, skipped, gated, retried, compensated, requeued) are audited; the mechanical
+queued -> running of each attempt is recorded on the attempt row (times, worker) instead.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from apps.audit.log import record
+from apps.catalog.registry import Risk, get_step_type
+from apps.runs import signals
+from apps.runs.models import (
+    ACTIVE_RUN_STATES, AttemptKind, AttemptState, Run, RunState, SkipReason, StepAttempt, StepRun, StepState,
+    Trigger,
+)
+from apps.runs.plan import OnFailure, Plan, StepPlan, plan_for
+from apps.runs.signatures import error_signature
+from apps.workflows.spec.templating import TemplateEvaluationError, evaluate_condition, render_params
+
+# The hard time limit kills a step this long after its soft limit asked it to stop.
+HARD_TIME_LIMIT_GRACE_SECONDS = 5
+# Step states that still need work; FAILED is open too while it blocks the run (pause).
+OPEN_STEP_STATES = (StepState.PENDING, StepState.WAITING_APPROVAL, StepState.QUEUED, StepState.RUNNING)
+BUSY_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
+# Runs that may start new steps.
+ADVANCING_RUN_STATES = (RunState.RUNNING, RunState.WAITING)
+RETRYING_RUN_STATES = (RunState.RUNNING, RunState.WAITING, RunState.PAUSED)
+SWEEP_BATCH = 500
+
+
+class EngineError(Exception):
+    """A request the engine refuses; the message says what to do instead."""
+
+
+class TransitionNotAllowed(EngineError):
+    """The run or step is not in a state that allows this action."""
+
+
+class InvalidInputs(EngineError):
+    """The inputs given to a run do not match the workflow's declared inputs."""
+
+
+@dataclass(frozen=True)
+class ClaimedAttempt:
+    """What a worker needs to carry out an attempt it has claimed."""
+
+    attempt_id: int
+    step_run_id: int
+    run_id: int
+    step_id: str
+    kind: str
+    number: int
+    step_type: str
+    params: dict
+    idempotency_key: str
+    timeout_seconds: int
+    worker: str
+
+
+@dataclass
+class AttemptOutcome:
+    """How an attempt ended, as the worker saw it."""
+
+    output: Any = None
+    output_artifact: str = ""
+    error_type: str = ""
+    error_message: str = ""
+    permanent: bool = False
+    duration_ms: int | None = None
+    records_in: int = 0
+    records_out: int = 0
+    records_rejected: int = 0
+    log_lines_dropped: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error_type)
+
+
+@dataclass
+class SweepReport:
+    requeued: int = 0
+    timed_out: int = 0
+    resent: int = 0
+    runs_started: int = 0
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- Starting runs -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def start_run(actor, version, *, inputs: dict | None = None, trigger: str = Trigger.MANUAL,
+              trigger_detail: dict | None = None) -> Run:
+    """Create a run of `version` and start it, or leave it queued when the workflow is at its
+    concurrency limit (it starts when a running one ends). Raises InvalidInputs."""
+    plan = plan_for(version.pk)
+    return _create_run(actor, version, plan, _resolve_inputs(plan, inputs or {}), trigger, trigger_detail or {})
+
+
+@transaction.atomic
+def rerun_from_failure(actor, run: Run) -> Run:
+    """A new run of the same version and inputs that keeps the outputs of the steps that
+    succeeded (and were not compensated) and runs the rest."""
+    run = _lock_run(run.pk)
+    if run.state not in (RunState.FAILED, RunState.CANCELLED):
+        raise TransitionNotAllowed(
+            f"Run {run.pk} is {run.state}; only a failed or cancelled run can be re-run from its failure.")
+    kept = {step.step_id: step for step in run.step_runs.filter(state=StepState.SUCCEEDED)}
+    return _create_run(actor, run.version, plan_for(run.version_id), run.inputs, Trigger.MANUAL,
+                       {"rerun_of": run.pk}, rerun_of=run, kept=kept)
+
+
+def _create_run(actor, version, plan: Plan, inputs: dict, trigger: str, trigger_detail: dict, *,
+                rerun_of: Run | None = None, kept: dict[str, StepRun] | None = None) -> Run:
+    kept = kept or {}
+    run = Run.objects.create(
+        workflow_id=version.workflow_id, version=version, team_id=version.workflow.team_id, inputs=inputs,
+        trigger=trigger, trigger_detail=trigger_detail, started_by=actor, rerun_of=rerun_of,
+    )
+    StepRun.objects.bulk_create([
+        StepRun(run=run, step_id=step.id, position=step.position, step_type=step.type,
+                **({"state": StepState.SUCCEEDED, "output": kept[step.id].output, "reused_from": kept[step.id],
+                    "started_at": kept[step.id].started_at, "finished_at": kept[step.id].finished_at}
+                   if step.id in kept else {}))
+        for step in plan.steps.values()
+    ])
+    run = Run.objects.select_related("team").get(pk=run.pk)
+    record(actor, "run.created", run, after={
+        "workflow": plan.name, "version": version.number, "trigger": trigger, "rerun_of": rerun_of and rerun_of.pk,
+    })
+    if plan.concurrency is None or _active_runs_locked(run.workflow_id) < plan.concurrency:
+        _begin_run(run, plan, actor)
+    return run
+
+
+def _resolve_inputs(plan: Plan, given: dict) -> dict:
+    unknown = sorted(set(given) - set(plan.inputs))
+    if unknown:
+        raise InvalidInputs(f"Unknown input(s) {', '.join(unknown)}: the workflow declares "
+                            f"{', '.join(sorted(plan.inputs)) or 'no inputs'}.")
+    resolved, missing = {}, []
+    for name, declared in plan.inputs.items():
+        if name in given:
+            resolved[name] = given[name]
+        elif declared.get("required") and declared.get("default") is None:
+            missing.append(name)
+        else:
+            resolved[name] = declared.get("default")
+    if missing:
+        raise InvalidInputs(f"Missing required input(s): {', '.join(missing)}. Give a value for each.")
+    return resolved
+
+
+def _active_runs_locked(workflow_id: int) -> int:
+    """Count the workflow's active runs while holding its row, so two starts cannot both fit."""
+    from apps.workflows.models import Workflow
+
+    Workflow.objects.select_for_update().filter(pk=workflow_id).values_list("pk").first()
+    return Run.objects.filter(workflow_id=workflow_id, state__in=ACTIVE_RUN_STATES).count()
+
+
+def _begin_run(run: Run, plan: Plan, actor) -> None:
+    run.started_at = timezone.now()
+    _set_run_state(run, RunState.RUNNING, actor, extra_fields=["started_at"])
+    _advance(run, plan, [step.id for step in plan.steps.values()], actor)
+    _settle_run(run, plan, actor)
+
+
+def _start_queued_runs(workflow_id: int) -> int:
+    """Start the oldest queued runs of a workflow while its concurrency allows."""
+    active = _active_runs_locked(workflow_id)
+    started = 0
+    for run in Run.objects.select_related("team").filter(workflow_id=workflow_id, state=RunState.QUEUED) \
+            .order_by("created_at", "pk"):
+        plan = plan_for(run.version_id)
+        if plan.concurrency is not None and active >= plan.concurrency:
+            break
+        _begin_run(run, plan, None)
+        active += 1
+        started += 1
+    return started
+
+
+# --- Locking and transitions ---------------------------------------------------------------------
+
+
+def _lock_run(run_id: int) -> Run:
+    return Run.objects.select_for_update(of=("self",)).select_related("team").get(pk=run_id)
+
+
+def _set_run_state(run: Run, state: str, actor, *, summary: str | None = None, extra_fields=(),
+                   audit_detail: dict | None = None) -> None:
+    before = run.state
+    if before == state:
+        return
+    run.state = state
+    fields = ["state", *extra_fields]
+    if summary is not None:
+        run.failure_summary = summary[:2000]
+        fields.append("failure_summary")
+    if run.is_finished:
+        run.finished_at = timezone.now()
+        fields.append("finished_at")
+    run.save(update_fields=fields)
+    record(actor, f"run.{state}", run, before={"state": before},
+           after={"state": state, **({"summary": run.failure_summary} if summary else {}), **(audit_detail or {})})
+    signals.run_state_changed.send(sender=Run, run=run, before=before, after=state, actor=actor)
+    if before in ACTIVE_RUN_STATES and run.is_finished and plan_for(run.version_id).concurrency is not None:
+        _start_queued_runs(run.workflow_id)
+
+
+def _audit_step(actor, run: Run, step_run_id: int, step_id: str, action: str, after: dict | None = None) -> None:
+    record(actor, f"step.{action}", object_type="runs.steprun", object_id=step_run_id, team=run.team,
+           after={"run": run.pk, "step": step_id, **(after or {})})
+
+
+def _load_steps(run: Run, step_ids: Iterable[str] | None = None) -> dict[str, StepRun]:
+    rows = StepRun.objects.filter(run=run).only(
+        "id", "run_id", "step_id", "state", "skip_reason", "attempt", "retry_budget_from", "params_override",
+        "finished_at")
+    if step_ids is not None:
+        rows = rows.filter(step_id__in=list(step_ids))
+    return {row.step_id: row for row in rows}
+
+
+# --- Advancing: which steps start --------------------------------------------------------------
+
+
+def _settled(plan: Plan, row: StepRun) -> bool:
+    """True when a step no longer holds back the steps that need it."""
+    if row.state in (StepState.SUCCEEDED, StepState.SKIPPED):
+        return True
+    return row.state == StepState.FAILED and plan.steps[row.step_id].on_failure == OnFailure.CONTINUE
+
+
+def _advance(run: Run, plan: Plan, candidates: Iterable[str], actor) -> bool:
+    """Start every pending candidate whose needs are settled; skip what `when` or skipped
+    upstreams rule out, following skips downstream. Returns True when an attempt was queued."""
+    worklist = list(dict.fromkeys(candidates))
+    wanted = set(worklist) | {need for sid in worklist for need in plan.steps[sid].needs}
+    rows = _load_steps(run, wanted)
+    queued_any = False
+    while worklist and run.state in ADVANCING_RUN_STATES:
+        step = plan.steps[worklist.pop(0)]
+        row = rows[step.id]
+        if row.state != StepState.PENDING or not all(_settled(plan, rows[need]) for need in step.needs):
+            continue
+        upstream = [rows[need] for need in step.needs]
+        if upstream and all(u.state == StepState.SKIPPED and u.skip_reason != SkipReason.OPERATOR for u in upstream):
+            _skip(run, row, SkipReason.UPSTREAM_SKIPPED, actor)
+        else:
+            started = _start_step(run, plan, step, row, actor)
+            if started is None:
+                continue
+            queued_any |= started
+            if row.state not in (StepState.SKIPPED, StepState.FAILED):
+                continue
+        follow = [sid for sid in step.dependents if sid not in rows or rows[sid].state == StepState.PENDING]
+        missing = {sid for sid in follow} | {need for sid in follow for need in plan.steps[sid].needs}
+        rows.update(_load_steps(run, missing - set(rows)))
+        worklist.extend(follow)
+    return queued_any
+
+
+def _skip(run: Run, row: StepRun, reason: str, actor, output=None) -> None:
+    row.state, row.skip_reason, row.finished_at = StepState.SKIPPED, reason, timezone.now()
+    row.output = output
+    row.save(update_fields=["state", "skip_reason", "finished_at", "output"])
+    _audit_step(actor, run, row.pk, row.step_id, "skipped", {"reason": reason})
+
+
+def _start_step(run: Run, plan: Plan, step: StepPlan, row: StepRun, actor) -> bool | None:
+    """Gate, skip, fail (bad template) or queue a ready step. True when an attempt was queued;
+    None when the step failed and the run stopped advancing."""
+    try:
+        context = _template_context(run, plan, step.reads_steps)
+        if step.when and not evaluate_condition(step.when, context):
+            _skip(run, row, SkipReason.CONDITION, actor)
+            return False
+        step_type = get_step_type(step.type)
+        if step_type is None:
+            raise _MissingStepType(step.type)
+        if step.approval or step_type.risk == Risk.HIGH:
+            _gate(run, row, step, actor)
+            return False
+        params = {**render_params(step.params, context), **(row.params_override or {})}
+    except (TemplateEvaluationError, _MissingStepType) as exc:
+        error_type = "TemplateError" if isinstance(exc, TemplateEvaluationError) else "UnknownStepType"
+        _fail_step(run, plan, row, error_type, str(exc), actor)
+        return None if run.state not in ADVANCING_RUN_STATES else False
+    _queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type, step.queue or step_type.queue,
+                   params, step.timeout or step_type.timeout_seconds)
+    return True
+
+
+class _MissingStepType(Exception):
+    def __init__(self, name: str):
+        super().__init__(f"Step type {name!r} is not installed on this Flowdeck: ask a platform admin to install "
+                         f"it, or change the step's type.")
+
+
+def _gate(run: Run, row: StepRun, step: StepPlan, actor) -> None:
+    row.state = StepState.WAITING_APPROVAL
+    row.save(update_fields=["state"])
+    _audit_step(actor, run, row.pk, row.step_id, "waiting_approval", {"approval": step.approval})
+    if run.state == RunState.RUNNING:
+        _set_run_state(run, RunState.WAITING, actor)
+    signals.step_waiting_approval.send(sender=StepRun, step_run=StepRun.objects.get(pk=row.pk), run=run,
+                                       approval=step.approval)
+
+
+def _template_context(run: Run, plan: Plan, reads_steps: frozenset[str] | None) -> dict:
+    steps: dict[str, dict] = {}
+    if reads_steps is None or reads_steps:
+        rows = StepRun.objects.filter(run=run)
+        if reads_steps is not None:
+            rows = rows.filter(step_id__in=list(reads_steps))
+        steps = {sid: {"output": output, "state": state}
+                 for sid, output, state in rows.values_list("step_id", "output", "state")}
+    return {
+        "inputs": run.inputs,
+        "steps": steps,
+        "run": {"id": run.pk, "workflow": plan.name, "started_at": run.started_at.isoformat()},
+    }
+
+
+def _queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_name: str, queue: str,
+                   params: dict, timeout: int, countdown: float = 0) -> StepAttempt:
+    now = timezone.now()
+    suffix = f"{number}" if kind == AttemptKind.STEP else f"compensate:{number}"
+    attempt = StepAttempt.objects.create(
+        step_run=row, kind=kind, number=number, idempotency_key=f"{row.run_id}:{step.id}:{suffix}",
+        step_type=type_name, queue=queue, params=params, timeout_seconds=timeout, queued_at=now,
+        not_before=now + timedelta(seconds=countdown),
+    )
+    if kind == AttemptKind.STEP:
+        row.state, row.attempt = StepState.QUEUED, number
+        row.save(update_fields=["state", "attempt"])
+    _send_on_commit(attempt.pk, queue, timeout, countdown)
+    return attempt
+
+
+def _send_on_commit(attempt_id: int, queue: str, timeout: int, countdown: float = 0) -> None:
+    def send():
+        from apps.runs.tasks import run_attempt
+
+        run_attempt.apply_async(args=[attempt_id], queue=queue, countdown=countdown or None,
+                                soft_time_limit=timeout, time_limit=timeout + HARD_TIME_LIMIT_GRACE_SECONDS)
+
+    transaction.on_commit(send)
+
+
+def _settle_run(run: Run, plan: Plan, actor) -> None:
+    """Bring the run's state in line with its steps: done, waiting for a person, or blocked."""
+    if run.state not in ADVANCING_RUN_STATES:
+        return
+    rows = StepRun.objects.filter(run=run, state__in=(*OPEN_STEP_STATES, StepState.FAILED)) \
+        .values_list("step_id", "state")
+    counts = Counter(state for _, state in rows)
+    blocking = [sid for sid, state in rows
+                if state == StepState.FAILED and plan.steps[sid].on_failure != OnFailure.CONTINUE]
+    if blocking and not (counts[StepState.QUEUED] or counts[StepState.RUNNING]):
+        _set_run_state(run, RunState.PAUSED, actor, summary=f"Step {blocking[0]} failed and waits for a decision.")
+    elif not rows or (not blocking and not any(counts[s] for s in OPEN_STEP_STATES)):
+        _set_run_state(run, RunState.SUCCEEDED, actor, summary="")
+    elif counts[StepState.WAITING_APPROVAL]:
+        _set_run_state(run, RunState.WAITING, actor)
+    else:
+        _set_run_state(run, RunState.RUNNING, actor)
+
+
+# --- Failure policy and compensation --------------------------------------------------------------
+
+
+def _fail_step(run: Run, plan: Plan, row: StepRun, error_type: str, message: str, actor) -> None:
+    """Record a step's final failure and apply its `on_failure`."""
+    step = plan.steps[row.step_id]
+    now = timezone.now()
+    StepRun.objects.filter(pk=row.pk).update(state=StepState.FAILED, error_type=error_type,
+                                             error_message=message, finished_at=now)
+    row.state, row.finished_at = StepState.FAILED, now
+    _audit_step(actor, run, row.pk, row.step_id, "failed", {"error_type": error_type, "message": message[:500],
+                                                             "on_failure": step.on_failure})
+    summary = f"Step {row.step_id} failed: {error_type}: {message}"
+    if step.on_failure == OnFailure.PAUSE and run.state in ADVANCING_RUN_STATES:
+        _set_run_state(run, RunState.PAUSED, actor, summary=summary)
+    elif step.on_failure == OnFailure.FAIL and run.state in ADVANCING_RUN_STATES:
+        _cancel_open_steps(run)
+        _compensate_or_finish(run, plan, actor, summary)
+    signals.step_failed.send(sender=StepRun, step_run=StepRun.objects.get(pk=row.pk), run=run,
+                             error_type=error_type, error_message=message, compensation=False)
+
+
+def _cancel_open_steps(run: Run) -> list[str]:
+    now = timezone.now()
+    StepAttempt.objects.filter(step_run__run=run, state__in=(AttemptState.QUEUED, AttemptState.RUNNING)) \
+        .update(state=AttemptState.CANCELLED, ended_at=now)
+    open_steps = list(StepRun.objects.filter(run=run, state__in=OPEN_STEP_STATES).values_list("step_id", flat=True))
+    StepRun.objects.filter(run=run, state__in=OPEN_STEP_STATES).update(state=StepState.CANCELLED, finished_at=now)
+    return open_steps
+
+
+def _compensate_or_finish(run: Run, plan: Plan, actor, summary: str) -> None:
+    """Queue the next compensation (reverse order of completion), or end the run failed."""
+    # Steps a rerun kept are undone too: their effects are still in place.
+    done = [row for row in StepRun.objects.filter(run=run, state=StepState.SUCCEEDED)
+            .order_by("-finished_at", "-pk") if plan.steps[row.step_id].compensate]
+    if not done:
+        _set_run_state(run, RunState.FAILED, actor, summary=summary)
+        return
+    _set_run_state(run, RunState.COMPENSATING, actor, summary=summary)
+    _queue_compensation(run, plan, done[0], number=1)
+
+
+def _queue_compensation(run: Run, plan: Plan, row: StepRun, number: int, countdown: float = 0) -> None:
+    step = plan.steps[row.step_id]
+    undo = step.compensate
+    step_type = get_step_type(undo["type"])
+    if step_type is None:
+        raise EngineError(f"Compensation type {undo['type']!r} of step {step.id} is not installed.")
+    params = render_params(undo.get("with") or {}, _template_context(run, plan, step.reads_steps))
+    _queue_attempt(row, step, AttemptKind.COMPENSATION, number, undo["type"], step_type.queue, params,
+                   step_type.timeout_seconds, countdown)
+
+
+# --- The worker's side: claim, heartbeat, finish ---------------------------------------------------
+
+
+def claim_attempt(attempt_id: int, worker: str) -> ClaimedAttempt | None:
+    """Claim a queued attempt for `worker`; None when another claimant won or it already ended.
+
+    A redelivered message whose claimant died on this host (SIGKILL, OOM) takes the attempt over
+    at once instead of waiting for the sweeper."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.QUEUED).update(
+            state=AttemptState.RUNNING, started_at=now, heartbeat_at=now, worker=worker,
+            deliveries=F("deliveries") + 1)
+        if not claimed and not _take_over_from_dead_local_worker(attempt_id, worker, now):
+            return None
+        attempt = StepAttempt.objects.select_related("step_run").get(pk=attempt_id)
+        if attempt.kind == AttemptKind.STEP:
+            StepRun.objects.filter(pk=attempt.step_run_id, state=StepState.QUEUED).update(
+                state=StepState.RUNNING, started_at=Coalesce("started_at", Value(now)))
+    return ClaimedAttempt(
+        attempt_id=attempt.pk, step_run_id=attempt.step_run_id, run_id=attempt.step_run.run_id,
+        step_id=attempt.step_run.step_id, kind=attempt.kind, number=attempt.number, step_type=attempt.step_type,
+        params=attempt.params, idempotency_key=attempt.idempotency_key, timeout_seconds=attempt.timeout_seconds,
+        worker=worker,
+    )
+
+
+def _take_over_from_dead_local_worker(attempt_id: int, worker: str, now) -> bool:
+    holder = StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.RUNNING) \
+        .values_list("worker", flat=True).first()
+    if not holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != worker.rpartition(":")[0] or holder == worker or not pid.isdigit() or _pid_alive(int(pid)):
+        return False
+    return bool(StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.RUNNING, worker=holder).update(
+        worker=worker, started_at=now, heartbeat_at=now, deliveries=F("deliveries") + 1))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def heartbeat(claimed: ClaimedAttempt, progress: dict | None = None) -> bool:
+    """Note that the attempt is alive; False when it is no longer ours (cancelled, taken over)."""
+    alive = StepAttempt.objects.filter(pk=claimed.attempt_id, state=AttemptState.RUNNING,
+                                       worker=claimed.worker).update(heartbeat_at=timezone.now())
+    if alive and progress is not None and claimed.kind == AttemptKind.STEP:
+        StepRun.objects.filter(pk=claimed.step_run_id).update(progress=progress)
+    return bool(alive)
+
+
+def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
+    """Record how an attempt ended and move the run on. False when the result was discarded
+    because the attempt was no longer ours (cancelled, finished, or taken over after a crash)."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = _lock_run(claimed.run_id)
+        ended = StepAttempt.objects.filter(
+            pk=claimed.attempt_id, state=AttemptState.RUNNING, worker=claimed.worker,
+        ).update(
+            state=AttemptState.FAILED if outcome.failed else AttemptState.SUCCEEDED, ended_at=now,
+            output=None if outcome.failed else outcome.output, output_artifact=outcome.output_artifact,
+            error_type=outcome.error_type[:200], error_message=outcome.error_message,
+            error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
+            duration_ms=outcome.duration_ms, records_in=outcome.records_in, records_out=outcome.records_out,
+            records_rejected=outcome.records_rejected, log_lines_dropped=outcome.log_lines_dropped,
+        )
+        if not ended:
+            return False
+        plan = plan_for(run.version_id)
+        if claimed.kind == AttemptKind.COMPENSATION:
+            _compensation_ended(run, plan, claimed, outcome)
+        elif outcome.failed:
+            _step_attempt_failed(run, plan, claimed, outcome)
+        else:
+            _step_succeeded(run, plan, claimed, outcome, now)
+    return True
+
+
+def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: AttemptOutcome, now) -> None:
+    StepRun.objects.filter(pk=claimed.step_run_id).update(
+        state=StepState.SUCCEEDED, output=outcome.output, finished_at=now, error_type="", error_message="")
+    _audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
+    if run.state not in ADVANCING_RUN_STATES:
+        return
+    queued = _advance(run, plan, plan.steps[claimed.step_id].dependents, None)
+    # With a successor queued and no person awaited, the run's state cannot have changed.
+    if not (queued and run.state == RunState.RUNNING):
+        _settle_run(run, plan, None)
+
+
+def _step_attempt_failed(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: AttemptOutcome) -> None:
+    step = plan.steps[claimed.step_id]
+    row = StepRun.objects.get(pk=claimed.step_run_id)
+    retries_used = claimed.number - row.retry_budget_from
+    # Retries are mechanical: they go on even while the run is paused by another branch.
+    if not outcome.permanent and retries_used < step.retries["count"] and run.state in RETRYING_RUN_STATES:
+        delay = retry_delay(step.retries, retries_used + 1)
+        step_type = get_step_type(step.type)
+        _queue_attempt(row, step, AttemptKind.STEP, claimed.number + 1, claimed.step_type,
+                       step.queue or (step_type.queue if step_type else "steps"), claimed.params,
+                       claimed.timeout_seconds, countdown=delay)
+        _audit_step(None, run, row.pk, row.step_id, "retry_scheduled", {
+            "attempt": claimed.number + 1, "delay_seconds": round(delay, 3), "error_type": outcome.error_type})
+        return
+    _fail_step(run, plan, row, outcome.error_type, outcome.error_message, None)
+    if step.on_failure == OnFailure.CONTINUE and run.state in ADVANCING_RUN_STATES:
+        _advance(run, plan, step.dependents, None)
+    _settle_run(run, plan, None)
+
+
+def retry_delay(retries: dict, retry_number: int) -> float:
+    """Seconds before retry `retry_number` (1 for the first retry)."""
+    delay = float(retries.get("delay", 0))
+    if retries.get("backoff") == "exponential":
+        delay *= 2 ** (retry_number - 1)
+    delay = min(delay, float(retries.get("max_delay") or delay))
+    if retries.get("jitter") and delay:
+        # Equal jitter: never less than half the delay, so backoff still backs off.
+        delay = delay / 2 + random.uniform(0, delay / 2)
+    return delay
+
+
+def _compensation_ended(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: AttemptOutcome) -> None:
+    row = StepRun.objects.get(pk=claimed.step_run_id)
+    if run.state != RunState.COMPENSATING:
+        return
+    if not outcome.failed:
+        row.state = StepState.COMPENSATED
+        row.save(update_fields=["state"])
+        _audit_step(None, run, row.pk, row.step_id, "compensated", {"attempt": claimed.number})
+        _compensate_or_finish(run, plan, None, run.failure_summary)
+        return
+    step = plan.steps[row.step_id]
+    if not outcome.permanent and claimed.number <= step.retries["count"]:
+        _queue_compensation(run, plan, row, claimed.number + 1, retry_delay(step.retries, claimed.number))
+        return
+    message = f"Compensation of step {row.step_id} failed: {outcome.error_type}: {outcome.error_message}"
+    _audit_step(None, run, row.pk, row.step_id, "compensation_failed", {"error_type": outcome.error_type})
+    _set_run_state(run, RunState.FAILED, None, summary=f"{message}. Undo what is left by hand.")
+    signals.step_failed.send(sender=StepRun, step_run=row, run=run, error_type=outcome.error_type,
+                             error_message=outcome.error_message, compensation=True)
+
+
+# --- People's decisions -------------------------------------------------------------------------------
+
+
+def _lock_step(step_run: StepRun) -> tuple[Run, StepRun]:
+    run = _lock_run(step_run.run_id)
+    return run, StepRun.objects.get(pk=step_run.pk)
+
+
+@transaction.atomic
+def retry_step(actor, step_run: StepRun, params_override: dict | None = None) -> StepAttempt:
+    """Run a failed step of a paused run again (a fresh retry budget), optionally with some
+    parameters replaced."""
+    run, row = _lock_step(step_run)
+    _require_paused_failure(run, row, "retried")
+    plan = plan_for(run.version_id)
+    step = plan.steps[row.step_id]
+    if params_override is not None:
+        row.params_override = params_override
+    row.retry_budget_from = row.attempt + 1
+    row.error_type = row.error_message = ""
+    row.save(update_fields=["params_override", "retry_budget_from", "error_type", "error_message"])
+    _set_run_state(run, RunState.RUNNING, actor)
+    step_type = get_step_type(step.type)
+    if step_type is None:
+        raise EngineError(f"Step type {step.type!r} is not installed: ask a platform admin, or skip the step.")
+    try:
+        params = {**render_params(step.params, _template_context(run, plan, step.reads_steps)),
+                  **(row.params_override or {})}
+    except TemplateEvaluationError as exc:
+        raise EngineError(f"The step's parameters cannot be rendered ({exc}): give every parameter in "
+                          f"the override, or skip the step.") from None
+    attempt = _queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type, step.queue or step_type.queue,
+                             params, step.timeout or step_type.timeout_seconds)
+    _audit_step(actor, run, row.pk, row.step_id, "retried", {"attempt": attempt.number,
+                                                              "params_override": params_override})
+    _resume(run, plan, actor)
+    return attempt
+
+
+@transaction.atomic
+def skip_step(actor, step_run: StepRun, output: Any = None) -> None:
+    """Mark a failed step of a paused run as skipped (its dependents run, seeing `output`)."""
+    run, row = _lock_step(step_run)
+    _require_paused_failure(run, row, "skipped")
+    plan = plan_for(run.version_id)
+    _set_run_state(run, RunState.RUNNING, actor)
+    _skip(run, row, SkipReason.OPERATOR, actor, output=output)
+    _resume(run, plan, actor)
+
+
+def _require_paused_failure(run: Run, row: StepRun, action: str) -> None:
+    if run.state != RunState.PAUSED or row.state != StepState.FAILED:
+        raise TransitionNotAllowed(
+            f"Step {row.step_id} is {row.get_state_display().lower()} in a {run.state} run; only a failed step "
+            f"of a paused run can be {action}.")
+
+
+def _resume(run: Run, plan: Plan, actor) -> None:
+    pending = StepRun.objects.filter(run=run, state=StepState.PENDING).values_list("step_id", flat=True)
+    _advance(run, plan, list(pending), actor)
+    _settle_run(run, plan, actor)
+
+
+@transaction.atomic
+def release_gate(step_run: StepRun, *, actor=None) -> StepAttempt:
+    """An approval was granted: queue the gated step."""
+    run, row = _lock_step(step_run)
+    if row.state != StepState.WAITING_APPROVAL or run.state not in ADVANCING_RUN_STATES:
+        raise TransitionNotAllowed(f"Step {row.step_id} is not waiting for approval in an active run "
+                                   f"(step {row.state}, run {run.state}); nothing to release.")
+    plan = plan_for(run.version_id)
+    step = plan.steps[row.step_id]
+    step_type = get_step_type(step.type)
+    try:
+        params = {**render_params(step.params, _template_context(run, plan, step.reads_steps)),
+                  **(row.params_override or {})}
+    except TemplateEvaluationError as exc:
+        _fail_step(run, plan, row, "TemplateError", str(exc), actor)
+        _settle_run(run, plan, actor)
+        raise EngineError(f"The approved step cannot start: {exc}") from None
+    _audit_step(actor, run, row.pk, row.step_id, "released")
+    attempt = _queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type,
+                             step.queue or step_type.queue, params, step.timeout or step_type.timeout_seconds)
+    _settle_run(run, plan, actor)
+    return attempt
+
+
+@transaction.atomic
+def reject_gate(step_run: StepRun, reason: str, *, actor=None) -> None:
+    """An approval was refused: the step fails (permanently) and its `on_failure` applies."""
+    run, row = _lock_step(step_run)
+    if row.state != StepState.WAITING_APPROVAL:
+        raise TransitionNotAllowed(f"Step {row.step_id} is {row.state}, not waiting for approval; nothing to reject.")
+    plan = plan_for(run.version_id)
+    _fail_step(run, plan, row, "ApprovalRejected", f"Rejected: {reason}", actor)
+    if plan.steps[row.step_id].on_failure == OnFailure.CONTINUE:
+        _advance(run, plan, plan.steps[row.step_id].dependents, actor)
+    _settle_run(run, plan, actor)
+
+
+@transaction.atomic
+def cancel_run(actor, run: Run) -> None:
+    """Stop a run: queued and waiting steps never start; running steps' results are discarded."""
+    run = _lock_run(run.pk)
+    if run.is_finished:
+        raise TransitionNotAllowed(f"Run {run.pk} already {run.state}; there is nothing to cancel.")
+    cancelled = _cancel_open_steps(run)
+    _set_run_state(run, RunState.CANCELLED, actor, summary=f"Cancelled by {_who(actor)}.",
+                   audit_detail={"cancelled_steps": cancelled})
+
+
+@transaction.atomic
+def abort_run(actor, run: Run) -> None:
+    """End an unfinished run as failed without compensation."""
+    run = _lock_run(run.pk)
+    _require_abortable(run)
+    cancelled = _cancel_open_steps(run)
+    _set_run_state(run, RunState.FAILED, actor, summary=f"Aborted by {_who(actor)}. {run.failure_summary}".strip(),
+                   audit_detail={"cancelled_steps": cancelled})
+
+
+@transaction.atomic
+def compensate_and_abort(actor, run: Run) -> None:
+    """Stop a run and undo its completed steps (reverse order of completion); it ends failed."""
+    run = _lock_run(run.pk)
+    _require_abortable(run)
+    _cancel_open_steps(run)
+    summary = f"Aborted with compensation by {_who(actor)}. {run.failure_summary}".strip()
+    _compensate_or_finish(run, plan_for(run.version_id), actor, summary)
+
+
+def _require_abortable(run: Run) -> None:
+    if run.state not in (RunState.RUNNING, RunState.WAITING, RunState.PAUSED):
+        raise TransitionNotAllowed(f"Run {run.pk} is {run.state}; only a running, waiting or paused run can be "
+                                   f"aborted.")
+
+
+def _who(actor) -> str:
+    return actor.get_username() if actor is not None else "the system"
+
+
+# --- Recovery ------------------------------------------------------------------------------------------
+
+
+def sweep(now=None) -> SweepReport:
+    """Requeue attempts whose worker went silent, time out those past their hard limit, re-send
+    messages that were lost, and start queued runs that have a free slot."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.FLOWDECK_STALE_AFTER_SECONDS)
+    report = SweepReport()
+    silent = StepAttempt.objects.filter(state=AttemptState.RUNNING, heartbeat_at__lt=stale_before) \
+        .select_related("step_run")[:SWEEP_BATCH]
+    for attempt in silent:
+        deadline = attempt.started_at + timedelta(seconds=attempt.timeout_seconds + HARD_TIME_LIMIT_GRACE_SECONDS)
+        if deadline < now:
+            claimed = _claimed_from(attempt)
+            report.timed_out += finish_attempt(claimed, AttemptOutcome(
+                error_type="Timeout", error_message=f"The step ran past its timeout of {attempt.timeout_seconds}s "
+                                                    f"and its worker stopped answering."))
+        else:
+            report.requeued += _requeue(attempt)
+    lost = StepAttempt.objects.filter(state=AttemptState.QUEUED, queued_at__lt=stale_before,
+                                      not_before__lt=stale_before).values_list("pk", "queue", "timeout_seconds",
+                                                                               "queued_at")[:SWEEP_BATCH]
+    for attempt_id, queue, timeout, queued_at in lost:
+        with transaction.atomic():
+            if StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.QUEUED, queued_at=queued_at) \
+                    .update(queued_at=now):
+                _send_on_commit(attempt_id, queue, timeout)
+                report.resent += 1
+    for workflow_id in set(Run.objects.filter(state=RunState.QUEUED).values_list("workflow_id", flat=True)):
+        with transaction.atomic():
+            report.runs_started += _start_queued_runs(workflow_id)
+    return report
+
+
+def _claimed_from(attempt: StepAttempt) -> ClaimedAttempt:
+    return ClaimedAttempt(
+        attempt_id=attempt.pk, step_run_id=attempt.step_run_id, run_id=attempt.step_run.run_id,
+        step_id=attempt.step_run.step_id, kind=attempt.kind, number=attempt.number, step_type=attempt.step_type,
+        params=attempt.params, idempotency_key=attempt.idempotency_key, timeout_seconds=attempt.timeout_seconds,
+        worker=attempt.worker,
+    )
+
+
+def _requeue(attempt: StepAttempt) -> bool:
+    """Give a silent worker's attempt to another worker: same attempt, same idempotency key, so
+    effects the lost worker already recorded are not repeated."""
+    with transaction.atomic():
+        run = _lock_run(attempt.step_run.run_id)
+        if not StepAttempt.objects.filter(pk=attempt.pk, state=AttemptState.RUNNING, worker=attempt.worker) \
+                .update(state=AttemptState.QUEUED, queued_at=timezone.now(), worker=""):
+            return False
+        if attempt.kind == AttemptKind.STEP:
+            StepRun.objects.filter(pk=attempt.step_run_id, state=StepState.RUNNING).update(state=StepState.QUEUED)
+        _audit_step(None, run, attempt.step_run_id, attempt.step_run.step_id, "requeued", {
+            "attempt": attempt.number, "lost_worker": attempt.worker})
+        _send_on_commit(attempt.pk, attempt.queue, attempt.timeout_seconds)
+    return True

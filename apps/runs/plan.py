@@ -1,0 +1,115 @@
+"""The engine's view of a normalized spec: steps with their dependents and template references.
+
+Versions are immutable, so a Plan is built once per version per process and cached; the engine
+asks for it on every step end without touching the spec JSON again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from apps.workflows.spec.templating import template_references, template_sources
+
+
+class OnFailure:
+    FAIL = "fail"
+    CONTINUE = "continue"
+    PAUSE = "pause"
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    id: str
+    position: int
+    type: str
+    params: Any
+    needs: tuple[str, ...]
+    dependents: tuple[str, ...]
+    when: str | None
+    retries: dict
+    timeout: int | None
+    on_failure: str
+    queue: str | None
+    approval: dict | None
+    compensate: dict | None
+    # Step ids its templates and condition read; None when a template reads `steps` as a whole.
+    reads_steps: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    version_id: int
+    name: str
+    inputs: dict
+    concurrency: int | None
+    steps: dict[str, StepPlan]  # in spec order
+
+    @property
+    def roots(self) -> list[str]:
+        return [step.id for step in self.steps.values() if not step.needs]
+
+
+_DEFAULT_RETRIES = {"count": 0, "backoff": "fixed", "delay": 5, "max_delay": 300, "jitter": True}
+
+
+def build_plan(version_id: int, spec: dict) -> Plan:
+    dependents: dict[str, list[str]] = {step["id"]: [] for step in spec["steps"]}
+    for step in spec["steps"]:
+        for need in step.get("needs") or []:
+            dependents[need].append(step["id"])
+    steps = {}
+    for position, step in enumerate(spec["steps"]):
+        steps[step["id"]] = StepPlan(
+            id=step["id"],
+            position=position,
+            type=step["type"],
+            params=step.get("with") or {},
+            needs=tuple(step.get("needs") or ()),
+            dependents=tuple(dependents[step["id"]]),
+            when=step.get("when"),
+            retries={**_DEFAULT_RETRIES, **(step.get("retries") or {})},
+            timeout=step.get("timeout"),
+            on_failure=step.get("on_failure") or OnFailure.FAIL,
+            queue=step.get("queue"),
+            approval=step.get("approval"),
+            compensate=step.get("compensate"),
+            reads_steps=_steps_read(step),
+        )
+    return Plan(version_id=version_id, name=spec.get("name", ""), inputs=spec.get("inputs") or {},
+                concurrency=spec.get("concurrency"), steps=steps)
+
+
+def _steps_read(step: dict) -> frozenset[str] | None:
+    sources = [(source, False) for _, source in template_sources(step.get("with") or {})]
+    if step.get("compensate"):
+        sources += [(source, False) for _, source in template_sources(step["compensate"].get("with") or {})]
+    if step.get("when"):
+        sources.append((step["when"], True))
+    names: set[str] = set()
+    for source, expression in sources:
+        for reference in template_references(source, expression=expression):
+            if reference.root != "steps":
+                continue
+            if reference.name is None:
+                return None
+            names.add(reference.name)
+    return frozenset(names)
+
+
+@lru_cache(maxsize=512)
+def _cached(version_id: int) -> Plan:
+    from apps.workflows.models import WorkflowVersion
+
+    spec = WorkflowVersion.objects.values_list("spec", flat=True).get(pk=version_id)
+    return build_plan(version_id, spec)
+
+
+def plan_for(version_id: int) -> Plan:
+    return _cached(version_id)
+
+
+def forget_plans() -> None:
+    """Drop cached plans (tests reuse version ids after a rollback)."""
+    _cached.cache_clear()

@@ -1,0 +1,19 @@
+"""Signals the engine sends so other apps react without the engine importing them.
+
+They are sent inside the engine's transaction, so a receiver's own writes (an approval request,
+an incident) commit or roll back with the state change they describe. Receivers must be quick
+and must defer slow I/O (mail, webhooks) with `transaction.on_commit`.
+
+- run_state_changed(sender=Run, run, before, after, actor)
+- step_failed(sender=StepRun, step_run, run, error_type, error_message, compensation)
+  sent when a step (or its compensation) has failed for good, after the run's state was decided
+  (`run.state` is `paused` when a person must decide).
+- step_waiting_approval(sender=StepRun, step_run, run, approval) where `approval` is the spec's
+  approval block, or None when the gate comes from a high-risk step type.
+"""
+
+from django.dispatch import Signal
+
+run_state_changed = Signal()
+step_failed = Signal()
+step_waiting_approval = Signal()

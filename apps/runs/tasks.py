@@ -1,0 +1,99 @@
+"""Celery tasks: carry out one step attempt, and sweep for lost work.
+
+`run_attempt` takes an attempt id, claims it (one winner; a redelivery of a finished attempt does
+nothing), runs the step with a heartbeat thread beside it, and hands the outcome to the engine.
+Messages are acked late and requeued if the worker dies, so a crash loses no attempt.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+
+import structlog
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import connection
+
+from apps.catalog.registry import PermanentStepError, StepError, get_step_type
+from apps.logging import get_logger
+from apps.runs import engine
+from apps.runs.context import AttemptContext, AttemptRevoked
+
+logger = get_logger("flowdeck.runs")
+
+
+@shared_task(name="flowdeck.runs.run_attempt", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_attempt(attempt_id: int) -> None:
+    claimed = engine.claim_attempt(attempt_id, engine.worker_identity())
+    if claimed is None:
+        return
+    with structlog.contextvars.bound_contextvars(run_id=claimed.run_id, step_id=claimed.step_id,
+                                                 attempt=claimed.number, attempt_kind=claimed.kind):
+        outcome = execute(claimed)
+        if outcome is not None and not engine.finish_attempt(claimed, outcome):
+            logger.info("attempt result discarded: it was cancelled or taken over")
+
+
+@shared_task(name="flowdeck.runs.sweep_runs", ignore_result=True)
+def sweep_runs() -> None:
+    report = engine.sweep()
+    if report.requeued or report.timed_out or report.resent or report.runs_started:
+        logger.warning("sweeper recovered work", requeued=report.requeued, timed_out=report.timed_out,
+                       resent=report.resent, runs_started=report.runs_started)
+
+
+def execute(claimed: engine.ClaimedAttempt) -> engine.AttemptOutcome | None:
+    """Run the step's code; None when the attempt was revoked while it ran."""
+    ctx = AttemptContext(claimed)
+    started = time.monotonic()
+    beat = _Heartbeat(claimed)
+    beat.start()
+    try:
+        step_type = get_step_type(claimed.step_type)
+        if step_type is None:
+            raise PermanentStepError(f"step type {claimed.step_type!r} is not installed on worker "
+                                     f"{claimed.worker}: install it on every worker serving this queue")
+        output, artifact = ctx.store_output(step_type.run(ctx))
+        outcome = engine.AttemptOutcome(output=output, output_artifact=artifact)
+    except AttemptRevoked:
+        return None
+    except SoftTimeLimitExceeded:
+        outcome = engine.AttemptOutcome(
+            error_type="Timeout", error_message=f"The step ran longer than its timeout of {claimed.timeout_seconds}s "
+                                                f"and was stopped. Raise `timeout` if it needs longer.")
+    except Exception as exc:  # any failure of the step's own code is recorded on the attempt
+        permanent = isinstance(exc, StepError) and exc.permanent
+        ctx.log(str(exc) or type(exc).__name__, level="error", error_type=type(exc).__name__,
+                traceback=traceback.format_exc(limit=20))
+        outcome = engine.AttemptOutcome(error_type=type(exc).__name__, error_message=str(exc), permanent=permanent)
+    finally:
+        beat.stop()
+    ctx.flush_logs()
+    outcome.duration_ms = int((time.monotonic() - started) * 1000)
+    outcome.records_in, outcome.records_out = ctx.records_in, ctx.records_out
+    outcome.records_rejected, outcome.log_lines_dropped = ctx.records_rejected, ctx.log_lines_dropped
+    return outcome
+
+
+class _Heartbeat(threading.Thread):
+    """Beats every FLOWDECK_HEARTBEAT_SECONDS while the step runs, even if its code never calls
+    ctx.heartbeat, so the sweeper can tell a long step from a dead worker."""
+
+    def __init__(self, claimed: engine.ClaimedAttempt):
+        super().__init__(name=f"heartbeat-{claimed.attempt_id}", daemon=True)
+        self._claimed = claimed
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(settings.FLOWDECK_HEARTBEAT_SECONDS):
+                engine.heartbeat(self._claimed)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=settings.FLOWDECK_HEARTBEAT_SECONDS)
