@@ -31,3 +31,124 @@ so the engine never has to know about shorthand forms. Durations are whole secon
 `defaults` in the YAML (retries, timeout, on_failure, queue) are merged into every step that
 does not set its own; they do not appear in the normalized form.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEFAULT_RETRIES = {"count": 0, "backoff": "fixed", "delay": 5, "max_delay": 300, "jitter": True}
+# `defaults` may set these; a step's own value wins.
+DEFAULTABLE = ("retries", "timeout", "on_failure", "queue")
+
+
+def parse_duration(value: int | str | None) -> int | None:
+    """Whole seconds from 90, "90s", "5m", "2h" or "1d" (the schema has checked the form)."""
+    if value is None or isinstance(value, int):
+        return value
+    return int(value[:-1]) * _SECONDS_PER_UNIT[value[-1]]
+
+
+def normalize(document: dict[str, Any]) -> dict[str, Any]:
+    """The normalized spec (shape above) of a document that passed schema and semantic checks."""
+    defaults = document.get("defaults") or {}
+    sla = document.get("sla")
+    return {
+        "name": document["name"],
+        "description": document.get("description", ""),
+        "inputs": {name: _input(declared) for name, declared in (document.get("inputs") or {}).items()},
+        "triggers": [_trigger(trigger) for trigger in document.get("triggers") or []],
+        "sla": None if sla is None else {
+            "max_duration": parse_duration(sla.get("max_duration")),
+            "finish_by": sla.get("finish_by"),
+            "timezone": sla.get("timezone", "UTC"),
+        },
+        "concurrency": document.get("concurrency"),
+        "steps": [_step(step, defaults) for step in document["steps"]],
+    }
+
+
+def _input(declared: dict[str, Any]) -> dict[str, Any]:
+    normalized = {
+        "type": declared["type"],
+        # An input with a default need not be given; one without must be, unless marked optional.
+        "required": declared.get("required", "default" not in declared),
+        "default": declared.get("default"),
+        "description": declared.get("description", ""),
+    }
+    if "enum" in declared:
+        normalized["enum"] = declared["enum"]
+    return normalized
+
+
+def _batch(batch: dict[str, Any] | None) -> dict[str, Any] | None:
+    if batch is None:
+        return None
+    return {"size": batch.get("size"), "window": parse_duration(batch.get("window"))}
+
+
+def _trigger(trigger: dict[str, Any]) -> dict[str, Any]:
+    (kind, body), = trigger.items()
+    body = body or {}
+    shapes = {
+        "schedule": lambda: {"cron": body["cron"], "timezone": body.get("timezone", "UTC"),
+                             "calendar": body.get("calendar"), "catch_up": body.get("catch_up", "skip")},
+        "webhook": lambda: {"batch": _batch(body.get("batch"))},
+        "file": lambda: {"path": body["path"], "marker": body.get("marker")},
+        "queue": lambda: {"connection": body["connection"], "queue": body["queue"], "batch": _batch(body.get("batch"))},
+        "after": lambda: {"workflow": body["workflow"], "status": body.get("status", "succeeded")},
+    }
+    return {kind: shapes[kind]()}
+
+
+def retries_of(value: int | dict[str, Any] | None, default: int | dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full retries form: the step's own fields over the defaults' over the built-in ones."""
+    merged = dict(DEFAULT_RETRIES)
+    for layer in (default, value):
+        if isinstance(layer, int):
+            merged["count"] = layer
+        elif isinstance(layer, dict):
+            merged.update(layer)
+    merged["delay"] = parse_duration(merged["delay"])
+    merged["max_delay"] = parse_duration(merged["max_delay"])
+    return merged
+
+
+def _approval(approval: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if approval is None:
+        return None
+    if isinstance(approval, str):
+        approval = {"group": approval}
+    escalate_to = approval.get("escalate_to")
+    return {
+        "group": approval["group"],
+        "quorum": approval.get("quorum", 1),
+        "timeout": parse_duration(approval.get("timeout")),
+        "escalate_to": escalate_to,
+        "on_expiry": approval.get("on_expiry", "escalate" if escalate_to else "reject"),
+    }
+
+
+def needs_of(step: dict[str, Any]) -> list[str]:
+    needs = step.get("needs") or []
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def _step(step: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    def chosen(field: str, fallback=None):
+        return step.get(field, defaults.get(field, fallback))
+
+    compensate = step.get("compensate")
+    return {
+        "id": step["id"],
+        "type": step["type"],
+        "with": step.get("with") or {},
+        "needs": needs_of(step),
+        "when": step.get("when"),
+        "retries": retries_of(step.get("retries"), defaults.get("retries")),
+        "timeout": parse_duration(chosen("timeout")),
+        "on_failure": chosen("on_failure", "fail"),
+        "queue": chosen("queue"),
+        "approval": _approval(step.get("approval")),
+        "compensate": None if compensate is None else {"type": compensate["type"], "with": compensate.get("with") or {}},
+    }
