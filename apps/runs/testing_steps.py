@@ -5,6 +5,7 @@ directly by the test suite, so production never registers them.
 """
 
 import time
+from pathlib import Path
 
 from apps.catalog.registry import PermanentStepError, Risk, StepError, step_type
 
@@ -82,3 +83,12 @@ def risky(ctx):
 @step_type("test.other_queue", params_schema=_ANY, queue="test-other", summary="Runs on the test-other queue.")
 def other_queue(ctx):
     return {"queue": "test-other"}
+
+
+@step_type("test.fail_once", params_schema=_ANY, summary="Fails the first time it sees file `marker` missing.")
+def fail_once(ctx):
+    marker = Path(ctx.params["marker"])
+    if not marker.exists():
+        marker.write_text(ctx.idempotency_key)
+        raise StepError(f"first try fails (marker {marker.name} created)")
+    return {"recovered": True}
