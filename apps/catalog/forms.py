@@ -6,6 +6,7 @@ The secret field is write-only: never pre-filled, and left blank it keeps the cu
 from django import forms
 
 from apps.catalog.models import AllowedHost, Connection
+from apps.catalog.services import CONNECTION_FIELDS
 
 
 class ConnectionForm(forms.ModelForm):
@@ -18,7 +19,7 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = ["name", "kind", "url", "allow_writes", "description"]
+        fields = list(CONNECTION_FIELDS)
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
     def clean(self):
@@ -34,7 +35,8 @@ class ConnectionForm(forms.ModelForm):
         return self.cleaned_data.get("secret") or None
 
     def public_fields(self) -> dict:
-        return {field: self.cleaned_data[field] for field in self.Meta.fields}
+        # Not Meta.fields: the admin builds the form with its own field list, the secret included.
+        return {field: self.cleaned_data[field] for field in CONNECTION_FIELDS}
 
 
 class AllowedHostForm(forms.ModelForm):

@@ -90,6 +90,11 @@ def _postgres(connection: Connection, secret: str, sql: str, params, write: bool
                 yield SqlResult([column.name for column in cursor.description or ()], iter(cursor), -1)
     except pg_errors.ReadOnlySqlTransaction:
         raise PermanentStepError(READ_ONLY_REFUSAL) from None
+    except (pg_errors.SyntaxError, pg_errors.FeatureNotSupported) as exc:
+        # The read path wraps the SQL in DECLARE CURSOR, so a write or a second statement reads as bad syntax.
+        hint = "" if write else (" sql.query runs one read-only statement (SELECT, VALUES, WITH ... SELECT); "
+                                 "to change data use sql.execute.")
+        raise PermanentStepError(f"SQL failed on {connection.name!r}: {exc}".strip() + hint) from None
     except (pg_errors.QueryCanceled, pg_errors.SerializationFailure, pg_errors.DeadlockDetected,
             psycopg.OperationalError) as exc:
         raise StepError(f"SQL on {connection.name!r} did not complete, try again: {exc}".strip()) from None
