@@ -162,8 +162,23 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 X_FRAME_OPTIONS = "DENY"
-# Encrypts connection secrets at rest. Defaults to a key derived from SECRET_KEY.
-FLOWDECK_SECRETS_KEY = env_str("FLOWDECK_SECRETS_KEY")
+
+
+def _secrets_key() -> str:
+    """Fernet key(s) encrypting connection secrets at rest; generated once into var/ when unset."""
+    configured = env_str("FLOWDECK_SECRETS_KEY")
+    if configured:
+        return configured
+    key_file = VAR_DIR / "secrets_key"
+    if not key_file.exists():
+        from cryptography.fernet import Fernet
+
+        key_file.write_bytes(Fernet.generate_key())
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+FLOWDECK_SECRETS_KEY = _secrets_key()
 
 # --- Email and notifications ---
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -1,0 +1,97 @@
+"""`manage.py load_demo`: teams, people, approver groups, workflows and incident history.
+
+Reads fixtures/demo.yaml. Idempotent: loading twice changes nothing, so `make run` can call it
+every time. `--list-logins` prints who can sign in and with which roles, and loads nothing.
+"""
+
+import os
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from apps.accounts import services as accounts
+from apps.accounts.models import ApproverGroup, Team, User
+
+FIXTURES = Path(settings.BASE_DIR) / "fixtures"
+
+
+class Command(BaseCommand):
+    help = "Load the demo teams, people, workflows and incident history (safe to run twice)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--list-logins", action="store_true", help="Print the demo logins and exit.")
+        parser.add_argument("--no-incidents", action="store_true", help="Skip the incident history.")
+
+    def handle(self, *args, **options):
+        demo = yaml.safe_load((FIXTURES / "demo.yaml").read_text())
+        password = os.environ.get("FLOWDECK_DEMO_PASSWORD", "flowdeck")
+        if options["list_logins"]:
+            for person in demo["people"]:
+                roles = "platform admin" if person.get("platform_admin") else "; ".join(
+                    f"{team}: {', '.join(r)}" for team, r in person.get("roles", {}).items())
+                self.stdout.write(f"    {person['username']:<8} {roles}")
+            self.stdout.write(f"  Password for each: {password}")
+            return
+        with transaction.atomic():
+            teams = self._teams(demo["teams"])
+            people = self._people(demo["people"], teams, password)
+            self._groups(demo["approver_groups"], teams, people)
+        self._workflows(demo["workflows"], teams, people)
+        if not options["no_incidents"]:
+            self._incidents()
+        self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+
+    def _teams(self, rows):
+        teams = {}
+        for row in rows:
+            team = Team.objects.filter(slug=row["slug"]).first()
+            teams[row["slug"]] = team or accounts.create_team(None, **row)
+        return teams
+
+    def _people(self, rows, teams, password):
+        people = {}
+        for row in rows:
+            first, _, last = row["name"].partition(" ")
+            user, created = User.objects.get_or_create(username=row["username"], defaults={
+                "first_name": first, "last_name": last, "email": f"{row['username']}@example.com",
+                "is_platform_admin": row.get("platform_admin", False),
+                "is_staff": row.get("platform_admin", False), "is_superuser": row.get("platform_admin", False),
+            })
+            if created:
+                user.set_password(password)
+                user.save(update_fields=["password"])
+            for team_slug, roles in row.get("roles", {}).items():
+                for role in roles:
+                    accounts.grant_role(None, user=user, team=teams[team_slug], role=role)
+            people[row["username"]] = user
+        return people
+
+    def _groups(self, rows, teams, people):
+        for row in rows:
+            if not ApproverGroup.objects.filter(slug=row["slug"]).exists():
+                accounts.create_approver_group(None, slug=row["slug"], name=row["name"], team=teams[row["team"]],
+                                               members=[people[m] for m in row["members"]])
+
+    def _workflows(self, per_team, teams, people):
+        from apps.workflows.services import SpecInvalid, save_version
+
+        for team_slug, entry in per_team.items():
+            for filename in entry["files"]:
+                source = (FIXTURES / "workflows" / filename).read_text()
+                try:
+                    save_version(people[entry["author"]], team=teams[team_slug], source=source,
+                                 message="Demo workflow")
+                except SpecInvalid as exc:
+                    raise CommandError(f"fixtures/workflows/{filename} is invalid: {exc}") from exc
+
+    def _incidents(self):
+        try:
+            from apps.incidents.demo import load_demo_incidents
+        except ImportError:
+            return
+        count = load_demo_incidents()
+        if count:
+            self.stdout.write(f"Loaded {count} demo incidents.")
