@@ -30,7 +30,7 @@ URL_SCHEMES = {
 
 
 class Connection(models.Model):
-    name = models.SlugField(unique=True, help_text="How steps refer to it, for example `sales-db`.")
+    name = models.SlugField(unique=True, help_text="How steps refer to it, for example sales-db.")
     kind = models.CharField(max_length=16, choices=ConnectionKind.choices)
     url = models.CharField(
         max_length=500,

@@ -17,6 +17,7 @@ class ParameterRow:
     default: Any
     description: str
     has_default: bool
+    form: str = ""  # for a parameter with alternative shapes: which one ("form 1 of 2")
 
 
 def _type_label(schema: dict) -> str:
@@ -26,7 +27,8 @@ def _type_label(schema: dict) -> str:
     if isinstance(kind, list):
         return " or ".join(kind)
     if kind == "array":
-        return f"list of {_type_label(schema.get('items', {}))}"
+        item = _type_label(schema.get("items", {}))
+        return f"list of ({item})" if " or " in item else f"list of {item}"
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
         return f"map of name → {_type_label(schema['additionalProperties'])}"
     alternatives = schema.get("anyOf") or schema.get("oneOf")
@@ -35,20 +37,21 @@ def _type_label(schema: dict) -> str:
     return kind or "any"
 
 
-def parameter_rows(schema: dict, prefix: str = "", parent_required: bool = True) -> list[ParameterRow]:
-    """One row per parameter, nested objects flattened as `source.file`; alternatives say "one of"."""
+def parameter_rows(schema: dict, prefix: str = "", parent_required: bool = True, form: str = "") -> list[ParameterRow]:
+    """One row per parameter, nested objects flattened as `source.file`; alternative shapes say which form."""
     rows = []
     required = set(schema.get("required", ()))
     for name, prop in schema.get("properties", {}).items():
         full_name = f"{prefix}{name}"
         is_required = parent_required and name in required
         rows.append(ParameterRow(full_name, _type_label(prop), is_required, prop.get("default"),
-                                 prop.get("description", ""), "default" in prop))
+                                 prop.get("description", ""), "default" in prop, form))
         if prop.get("properties"):
-            rows.extend(parameter_rows(prop, f"{full_name}.", is_required))
-        for alternative in prop.get("oneOf", ()):
-            if alternative.get("properties"):
-                rows.extend(parameter_rows(alternative, f"{full_name}.", False))
+            rows.extend(parameter_rows(prop, f"{full_name}.", is_required, form))
+        alternatives = prop.get("oneOf", ())
+        for number, alternative in enumerate(alternatives, start=1):
+            rows.extend(parameter_rows(alternative, f"{full_name}.", is_required,
+                                       f"form {number} of {len(alternatives)}"))
     return rows
 
 

@@ -1,6 +1,8 @@
 """Pages of the catalog app: the step type catalog (everyone signed in) and the connections and
 allowed hosts that platform admins manage."""
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -41,6 +43,7 @@ def step_type_detail(request, name: str):
         raise Http404(f"There is no step type {name!r}: pick one from the catalog.")
     return render(request, "catalog/detail.html", {
         "step": step, "parameters": parameter_rows(step.params_schema), "example": example_yaml(step),
+        "schema_json": json.dumps(step.params_schema, indent=2, ensure_ascii=False),
     })
 
 

@@ -73,3 +73,9 @@ def make_connection(db, platform_admin):
                                           allow_writes=allow_writes)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The standard cast signs in with passwords; the default hasher is slow on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -66,3 +66,16 @@ def test_api_lists_and_describes_step_types(api_for, viewer):
     assert detail["example"]["checks"]["min_rows"] == 1000 and "type: data.check" in detail["example_yaml"]
     assert "**Errors:**" in detail["doc"]
     assert api.get("/api/v1/step-types/teleport").status_code == 404
+
+
+def test_alternative_parameter_forms_say_which_form_needs_them(client_for, author):
+    text = client_for(author).get("/catalog/types/data.check/").content.decode()
+    assert "required in form 1 of 2" in text and "optional in form 2 of 2" in text
+
+
+def test_doc_markup_is_escaped():
+    from apps.catalog.templatetags.catalog_doc import step_doc
+
+    html = step_doc("Runs **fast** with `<script>`.\n\n- one\n- two")
+    assert html == ("<p>Runs <strong>fast</strong> with <code>&lt;script&gt;</code>.</p>\n"
+                    "<ul><li>one</li><li>two</li></ul>")
