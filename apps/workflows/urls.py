@@ -5,5 +5,10 @@ from apps.workflows import views
 app_name = "workflows"
 urlpatterns = [
     path("", views.workflow_list, name="list"),
+    path("new/", views.workflow_new, name="new"),
+    path("validate/", views.validate, name="validate"),
     path("<int:pk>/", views.workflow_detail, name="detail"),
+    path("<int:pk>/edit/", views.workflow_edit, name="edit"),
+    path("<int:pk>/diff/", views.version_diff, name="diff"),
+    path("<int:pk>/versions/<int:number>/", views.version_detail, name="version"),
 ]

@@ -1,11 +1,147 @@
-"""Pages of the workflows app (placeholder: being built)."""
+"""Pages of the workflows app: the list, a workflow with its versions, diffs and the YAML editor.
 
-from django.http import HttpResponse
+Every page fetches through the team-scoped helpers in `services` (404 outside a person's teams,
+403 without the role) and saves only through `services.save_version`.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.views.decorators.http import require_POST
+
+from apps.accounts.access import has_role, visible_teams
+from apps.accounts.models import Role
+from apps.workflows import services
+from apps.workflows.spec import load_spec
+
+WORKFLOWS_PER_PAGE = 25
+VERSIONS_PER_PAGE = 20
+# The engine's "Start run" control; shown once the runs app provides it.
+START_RUN_TEMPLATE = "runs/_start_run.html"
+STARTER_SPEC = """\
+name: my-workflow
+description: What this workflow does, in one sentence.
+inputs:
+  period:
+    type: string
+    description: The period to process, such as 2026-11.
+steps:
+  - id: hello
+    type: echo
+    with:
+      message: "Processing {{ inputs.period }}"
+"""
 
 
+def _query_without_page(request) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+@login_required
 def workflow_list(request):
-    return HttpResponse("workflows")
+    chosen = {"team": request.GET.get("team", "").strip(), "q": request.GET.get("q", "").strip()}
+    workflows = services.workflows_for(request.user, team_slug=chosen["team"], search=chosen["q"])
+    page = Paginator(workflows, WORKFLOWS_PER_PAGE).get_page(request.GET.get("page"))
+    template = "workflows/list.html#results" if request.htmx else "workflows/list.html"
+    return render(request, template, {
+        "page": page, "chosen": chosen, "query": _query_without_page(request),
+        "teams": visible_teams(request.user),
+        "can_create": services.teams_where_author(request.user).exists(),
+    })
 
 
-def workflow_detail(request, pk):
-    return HttpResponse("workflow")
+def _start_run_available() -> bool:
+    try:
+        get_template(START_RUN_TEMPLATE)
+    except TemplateDoesNotExist:
+        return False
+    return True
+
+
+@login_required
+def workflow_detail(request, pk: int):
+    workflow = services.get_workflow_for_user(request.user, pk)
+    versions = workflow.versions.select_related("created_by")
+    return render(request, "workflows/detail.html", {
+        "workflow": workflow,
+        "version": workflow.current_version,
+        "versions": Paginator(versions, VERSIONS_PER_PAGE).get_page(request.GET.get("page")),
+        "all_versions": versions,
+        "can_edit": services.can_author(request.user, workflow),
+        "can_run": has_role(request.user, workflow.team, Role.OPERATOR),
+        "start_run_enabled": _start_run_available(),
+    })
+
+
+@login_required
+def version_detail(request, pk: int, number: int):
+    workflow = services.get_workflow_for_user(request.user, pk)
+    version = services.get_version(workflow, number)
+    return render(request, "workflows/version.html", {"workflow": workflow, "version": version})
+
+
+@login_required
+def version_diff(request, pk: int):
+    workflow = services.get_workflow_for_user(request.user, pk)
+    versions = list(workflow.versions.select_related("created_by"))
+    if len(versions) < 2:
+        return render(request, "workflows/diff.html", {"workflow": workflow, "versions": versions, "diff": None})
+    # Newest first: by default compare the current version with the one before it.
+    old = services.get_version(workflow, request.GET.get("from") or versions[1].number)
+    new = services.get_version(workflow, request.GET.get("to") or versions[0].number)
+    return render(request, "workflows/diff.html", {
+        "workflow": workflow, "versions": versions, "diff": services.diff_versions(old, new),
+    })
+
+
+@login_required
+def workflow_new(request):
+    teams = services.teams_where_author(request.user)
+    if not teams.exists():
+        raise PermissionDenied("You need the author role in a team to create workflows. Ask a platform admin for it.")
+    return _editor(request, teams=teams, workflow=None, initial_source=STARTER_SPEC)
+
+
+@login_required
+def workflow_edit(request, pk: int):
+    workflow = services.get_workflow_for_user(request.user, pk, role=Role.AUTHOR)
+    return _editor(request, teams=None, workflow=workflow, initial_source=workflow.current_version.source)
+
+
+def _editor(request, *, teams, workflow, initial_source: str):
+    """The YAML editor for a new workflow (pick a team) or a new version of `workflow`."""
+    form = {"source": initial_source, "message": "", "team": ""}
+    errors = []
+    if request.method == "POST":
+        form = {key: request.POST.get(key, "") for key in form}
+        team = workflow.team if workflow else teams.filter(slug=form["team"]).first()
+        if team is None:
+            messages.error(request, "Choose the team this workflow belongs to.")
+        else:
+            try:
+                version = services.save_version(request.user, team=team, source=form["source"],
+                                                message=form["message"].strip(), workflow=workflow)
+            except services.SpecInvalid as invalid:
+                errors = invalid.errors
+            else:
+                messages.success(request, f"Saved {version.workflow.name} as version {version.number}.")
+                return redirect("workflows:detail", version.workflow_id)
+    return render(request, "workflows/edit.html", {
+        "workflow": workflow, "teams": teams, "form": form, "errors": errors, "checked": request.method == "POST",
+    })
+
+
+@login_required
+@require_POST
+def validate(request):
+    """The live error list of the editor (an htmx fragment)."""
+    if not services.teams_where_author(request.user).exists():
+        raise PermissionDenied("You need the author role in a team to check workflows.")
+    result = load_spec(request.POST.get("source", ""))
+    return render(request, "workflows/edit.html#spec_errors", {"errors": result.errors, "checked": True})

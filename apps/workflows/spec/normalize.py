@@ -7,7 +7,15 @@ so the engine never has to know about shorthand forms. Durations are whole secon
       "name": "payroll-run",
       "description": "",
       "inputs": {"period": {"type": "string", "required": True, "default": None, "description": ""}},
-      "triggers": [ {"schedule": {...}} | {"webhook": {...}} | {"file": {...}} | {"queue": {...}} | {"after": {...}} ],
+                                           # plus "enum": [...] when the YAML lists allowed values;
+                                           # "required" is true unless the input has a default
+      "triggers": [                        # each a one-key dict:
+        {"schedule": {"cron": "0 2 * * *", "timezone": "UTC", "calendar": None, "catch_up": "skip" | "once" | "each"}}
+        | {"webhook": {"batch": None | {"size": 100 | None, "window": 60 | None}}}
+        | {"file": {"path": "incoming/*.csv", "marker": None | "incoming/READY"}}
+        | {"queue": {"connection": "events", "queue": "invoices", "batch": None | {...}}}
+        | {"after": {"workflow": "nightly-etl", "status": "succeeded" | "failed" | "finished"}}
+      ],
       "sla": {"max_duration": 3600 | None, "finish_by": "06:00" | None, "timezone": "UTC"} | None,
       "concurrency": 1 | None,            # max runs of this workflow at once; None = unlimited
       "steps": [                           # in the order written
@@ -29,7 +37,8 @@ so the engine never has to know about shorthand forms. Durations are whole secon
     }
 
 `defaults` in the YAML (retries, timeout, on_failure, queue) are merged into every step that
-does not set its own; they do not appear in the normalized form.
+does not set its own (for retries, field by field); they do not appear in the normalized form.
+The YAML shorthands `needs: a`, `retries: 3` and `approval: group-slug` become the full forms.
 """
 
 from __future__ import annotations

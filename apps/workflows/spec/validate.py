@@ -30,7 +30,8 @@ from apps.workflows.spec.schema import (
 from apps.workflows.spec.templating import is_template, template_references, template_sources
 
 _spec_validator = Draft202012Validator(SPEC_SCHEMA)
-_TEMPLATE_GLOBALS = {*DEFAULT_NAMESPACE, "loop", "true", "false", "none"}
+# Jinja names a template may use besides the context: its globals and the for-loop variable.
+_TEMPLATE_GLOBALS = {*DEFAULT_NAMESPACE, "loop"}
 _JSON_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "text", bool: "true/false", int: "a whole number",
                     float: "a number", type(None): "empty"}
 _SCHEMA_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "text", "boolean": "true or false",

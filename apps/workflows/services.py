@@ -1,0 +1,171 @@
+"""Domain functions of the workflows app: the only code that writes workflows and versions.
+
+A workflow is created by saving its first valid spec; every later change of the YAML adds an
+immutable version. Reads go through the team-scoped helpers here, so pages and the API agree.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Max, Q, QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from apps.accounts.access import get_for_user, has_role, scope_to_user, team_ids_with_role, visible_teams
+from apps.accounts.models import Role, Team
+from apps.audit.log import record
+from apps.workflows.models import Workflow, WorkflowVersion
+from apps.workflows.spec import SpecError, load_spec
+
+
+class SpecInvalid(Exception):
+    """The YAML cannot be saved; `errors` holds every located error."""
+
+    def __init__(self, errors: list[SpecError]):
+        self.errors = errors
+        super().__init__(f"the spec has {len(errors)} error(s): " + "; ".join(str(e) for e in errors[:3]))
+
+
+class NotAnAuthor(PermissionDenied):
+    """Saving a workflow needs the author role in its team (pages and the API answer 403)."""
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@transaction.atomic
+def save_version(actor, *, team: Team, source: str, message: str = "",
+                 workflow: Workflow | None = None) -> WorkflowVersion:
+    """Save `source` as the next version of the workflow it names in `team` (creating it if new).
+
+    Unchanged source returns the current version. With `workflow` (the edit page), the spec's
+    name must stay that workflow's name, so an edit never creates a different workflow by accident.
+    `actor` None is the system itself (management commands), which needs no role.
+    """
+    if actor is not None and not has_role(actor, team, Role.AUTHOR):
+        raise NotAnAuthor(f"You need the author role in {team.name} to save workflows there.")
+    result = load_spec(source)
+    if not result.ok:
+        raise SpecInvalid(result.errors)
+    name = result.spec["name"]
+    if workflow is not None and name != workflow.name:
+        raise SpecInvalid([SpecError(*_name_location(source), "name",
+                                     f"this is workflow `{workflow.name}`; the name cannot change to `{name}`",
+                                     f"Put back `name: {workflow.name}`, or create a new workflow for `{name}`.")])
+    workflow, created = Workflow.objects.select_for_update().get_or_create(
+        team=team, name=name, defaults={"created_by": actor, "description": result.spec["description"]})
+    current = workflow.current_version
+    source_sha256 = _sha256(source)
+    if current is not None and current.source_sha256 == source_sha256:
+        return current
+    number = (workflow.versions.aggregate(highest=Max("number"))["highest"] or 0) + 1
+    version = WorkflowVersion.objects.create(workflow=workflow, number=number, source=source, spec=result.spec,
+                                             source_sha256=source_sha256, message=message[:200], created_by=actor)
+    workflow.current_version = version
+    workflow.description = result.spec["description"]
+    workflow.save(update_fields=["current_version", "description"])
+    record(actor, "workflow.version_created", version, team=team,
+           before=None if current is None else {"number": current.number, "source_sha256": current.source_sha256},
+           after={"workflow": name, "number": number, "source_sha256": source_sha256, "message": version.message,
+                  "new_workflow": created})
+    return version
+
+
+def _name_location(source: str) -> tuple[int, int]:
+    for number, line in enumerate(source.splitlines(), start=1):
+        if line.startswith("name:"):
+            value = line[len("name:"):]
+            return number, len("name:") + len(value) - len(value.lstrip()) + 1
+    return 1, 1
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+def workflows_for(user, *, team_slug: str = "", search: str = "") -> QuerySet:
+    """The workflows `user` may see, optionally of one team and matching a name or description."""
+    workflows = scope_to_user(Workflow.objects.select_related("team", "current_version", "current_version__created_by"),
+                              user)
+    if team_slug:
+        workflows = workflows.filter(team__slug=team_slug)
+    if search:
+        workflows = workflows.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    return workflows
+
+
+def get_workflow_for_user(user, pk, *, role: str | None = None) -> Workflow:
+    """Workflow `pk` if `user` sees it (else 404) and, with `role`, holds it there (else 403)."""
+    return get_for_user(Workflow.objects.select_related("team", "current_version"), user, pk, role=role)
+
+
+def get_version(workflow: Workflow, number) -> WorkflowVersion:
+    """Version `number` of a workflow already fetched through the scoped helpers (404 if absent)."""
+    try:
+        number = int(number)
+    except (TypeError, ValueError):
+        raise Http404(f"{workflow.name} has no version {number!r}.") from None
+    return get_object_or_404(workflow.versions.select_related("created_by"), number=number)
+
+
+def visible_team(user, slug: str) -> Team | None:
+    """The team `slug` if `user` may see it."""
+    return visible_teams(user).filter(slug=slug).first()
+
+
+def teams_where_author(user) -> QuerySet:
+    team_ids = team_ids_with_role(user, Role.AUTHOR)
+    teams = Team.objects.all()
+    return teams if team_ids is None else teams.filter(pk__in=team_ids)
+
+
+def can_author(user, workflow: Workflow) -> bool:
+    return has_role(user, workflow.team, Role.AUTHOR)
+
+
+# --- Diff -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str  # "context", "added", "removed" or "hunk"
+    old_number: int | None
+    new_number: int | None
+    text: str
+
+    @property
+    def marker(self) -> str:
+        return {"context": " ", "added": "+", "removed": "-", "hunk": ""}[self.kind]
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    old: WorkflowVersion
+    new: WorkflowVersion
+    lines: list[DiffLine]
+
+    @property
+    def unified(self) -> str:
+        """The classic unified diff text, as `diff -u` would print it."""
+        header = [f"--- {self.old}\n", f"+++ {self.new}\n"] if self.lines else []
+        return "".join(header + [f"{line.marker}{line.text}\n" for line in self.lines])
+
+
+def diff_versions(old: WorkflowVersion, new: WorkflowVersion, context: int = 3) -> VersionDiff:
+    """The line-numbered unified diff of two versions' YAML."""
+    before, after = old.source.splitlines(), new.source.splitlines()
+    lines: list[DiffLine] = []
+    for group in difflib.SequenceMatcher(None, before, after, autojunk=False).get_grouped_opcodes(context):
+        first, last = group[0], group[-1]
+        lines.append(DiffLine("hunk", None, None, f"@@ -{first[1] + 1},{last[2] - first[1]} "
+                                                  f"+{first[3] + 1},{last[4] - first[3]} @@"))
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                lines += [DiffLine("context", i + 1, j + 1, before[i]) for i, j in zip(range(i1, i2), range(j1, j2))]
+                continue
+            lines += [DiffLine("removed", i + 1, None, before[i]) for i in range(i1, i2)]
+            lines += [DiffLine("added", None, j + 1, after[j]) for j in range(j1, j2)]
+    return VersionDiff(old, new, lines)
