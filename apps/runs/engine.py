@@ -231,7 +231,7 @@ def _set_run_state(run: Run, state: str, actor, *, summary: str | None = None, e
     run.save(update_fields=fields)
     record(actor, f"run.{state}", run, before={"state": before},
            after={"state": state, **({"summary": run.failure_summary} if summary else {}), **(audit_detail or {})})
-    signals.run_state_changed.send(sender=Run, run=run, before=before, after=state, actor=actor)
+    signals.run_state_changed.send(sender=Run, run=run, old_state=before, new_state=state, actor=actor)
     if before in ACTIVE_RUN_STATES and run.is_finished and plan_for(run.version_id).concurrency is not None:
         _start_queued_runs(run.workflow_id)
 
@@ -415,6 +415,7 @@ def _fail_step(run: Run, plan: Plan, row: StepRun, error_type: str, message: str
         _cancel_open_steps(run)
         _compensate_or_finish(run, plan, actor, summary)
     signals.step_failed.send(sender=StepRun, step_run=StepRun.objects.get(pk=row.pk), run=run,
+                             attempt=StepAttempt.objects.filter(step_run_id=row.pk, kind=AttemptKind.STEP).last(),
                              error_type=error_type, error_message=message, compensation=False)
 
 
@@ -597,7 +598,8 @@ def _compensation_ended(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: 
     message = f"Compensation of step {row.step_id} failed: {outcome.error_type}: {outcome.error_message}"
     _audit_step(None, run, row.pk, row.step_id, "compensation_failed", {"error_type": outcome.error_type})
     _set_run_state(run, RunState.FAILED, None, summary=f"{message}. Undo what is left by hand.")
-    signals.step_failed.send(sender=StepRun, step_run=row, run=run, error_type=outcome.error_type,
+    signals.step_failed.send(sender=StepRun, step_run=row, run=run,
+                             attempt=StepAttempt.objects.get(pk=claimed.attempt_id), error_type=outcome.error_type,
                              error_message=outcome.error_message, compensation=True)
 
 

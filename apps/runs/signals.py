@@ -4,10 +4,11 @@ They are sent inside the engine's transaction, so a receiver's own writes (an ap
 an incident) commit or roll back with the state change they describe. Receivers must be quick
 and must defer slow I/O (mail, webhooks) with `transaction.on_commit`.
 
-- run_state_changed(sender=Run, run, before, after, actor)
-- step_failed(sender=StepRun, step_run, run, error_type, error_message, compensation)
+- run_state_changed(sender=Run, run, old_state, new_state, actor)
+- step_failed(sender=StepRun, step_run, attempt, run, error_type, error_message, compensation)
   sent when a step (or its compensation) has failed for good, after the run's state was decided
-  (`run.state` is `paused` when a person must decide).
+  (`run.state` is `paused` when a person must decide); `attempt` is the last StepAttempt, or
+  None when the step failed before any attempt (a template error, a rejected approval).
 - step_waiting_approval(sender=StepRun, step_run, run, approval) where `approval` is the spec's
   approval block, or None when the gate comes from a high-risk step type.
 """

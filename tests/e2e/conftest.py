@@ -1,0 +1,115 @@
+"""A real Celery worker process (prefork, two children) against the test database.
+
+The worker gets the test database's URL, the test step types, fast heartbeats, and its own
+broker: a temporary folder for the filesystem broker when CELERY_BROKER_URL is not set, else
+that broker with its queues purged. With CI=true a broker that does not answer fails the run.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types here too)
+from apps.runs.plan import forget_plans
+
+QUEUES = ("steps", "default", "test-other")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url(settings_dict) -> str:
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(settings_dict['NAME']).resolve()}"
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    return (f"postgres://{settings_dict['USER']}{password}@{settings_dict['HOST'] or '127.0.0.1'}:"
+            f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}")
+
+
+def _use_broker(tmp_path_factory) -> dict:
+    """Point this process's Celery app at the worker's broker; returns the worker's extra env."""
+    from apps.celery import app
+
+    if os.environ.get("CELERY_BROKER_URL", "filesystem://").startswith("filesystem://"):
+        folder = tmp_path_factory.mktemp("broker")
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir()
+        app.conf.broker_transport_options = {
+            **app.conf.broker_transport_options,
+            "data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control"),
+        }
+        return {"FLOWDECK_BROKER_DIR": str(folder)}
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=2)
+            for queue in QUEUES:
+                conn.default_channel.queue_declare(queue=queue, durable=True)
+                conn.default_channel.queue_purge(queue)
+    except Exception as exc:  # noqa: BLE001  (any broker failure means the same: no worker)
+        message = f"broker {app.conf.broker_url} does not answer: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return {}
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        **_use_broker(tmp_path_factory),
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "FLOWDECK_TEST_STEP_TYPES": "1",
+        "FLOWDECK_HEARTBEAT_SECONDS": "1",
+        "FLOWDECK_STALE_AFTER_SECONDS": "5",
+        "LOG_FORMAT": "console",
+    }
+    logfile = tmp_path_factory.mktemp("worker") / "worker.log"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "--pool=prefork", "--concurrency=2",
+         "-Q", ",".join(QUEUES), "-n", f"e2e-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+         "--loglevel=INFO"],
+        cwd=ROOT, env=env, stdout=logfile.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while "ready." not in (logfile.read_text() if logfile.exists() else ""):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the Celery worker did not start:\n{logfile.read_text() if logfile.exists() else ''}")
+        time.sleep(0.2)
+    process.logfile = logfile
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(autouse=True)
+def fresh_plans():
+    forget_plans()
+    yield
+
+
+@pytest.fixture
+def wait_for():
+    """`wait_for(run, *states)`: poll until the run is in one of `states` (fails after `timeout`)."""
+
+    def wait(run, *states, timeout=45):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.state in states:
+                return run
+            time.sleep(0.1)
+        steps = dict(run.step_runs.values_list("step_id", "state"))
+        pytest.fail(f"run {run.pk} stayed {run.state} (steps {steps}), expected {states}")
+
+    return wait
