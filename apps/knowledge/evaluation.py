@@ -1,0 +1,154 @@
+"""Offline evaluation of root-cause suggestions by k-fold cross-validation, in memory.
+
+Each fold's incidents are held out: they are not neighbours, not in the category prototypes,
+and their labels do not define the candidate categories, which are the labels seen in the other
+folds (a team's taxonomy is the labels it uses). Category descriptions and runbooks (written
+without seeing the data) stay in the index for every fold. The database is not touched.
+"""
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from apps.incidents.importer import HistoryRow
+from apps.incidents.taxonomy import DEFAULT_CATEGORIES, canonical_slug
+from apps.knowledge.embedding import embed
+from apps.knowledge.index import Document, KnowledgeIndex, doc_id
+from apps.knowledge.indexing import incident_text
+from apps.knowledge.ranking import TEMPERATURE, WEIGHTS, category_prototypes, rank, score_categories
+from apps.knowledge.runbooks import RUNBOOK_DIR, parse_runbook
+from apps.knowledge.textproc import content_hash
+
+
+@dataclass
+class EvalReport:
+    mode: str
+    folds: int
+    incidents: int
+    top1: float
+    top3: float
+    mrr: float
+    same_category_in_top5: float
+    baseline_top1: float
+    calibration_error: float
+    mean_log_loss: float
+
+
+def _background_documents() -> list[Document]:
+    """Category descriptions and runbook sections: knowledge that exists before any incident."""
+    documents = []
+    for number, (slug, name, description) in enumerate(DEFAULT_CATEGORIES, start=1):
+        text = f"{name}\n{description}"
+        documents.append(Document(id=doc_id("category", number), kind="category", ref=slug, title=name, text=text,
+                                  hash=content_hash(text), category=slug))
+    number = 0
+    for path in sorted(RUNBOOK_DIR.glob("*.md")):
+        if path.name.lower() == "readme.md":
+            continue
+        parsed = parse_runbook(path.read_text(encoding="utf-8"), path.stem)
+        for section in parsed.sections:
+            number += 1
+            text = f"{parsed.title}\n{section.heading}\n{section.body}"
+            documents.append(Document(id=doc_id("runbook", number), kind="runbook", ref=str(number),
+                                      title=section.heading, text=text, hash=content_hash(text),
+                                      category=canonical_slug(parsed.category) if parsed.category else ""))
+    return documents
+
+
+def _assign_folds(labels: list[str], folds: int, seed: int) -> list[int]:
+    """Stratified: each category's incidents are dealt round-robin across folds."""
+    by_label = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    rng = random.Random(seed)
+    assignment = [0] * len(labels)
+    offset = 0
+    for label in sorted(by_label):
+        members = by_label[label]
+        rng.shuffle(members)
+        for j, i in enumerate(members):
+            assignment[i] = (offset + j) % folds
+        offset += len(members)
+    return assignment
+
+
+def prepare(rows: list[HistoryRow], progress=None):
+    """Embed everything once: the in-memory index and the query vectors of every row."""
+    labels = [canonical_slug(r.category_label) for r in rows]
+    incident_docs = []
+    for i, (row, label) in enumerate(zip(rows, labels)):
+        text = incident_text(row.title, row.text, row.error_message, row.root_cause)
+        incident_docs.append(Document(id=doc_id("incident", i + 1), kind="incident", ref=str(i), title=row.title,
+                                      text=text, hash=content_hash(text), category=label))
+    documents = incident_docs + _background_documents()
+    vectors = embed([d.text for d in documents], [d.hash for d in documents], progress=progress)
+    queries = [incident_text(r.title, r.text, r.error_message) for r in rows]
+    query_vectors = embed(queries, [content_hash(q) for q in queries], progress=progress)
+    index = KnowledgeIndex(directory=None)
+    index.upsert(documents, vectors)
+    return index, labels, queries, query_vectors
+
+
+def evaluate(prepared, *, folds: int = 5, mode: str = "hybrid", seed: int = 13, weights=None,
+             temperature: float = TEMPERATURE) -> EvalReport:
+    index, labels, queries, query_vectors = prepared
+    fold_of = _assign_folds(labels, folds, seed)
+    top1 = top3 = rr = same5 = baseline = log_loss = 0.0
+    confidences, correct = [], []
+    for fold in range(folds):
+        held_out = {i for i, f in enumerate(fold_of) if f == fold}
+        training = [i for i in range(len(labels)) if i not in held_out]
+        held_ids = {doc_id("incident", i + 1) for i in held_out}
+
+        def allow(doc, held_ids=held_ids):
+            return doc.id not in held_ids
+
+        candidates = sorted({labels[i] for i in training})
+        majority = Counter(labels[i] for i in training).most_common(1)[0][0]
+        prototypes = category_prototypes(index, allow) if mode != "lexical" else None
+        for i in sorted(held_out):
+            vector = query_vectors[i] if mode != "lexical" else None
+            ranked = rank(index, queries[i], vector, mode=mode, allow=allow)
+            scores = score_categories(index, ranked, vector, candidates, prototypes=prototypes, weights=weights,
+                                      temperature=temperature)
+            order = [s.category for s in scores]
+            truth = labels[i]
+            if truth in order:
+                position = order.index(truth)
+                rr += 1.0 / (position + 1)
+                top1 += position == 0
+                top3 += position < 3
+                log_loss -= np.log(max(scores[position].confidence, 1e-6))
+            else:
+                log_loss -= np.log(1e-6)
+            neighbours = [index.docs[h.position].category for h in ranked.by_kind.get("incident", [])[:5]]
+            same5 += truth in neighbours
+            baseline += truth == majority
+            confidences.append(scores[0].confidence if scores else 0.0)
+            correct.append(bool(order) and order[0] == truth)
+    n = len(labels)
+    return EvalReport(mode=mode, folds=folds, incidents=n, top1=top1 / n, top3=top3 / n, mrr=rr / n,
+                      same_category_in_top5=same5 / n, baseline_top1=baseline / n,
+                      calibration_error=_expected_calibration_error(confidences, correct), mean_log_loss=log_loss / n)
+
+
+def _expected_calibration_error(confidences, correct, bins: int = 10) -> float:
+    confidences, correct = np.array(confidences), np.array(correct, dtype=float)
+    error = 0.0
+    for low in np.linspace(0, 1, bins, endpoint=False):
+        mask = (confidences > low) & (confidences <= low + 1 / bins)
+        if mask.any():
+            error += mask.mean() * abs(confidences[mask].mean() - correct[mask].mean())
+    return float(error)
+
+
+def fit_temperature(prepared, *, folds: int = 5, weights=None) -> tuple[float, EvalReport]:
+    """The softmax temperature with the lowest held-out log loss (hybrid mode)."""
+    best = None
+    for temperature in (0.03, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.5):
+        report = evaluate(prepared, folds=folds, mode="hybrid", weights=weights or WEIGHTS, temperature=temperature)
+        if best is None or report.mean_log_loss < best[1].mean_log_loss:
+            best = (temperature, report)
+    return best

@@ -1,0 +1,197 @@
+"""The knowledge index on disk: documents, their vectors, a faiss index and a lexical index.
+
+A directory (settings.VAR_DIR / "knowledge" / "index") holds:
+  docs.jsonl    the id map: one document per line (faiss id, kind, reference, team, category,
+                lexical text, content hash), in the same order as the vectors;
+  vectors.npy   unit-length embeddings, used for category prototypes and to rebuild faiss;
+  dense.faiss   faiss IndexIDMap2 over an inner-product index (flat, or HNSW when large);
+  meta.json     model, version counter, build time.
+Writers take an exclusive file lock and replace files atomically, then bump the version; a
+reader in any process reloads when the version on disk differs from the one it holds.
+Faiss ids encode the document kind and the database key (`doc_id`), so they stay stable.
+"""
+
+import fcntl
+import json
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+from apps.knowledge.textproc import lexical_tokens
+
+KIND_CODES = {"incident": 1, "runbook": 2, "category": 3}
+KIND_SHIFT = 40
+# Above this many documents, exact search gives way to HNSW (approximate, sub-linear).
+HNSW_THRESHOLD = 50_000
+
+
+def doc_id(kind: str, key: int) -> int:
+    return (KIND_CODES[kind] << KIND_SHIFT) | int(key)
+
+
+@dataclass
+class Document:
+    id: int
+    kind: str
+    ref: str
+    title: str
+    text: str
+    hash: str
+    team_id: int | None = None
+    category: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class KnowledgeIndex:
+    def __init__(self, directory: Path | None):
+        self.directory = Path(directory) if directory else None
+        self.docs: list[Document] = []
+        self.vectors = np.zeros((0, 0), dtype=np.float32)
+        self.meta: dict = {}
+        self.dense = None
+        self.lexical = None
+        self._position: dict[int, int] = {}
+
+    # ---- reading -------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self.meta.get("version", 0)
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    @classmethod
+    def load(cls, directory: Path) -> "KnowledgeIndex":
+        index = cls(directory)
+        meta_path = index.directory / "meta.json"
+        if not meta_path.exists():
+            return index
+        index.meta = json.loads(meta_path.read_text())
+        with open(index.directory / "docs.jsonl") as handle:
+            index.docs = [Document(**json.loads(line)) for line in handle if line.strip()]
+        index.vectors = np.load(index.directory / "vectors.npy")
+        index.dense = faiss.read_index(str(index.directory / "dense.faiss"))
+        index._prepare()
+        return index
+
+    def _prepare(self) -> None:
+        self._position = {doc.id: i for i, doc in enumerate(self.docs)}
+        self.lexical = None
+        if self.docs:
+            self.lexical = bm25s.BM25()
+            self.lexical.index([lexical_tokens(doc.text) or ["_"] for doc in self.docs], show_progress=False)
+
+    def position(self, faiss_id: int) -> int | None:
+        return self._position.get(faiss_id)
+
+    def dense_search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(position, cosine) of the k nearest documents."""
+        if not self.docs:
+            return []
+        scores, ids = self.dense.search(query.reshape(1, -1).astype(np.float32), min(k, len(self.docs)))
+        return [(self._position[i], float(s)) for i, s in zip(ids[0], scores[0]) if i in self._position]
+
+    def lexical_scores(self, text: str) -> np.ndarray:
+        """BM25 score of every document for `text` (zeros when nothing matches)."""
+        if not self.docs:
+            return np.zeros(0, dtype=np.float32)
+        tokens = [t for t in lexical_tokens(text) if t in self.lexical.vocab_dict]
+        if not tokens:
+            return np.zeros(len(self.docs), dtype=np.float32)
+        return np.asarray(self.lexical.get_scores(tokens), dtype=np.float32)
+
+    # ---- writing -------------------------------------------------------------------------
+    def upsert(self, docs: list[Document], vectors: np.ndarray) -> None:
+        """Add or replace documents (by id)."""
+        incoming = {doc.id for doc in docs}
+        self.remove(incoming, _prepare=False)
+        dimension = vectors.shape[1] if len(vectors) else self.vectors.shape[1]
+        kept = self.vectors if self.vectors.size else np.zeros((0, dimension), dtype=np.float32)
+        self.docs = self.docs + list(docs)
+        self.vectors = np.vstack([kept, vectors.astype(np.float32)]) if len(vectors) else kept
+        self._rebuild_dense()
+        self._prepare()
+
+    def remove(self, ids, _prepare: bool = True) -> None:
+        ids = set(ids)
+        keep = [i for i, doc in enumerate(self.docs) if doc.id not in ids]
+        if len(keep) == len(self.docs):
+            return
+        self.docs = [self.docs[i] for i in keep]
+        self.vectors = self.vectors[keep] if self.vectors.size else self.vectors
+        if _prepare:
+            self._rebuild_dense()
+            self._prepare()
+
+    def _rebuild_dense(self) -> None:
+        dimension = self.vectors.shape[1] if self.vectors.ndim == 2 and self.vectors.shape[1] else 384
+        if len(self.docs) > HNSW_THRESHOLD:
+            inner = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = 80
+            inner.hnsw.efSearch = 128
+        else:
+            inner = faiss.IndexFlatIP(dimension)
+        self.dense = faiss.IndexIDMap2(inner)
+        if len(self.docs):
+            self.dense.add_with_ids(self.vectors, np.array([d.id for d in self.docs], dtype=np.int64))
+
+    def save(self, **meta) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.meta = {**self.meta, **meta, "version": self.version + 1, "saved_at": time.time(),
+                     "documents": len(self.docs)}
+        _atomic_write(self.directory / "docs.jsonl",
+                      lambda h: h.writelines(json.dumps(asdict(d)) + "\n" for d in self.docs), text=True)
+        _atomic_write(self.directory / "vectors.npy", lambda h: np.save(h, self.vectors))
+        tmp = self.directory / "dense.faiss.tmp"
+        faiss.write_index(self.dense, str(tmp))
+        os.replace(tmp, self.directory / "dense.faiss")
+        # meta.json last: readers that see the new version find every other file already in place.
+        _atomic_write(self.directory / "meta.json", lambda h: h.write(json.dumps(self.meta)), text=True)
+
+
+def _atomic_write(path: Path, write, text: bool = False) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w" if text else "wb") as handle:
+        write(handle)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def writing(directory: Path):
+    """The index under an exclusive lock, freshly loaded; the caller saves it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield KnowledgeIndex.load(directory)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class IndexReader:
+    """One loaded index per process, reloaded when another process saved a newer version."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self._index: KnowledgeIndex | None = None
+        self._lock = threading.Lock()
+
+    def _disk_version(self) -> int:
+        try:
+            return json.loads((self.directory / "meta.json").read_text()).get("version", 0)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return 0
+
+    def get(self) -> KnowledgeIndex:
+        with self._lock:
+            if self._index is None or self._index.version != self._disk_version():
+                self._index = KnowledgeIndex.load(self.directory)
+            return self._index

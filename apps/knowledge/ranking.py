@@ -1,0 +1,204 @@
+"""Hybrid retrieval and root-cause ranking over a KnowledgeIndex: pure functions, no database.
+
+Retrieval ranks documents of each kind by dense similarity and by BM25 and fuses the two
+rankings by reciprocal rank fusion (RRF), which needs no score calibration between them.
+
+Root-cause hypotheses score every candidate category from three kinds of evidence, so a new
+failure can match a category even without a close neighbour:
+  neighbours   the categories of the most similar resolved incidents, by fused rank, each
+               weighted by operators' feedback (a confirmed root cause counts more);
+  description  how well the failure matches the category's own description and the runbook
+               sections written for it;
+  prototype    similarity to the centroid of the category's past incidents (dense only).
+The weighted sum becomes a distribution by a softmax whose temperature was fitted on the dev
+set (`manage.py knowledge_eval --fit`), so a confidence of 0.7 is right about 70% of the time.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from apps.knowledge.index import KnowledgeIndex
+
+RRF_K = 60
+MODES = ("dense", "lexical", "hybrid")
+# Fitted by 5-fold cross-validation on fixtures/incidents/dev_set.jsonl; see knowledge_eval.
+WEIGHTS = {"neighbours": 1.0, "description": 2.0, "prototype": 0.5}
+TEMPERATURE = 0.12
+NEIGHBOURS = 15
+DENSE_SHARPNESS = 0.1  # cosine differences that matter between two categories
+LEXICAL_SHARPNESS = 0.1  # fraction of the best BM25 score
+EXACT_SEARCH_LIMIT = 20_000
+
+
+@dataclass
+class Hit:
+    position: int
+    score: float
+    rank: int
+
+
+@dataclass
+class Ranked:
+    """Fused rankings of one query: hits per kind, best first."""
+
+    by_kind: dict[str, list[Hit]]
+    dense: np.ndarray | None = None  # cosine of every document, when dense retrieval ran
+    lexical: np.ndarray | None = None  # BM25 of every document, when lexical retrieval ran
+
+
+def _rank_positions(scores: np.ndarray, positions: np.ndarray, limit: int, require_positive: bool) -> list[int]:
+    if not len(positions):
+        return []
+    subset = scores[positions]
+    order = np.argsort(-subset, kind="stable")[:limit]
+    return [int(positions[i]) for i in order if not require_positive or subset[i] > 0]
+
+
+def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None, *, mode: str = "hybrid",
+         limit: int = 50, allow=None) -> Ranked:
+    """Documents of each kind ranked for the query; `allow(doc)` filters (team scope, held-out folds)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    docs = index.docs
+    if not docs:
+        return Ranked(by_kind={})
+    kinds = np.array([d.kind for d in docs])
+    allowed = np.array([allow(d) if allow else True for d in docs], dtype=bool)
+    dense = lexical = None
+    if mode in ("dense", "hybrid"):
+        if len(docs) <= EXACT_SEARCH_LIMIT:
+            dense = index.vectors @ query_vector
+        else:
+            dense = np.full(len(docs), -1.0, dtype=np.float32)
+            for position, score in index.dense_search(query_vector, 400):
+                dense[position] = score
+            # Small kinds (categories, runbooks) are always scored exactly: the approximate
+            # search over a large incident set could otherwise leave them out.
+            small = np.flatnonzero(kinds != "incident")
+            dense[small] = index.vectors[small] @ query_vector
+    if mode in ("lexical", "hybrid"):
+        lexical = index.lexical_scores(query_text)
+    by_kind = {}
+    for kind in ("incident", "runbook", "category"):
+        positions = np.flatnonzero((kinds == kind) & allowed)
+        fused: dict[int, float] = defaultdict(float)
+        if dense is not None:
+            for r, p in enumerate(_rank_positions(dense, positions, limit * 2, require_positive=False)):
+                fused[p] += 1.0 / (RRF_K + r + 1)
+        if lexical is not None:
+            for r, p in enumerate(_rank_positions(lexical, positions, limit * 2, require_positive=True)):
+                fused[p] += 1.0 / (RRF_K + r + 1)
+        ordered = sorted(fused.items(), key=lambda item: -item[1])[:limit]
+        by_kind[kind] = [Hit(position=p, score=s, rank=r) for r, (p, s) in enumerate(ordered)]
+    return Ranked(by_kind=by_kind, dense=dense, lexical=lexical)
+
+
+@dataclass
+class CategoryScore:
+    category: str
+    score: float
+    confidence: float = 0.0
+    neighbours: list[int] = field(default_factory=list)  # positions of supporting incidents
+
+
+def _sharpened(values: dict[str, float], sharpness: float) -> dict[str, float]:
+    """Scores as a distribution that favours the best few: exp((score - best) / sharpness)."""
+    if not values:
+        return {}
+    best = max(values.values())
+    return _normalized({k: float(np.exp((v - best) / sharpness)) for k, v in values.items()})
+
+
+def _description_evidence(index: KnowledgeIndex, ranked: Ranked, candidates: set[str]) -> dict[str, float]:
+    """How well the failure matches each category's description and its runbooks.
+
+    Scores, not ranks, are fused here: over a few dozen categories RRF would flatten the
+    difference between a clear match and a near miss. Each retriever's scores become a
+    distribution (dense: cosine sharpened; lexical: BM25 over its best), and the two are averaged.
+    A category's runbook sections count at half the weight of its description.
+    """
+    parts = []
+    for scores, transform in ((ranked.dense, lambda v: _sharpened(v, DENSE_SHARPNESS)),
+                              (ranked.lexical, lambda v: _sharpened(v, max(max(v.values()), 1e-6) * LEXICAL_SHARPNESS))):
+        if scores is None:
+            continue
+        best: dict[str, float] = {}
+        for position, doc in enumerate(index.docs):
+            if doc.kind in ("category", "runbook") and doc.category in candidates:
+                weight = 1.0 if doc.kind == "category" else 0.5
+                best[doc.category] = max(best.get(doc.category, 0.0 if scores is ranked.lexical else -1.0),
+                                         weight * float(scores[position]))
+        if best and (scores is not ranked.lexical or max(best.values()) > 0):
+            parts.append(transform(best))
+    combined: dict[str, float] = defaultdict(float)
+    for part in parts:
+        for category, value in part.items():
+            combined[category] += value / len(parts)
+    return dict(combined)
+
+
+def _normalized(values: dict[str, float]) -> dict[str, float]:
+    total = sum(values.values())
+    return {k: v / total for k, v in values.items()} if total > 0 else {}
+
+
+def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.ndarray | None, candidates: list[str],
+                     *, weights_by_doc: dict[int, float] | None = None, prototypes: dict[str, np.ndarray] | None = None,
+                     weights: dict[str, float] | None = None, temperature: float = TEMPERATURE) -> list[CategoryScore]:
+    """Candidate categories, most likely first, with confidences summing to 1."""
+    weights = weights or WEIGHTS
+    weights_by_doc = weights_by_doc or {}
+    candidate_set = set(candidates)
+    docs = index.docs
+
+    neighbour_votes: dict[str, float] = defaultdict(float)
+    support: dict[str, list[int]] = defaultdict(list)
+    for hit in ranked.by_kind.get("incident", [])[:NEIGHBOURS]:
+        doc = docs[hit.position]
+        if doc.category not in candidate_set:
+            continue
+        neighbour_votes[doc.category] += weights_by_doc.get(doc.id, 1.0) / (hit.rank + 3)
+        support[doc.category].append(hit.position)
+
+    description_votes = _description_evidence(index, ranked, candidate_set)
+
+    prototype_scores: dict[str, float] = {}
+    if prototypes and query_vector is not None and ranked.dense is not None:
+        sims = {c: float(prototypes[c] @ query_vector) for c in candidates if c in prototypes}
+        if sims:
+            prototype_scores = _sharpened(sims, DENSE_SHARPNESS)
+
+    components = {
+        "neighbours": _normalized(dict(neighbour_votes)),
+        "description": description_votes,
+        "prototype": prototype_scores,
+    }
+    scores = []
+    for category in candidates:
+        total = sum(weights[name] * part.get(category, 0.0) for name, part in components.items())
+        scores.append(CategoryScore(category=category, score=total, neighbours=support.get(category, [])))
+    scores.sort(key=lambda s: (-s.score, s.category))
+    if scores:
+        raw = np.array([s.score for s in scores]) / temperature
+        probabilities = np.exp(raw - raw.max())
+        probabilities /= probabilities.sum()
+        for s, p in zip(scores, probabilities):
+            s.confidence = float(p)
+    return scores
+
+
+def category_prototypes(index: KnowledgeIndex, allow=None) -> dict[str, np.ndarray]:
+    """Unit-length centroid of the incident vectors of each category."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for position, doc in enumerate(index.docs):
+        if doc.kind == "incident" and doc.category and (allow is None or allow(doc)):
+            groups[doc.category].append(position)
+    prototypes = {}
+    for category, positions in groups.items():
+        centroid = index.vectors[positions].mean(axis=0)
+        norm = np.linalg.norm(centroid)
+        if norm > 0:
+            prototypes[category] = (centroid / norm).astype(np.float32)
+    return prototypes
