@@ -1,27 +1,35 @@
-"""System checks for the catalog's configuration (ids flowdeck.E001, flowdeck.W001)."""
+"""System checks for the catalog's configuration.
+
+flowdeck.E001: FLOWDECK_SECRETS_KEY cannot be read as Fernet keys.
+flowdeck.W001: in production (DEBUG off) the key does not come from the environment, so it
+lives only in var/ (or is derived from SECRET_KEY): losing it makes every connection secret
+unreadable.
+"""
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+
+from apps.env import env_str
 
 
 @checks.register(checks.Tags.security)
 def secrets_key_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from apps.catalog import secrets
 
-    raw = settings.FLOWDECK_SECRETS_KEY
-    if raw:
+    if settings.FLOWDECK_SECRETS_KEY:
         try:
-            secrets.build_fernet(raw, settings.SECRET_KEY)
+            secrets.build_fernet(settings.FLOWDECK_SECRETS_KEY, settings.SECRET_KEY)
         except ImproperlyConfigured as exc:
             return [checks.Error(str(exc), id="flowdeck.E001")]
+    if settings.DEBUG or env_str("FLOWDECK_SECRETS_KEY"):
         return []
-    if settings.DEBUG:
-        return []
+    source = ("a key generated into var/secrets_key" if settings.FLOWDECK_SECRETS_KEY
+              else "a key derived from SECRET_KEY")
     return [checks.Warning(
-        "FLOWDECK_SECRETS_KEY is not set: connection secrets are encrypted with a key derived from "
-        "SECRET_KEY, so changing SECRET_KEY makes them unreadable.",
-        hint="Set FLOWDECK_SECRETS_KEY to a Fernet key (Fernet.generate_key()); list the old key after the "
-             "new one, separated by a comma, while rotating.",
+        f"FLOWDECK_SECRETS_KEY is not set in the environment: connection secrets are encrypted with {source}; "
+        "if it is lost or changed, every connection secret has to be entered again.",
+        hint="Set FLOWDECK_SECRETS_KEY from your secret store to a Fernet key (Fernet.generate_key()); "
+             "while rotating, list the new key first and the old one after it, separated by a comma.",
         id="flowdeck.W001",
     )]

@@ -2,8 +2,9 @@
 
 Fernet (AES-128-CBC with HMAC-SHA256) keyed from `settings.FLOWDECK_SECRETS_KEY`: one Fernet
 key, or several separated by commas for rotation (the first encrypts, every one decrypts).
-When it is empty the key is derived from SECRET_KEY with HKDF, which works out of the box but
-ties the secrets to SECRET_KEY: rotating that loses them (the system check says so).
+Settings fill it from the environment or from a key generated once into var/; should it still
+be empty, the key is derived from SECRET_KEY with HKDF, which ties the secrets to SECRET_KEY.
+The system check (apps.catalog.checks) warns in production when the key is not from the environment.
 """
 
 import base64

@@ -54,3 +54,9 @@ def test_webhook_to_a_host_off_the_allow_list_is_refused(http_server):
 def test_a_recipient_or_webhook_is_required():
     with pytest.raises(PermanentStepError, match="parameters are invalid"):
         run_step("notify", {"message": "to nobody"})
+
+
+def test_malformed_address_is_refused_before_sending():
+    with pytest.raises(PermanentStepError, match="Not email addresses: oncall"):
+        run_step("notify", {"to": ["oncall", "lead@example.com"], "message": "hi"})
+    assert mail.outbox == []
