@@ -11,17 +11,21 @@ def _team_and_workflow(run):
     return team, workflow
 
 
-def on_step_failed(sender, step_run, attempt, **kwargs):
-    run = step_run.run
+def on_step_failed(sender, step_run, attempt=None, run=None, error_type="", error_message="", compensation=False,
+                   **kwargs):
+    """`attempt` is None when the step failed before any attempt (template error, rejected approval)."""
+    run = run or step_run.run
     team, workflow = _team_and_workflow(run)
     step_id = getattr(step_run, "step_id", "") or ""
-    error_type = getattr(attempt, "error_type", "") or ""
-    error_message = getattr(attempt, "error_message", "") or ""
+    error_type = error_type or getattr(attempt, "error_type", "") or ""
+    error_message = error_message or getattr(attempt, "error_message", "") or ""
+    if compensation:
+        step_id = f"{step_id} (compensation)"
     record_failure(
         team=team, workflow=workflow, workflow_version=getattr(run, "version", None), run_id=run.pk,
         step_run_id=step_run.pk, step_id=step_id, step_type=getattr(step_run, "step_type", "") or "",
         inputs=getattr(run, "inputs", None) or {}, error_type=error_type, error_message=error_message,
-        error_signature=getattr(attempt, "error_signature", "") or "",
+        error_signature=getattr(attempt, "error_signature", "") or f"{error_type}: {error_message}"[:500],
         log_tail=_log_tail(step_run, attempt),
         title=f"{workflow.name if workflow else 'run'} · {step_id}: {error_type or 'failed'}",
     )
@@ -33,13 +37,15 @@ def on_run_state_changed(sender, run, old_state, new_state, **kwargs):
         return
     from apps.incidents.models import Incident
 
-    if Incident.objects.filter(run_id=run.pk).exists():
-        return  # its failing step already opened (or recurred) one
+    # A failing step announces itself through step_failed (sent right after this signal).
+    if run.step_runs.filter(state="failed").exists() or Incident.objects.filter(run_id=run.pk).exists():
+        return
     team, workflow = _team_and_workflow(run)
     if team is None:
         return
     record_failure(team=team, workflow=workflow, workflow_version=getattr(run, "version", None), run_id=run.pk,
                    inputs=getattr(run, "inputs", None) or {}, error_signature=f"run {new_state}",
+                   error_message=getattr(run, "failure_summary", "") or "",
                    title=f"{workflow.name if workflow else 'run'}: run {new_state}")
 
 
