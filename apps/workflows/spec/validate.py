@@ -36,6 +36,8 @@ _JSON_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "text", bool: "true/
                     float: "a number", type(None): "empty"}
 _SCHEMA_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "text", "boolean": "true or false",
                       "integer": "a whole number", "number": "a number", "null": "empty"}
+_BOUNDS = {"minimum": ("small", "at least"), "exclusiveMinimum": ("small", "more than"),
+           "maximum": ("large", "at most"), "exclusiveMaximum": ("large", "less than")}
 # What a failed `pattern` means, for the patterns the spec schema uses.
 _PATTERN_HELP = {
     DURATION_PATTERN: ("is not a duration",
@@ -88,11 +90,16 @@ def _caused_by_template(error: ValidationError) -> bool:
     if is_template(error.instance):
         return True
     if error.validator in ("anyOf", "oneOf") and error.context:
-        branches: dict[Any, list[ValidationError]] = {}
-        for sub in error.context:
-            branches.setdefault(sub.schema_path[0], []).append(sub)
-        return any(all(_caused_by_template(sub) for sub in subs) for subs in branches.values())
+        return any(all(_caused_by_template(sub) for sub in subs) for subs in _branches(error))
     return False
+
+
+def _branches(error: ValidationError) -> list[list[ValidationError]]:
+    """The errors of an anyOf/oneOf, grouped by the alternative that raised them."""
+    grouped: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        grouped.setdefault(sub.schema_path[0], []).append(sub)
+    return list(grouped.values())
 
 
 def _translate(error: ValidationError, document: LocatedDocument, path: Path) -> Iterable[SpecError]:
@@ -120,11 +127,9 @@ def _translate(error: ValidationError, document: LocatedDocument, path: Path) ->
         choices = [str(choice) for choice in (value if kind == "enum" else [value])]
         yield document.error(path, f"`{instance}` is not one of: {', '.join(choices)}",
                              _did_you_mean(str(instance), choices, f"Use one of: {', '.join(choices)}."))
-    elif kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        word = {"minimum": "at least", "maximum": "at most",
-                "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}[kind]
-        yield document.error(path, f"{instance} is too {'small' if 'inimum' in kind else 'large'}: it must be {word} {value}",
-                             f"Use a value {word} {value}.")
+    elif kind in _BOUNDS:
+        size, bound = _BOUNDS[kind]
+        yield document.error(path, f"{instance} is too {size}: it must be {bound} {value}", f"Use a value {bound} {value}.")
     elif kind in ("minItems", "minLength", "minProperties"):
         yield document.error(path, "must not be empty", _empty_hint(path))
     elif kind in ("anyOf", "oneOf") and error.context:
@@ -136,7 +141,8 @@ def _translate(error: ValidationError, document: LocatedDocument, path: Path) ->
         yield document.error(path, f"a trigger has exactly one kind, this one has {len(instance)}: {', '.join(instance)}",
                              "Write each trigger as its own list item starting with `- `.")
     else:
-        yield document.error(path, error.message, "Change this value to match the schema at /api/v1/workflows/schema.")
+        yield document.error(path, error.message, "Change this value to one allowed here: see the step type's page, "
+                                                  "or the spec schema at /api/v1/workflows/schema.")
 
 
 def _translate_alternatives(error: ValidationError, document: LocatedDocument, path: Path) -> Iterable[SpecError]:
@@ -147,10 +153,7 @@ def _translate_alternatives(error: ValidationError, document: LocatedDocument, p
                              f"Add `{names[0]}:`" + (f" or `{names[1]}:`." if len(names) > 1 else "."))
         return
     # The form the value comes closest to is the one with the fewest complaints.
-    branches: dict[Any, list[ValidationError]] = {}
-    for sub in error.context:
-        branches.setdefault(sub.schema_path[0], []).append(sub)
-    closest = min(branches.values(), key=len)
+    closest = min(_branches(error), key=len)
     for sub in closest:
         yield from _translate(sub, document, (*path, *sub.relative_path))
 
