@@ -1,0 +1,176 @@
+"""Approval requests (risky-step gates and failure checkpoints), the decisions people take on
+them, risk waivers, and the webhook channels notifications go to.
+
+A request is opened by the engine's signals (see `apps.approvals.receivers`) and changed only by
+`apps.approvals.services`: a gate waits for a quorum of distinct approvers of its group before
+its step runs; a checkpoint waits for one operator's choice after a step failed for good.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class RequestKind(models.TextChoices):
+    GATE = "gate", "Approval gate"
+    CHECKPOINT = "checkpoint", "Failure checkpoint"
+
+
+class RequestState(models.TextChoices):
+    PENDING = "pending", "Waiting for a decision"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired (rejected)"
+    DECIDED = "decided", "Decided"
+    WAIVED = "waived", "Waived (no approval needed)"
+    WITHDRAWN = "withdrawn", "Withdrawn (the run moved on)"
+
+
+class OnExpiry(models.TextChoices):
+    REJECT = "reject", "Reject"
+    ESCALATE = "escalate", "Escalate"
+
+
+class Verdict(models.TextChoices):
+    """What one person decided. Gates take approve/reject; checkpoints take the four choices."""
+
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+    RETRY = "retry", "Retry"
+    SKIP = "skip", "Skip"
+    COMPENSATE = "compensate", "Compensate and abort"
+    ABORT = "abort", "Abort"
+
+
+CHECKPOINT_CHOICES = (Verdict.RETRY, Verdict.SKIP, Verdict.COMPENSATE, Verdict.ABORT)
+
+
+class ReasonCode(models.TextChoices):
+    TRANSIENT = "transient", "Transient failure (network, timeout, busy service)"
+    DATA_FIXED = "data_fixed", "The data was fixed upstream"
+    PARAMS_FIXED = "params_fixed", "Parameters or configuration corrected"
+    KNOWN_ISSUE = "known_issue", "Known issue, safe to continue"
+    NOT_NEEDED = "not_needed", "The step is not needed this time"
+    UNRECOVERABLE = "unrecoverable", "Cannot be recovered; stop the run"
+    OTHER = "other", "Other (explained in the comment)"
+
+
+class ApprovalRequest(models.Model):
+    kind = models.CharField(max_length=16, choices=RequestKind.choices)
+    state = models.CharField(max_length=16, choices=RequestState.choices, default=RequestState.PENDING)
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="approval_requests")
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="approval_requests")
+    step_run = models.ForeignKey("runs.StepRun", on_delete=models.CASCADE, related_name="approval_requests")
+    # Gates: who decides (None: any approver of the team, for a high-risk type without `approval`).
+    group = models.ForeignKey("accounts.ApproverGroup", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="approval_requests")
+    quorum = models.PositiveSmallIntegerField(default=1, help_text="Distinct people who must approve.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    on_expiry = models.CharField(max_length=16, choices=OnExpiry.choices, default=OnExpiry.REJECT)
+    escalate_to = models.ForeignKey("accounts.ApproverGroup", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    warn_at = models.DateTimeField(null=True, blank=True, help_text="When to remind that expiry is near.")
+    warned_at = models.DateTimeField(null=True, blank=True)
+    # The earliest of expiry and the run's SLA deadline: the inbox sorts on it.
+    due_at = models.DateTimeField(null=True, blank=True)
+    risky = models.BooleanField(default=False, help_text="The step is gated or of a high-risk type.")
+    # Checkpoints: the failure being decided on.
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    error_signature = models.CharField(max_length=500, blank=True, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Verdict.choices, blank=True,
+                               help_text="The verdict that closed the request.")
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["state", "due_at"]),
+            models.Index(fields=["state", "expires_at"]),
+            models.Index(fields=["team", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} for {self.step_run.step_id} ({self.state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == RequestState.PENDING
+
+
+class RequestCause(models.Model):
+    """A person who caused a request and therefore may not decide it (separation of duties)."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="causes")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "person"], name="unique_cause_per_person")]
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.reason}"
+
+
+class Decision(models.Model):
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_decisions")
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    reason_code = models.CharField(max_length=20, choices=ReasonCode.choices, blank=True)
+    comment = models.TextField(blank=True)
+    params_override = models.JSONField(null=True, blank=True, help_text="Retry: the parameters replaced.")
+    skip_output = models.JSONField(null=True, blank=True, help_text="Skip: the output downstream steps see.")
+    self_approval = models.BooleanField(default=False, help_text="Allowed by the group despite causing it.")
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["decided_at", "id"]
+        # Quorum counts distinct people: one decision per person per request.
+        constraints = [models.UniqueConstraint(fields=["request", "person"], name="one_decision_per_person")]
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.verdict} on request {self.request_id}"
+
+
+class RiskWaiver(models.Model):
+    """A platform admin's waiver: steps of this high-risk type run without approval in this team.
+    A step with its own `approval` block is gated regardless."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="risk_waivers")
+    step_type = models.CharField(max_length=100)
+    reason = models.TextField()
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["team__name", "step_type"]
+        constraints = [models.UniqueConstraint(fields=["team", "step_type"], name="unique_waiver_per_type")]
+
+    def __str__(self) -> str:
+        return f"{self.step_type} waived in {self.team}"
+
+
+class NotificationChannel(models.Model):
+    """A webhook (Slack-compatible JSON, HMAC-signed) that notifications are posted to."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(max_length=500)
+    secret_encrypted = models.TextField(help_text="The HMAC secret, encrypted at rest.")
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="notification_channels", help_text="Empty: every team.")
+    event_kinds = models.JSONField(default=list, blank=True, help_text="Event kinds to send; empty: all.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def wants(self, event_kind: str, team_id: int | None) -> bool:
+        kind_ok = not self.event_kinds or event_kind in self.event_kinds
+        return self.enabled and kind_ok and (self.team_id is None or self.team_id == team_id)

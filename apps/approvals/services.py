@@ -1,0 +1,611 @@
+"""Domain functions of the approvals app: the only code that writes approval requests,
+decisions, risk waivers and notification channels.
+
+Every decision locks the run and then the request (`select_for_update`, always in that order,
+the order the engine's own signals use), re-checks the request's state, records the decision
+and its audit event, and calls the engine; so two approvers deciding at the same moment give
+exactly one outcome, and a decision and its effect on the run commit together.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from apps.accounts.access import get_for_user, has_role, scope_to_user, team_ids_with_role
+from apps.accounts.models import ApproverGroup, Membership, Role, Team, User
+from apps.approvals.models import (
+    CHECKPOINT_CHOICES, ApprovalRequest, Decision, NotificationChannel, OnExpiry, ReasonCode, RequestCause,
+    RequestKind, RequestState, RiskWaiver, Verdict,
+)
+from apps.approvals.notify import absolute_url, notify
+from apps.audit.log import record
+from apps.catalog.registry import Risk, get_step_type, params_errors
+from apps.catalog.secrets import encrypt
+from apps.runs import engine
+from apps.runs.models import AttemptKind, Run, RunState, StepAttempt, StepRun, StepState
+from apps.runs.signatures import error_signature
+
+# Checkpoint choices and the role each needs; skipping a risky step needs an approver.
+CHOICE_ROLES = {Verdict.RETRY: Role.OPERATOR, Verdict.SKIP: Role.OPERATOR, Verdict.COMPENSATE: Role.OPERATOR,
+                Verdict.ABORT: Role.OPERATOR}
+RISKY_SKIP_ROLE = Role.APPROVER
+# Remind the deciders when this share of the approval's timeout is left.
+WARN_AT_SHARE_LEFT = 0.2
+# A waived gate is released on commit; one still waiting after this is released by the expiry task.
+WAIVED_RELEASE_GRACE = timedelta(seconds=30)
+
+
+class ApprovalError(Exception):
+    """A decision that cannot be taken; the message says what to do instead."""
+
+
+class InvalidDecision(ApprovalError):
+    """The decision is incomplete or malformed (pages show it on the form; the API answers 400)."""
+
+
+class DecisionConflict(ApprovalError):
+    """The request is no longer in a state that takes this decision (the API answers 409)."""
+
+
+# --- Opening requests (called from the engine's signals, inside its transaction) -------------
+
+
+def open_gate(run: Run, step_run: StepRun, approval: dict | None) -> ApprovalRequest:
+    """Record that a step waits for approval; tell its deciders. A high-risk step type without
+    its own `approval` block runs at once when a platform admin waived that type for the team."""
+    now = timezone.now()
+    if approval is None and RiskWaiver.objects.filter(team_id=run.team_id, step_type=step_run.step_type).exists():
+        request = ApprovalRequest.objects.create(
+            kind=RequestKind.GATE, state=RequestState.WAIVED, team_id=run.team_id, run=run, step_run=step_run,
+            risky=True, decided_at=now)
+        record(None, "approval.waived", request, team=run.team, after=_describe(request))
+        transaction.on_commit(lambda: _release_waived(request.pk))
+        return request
+    approval = approval or {}
+    group = _group_of_team(approval.get("group"), run.team_id)
+    timeout = approval.get("timeout")
+    expires_at = now + timedelta(seconds=timeout) if timeout else None
+    request = ApprovalRequest.objects.create(
+        kind=RequestKind.GATE, team_id=run.team_id, run=run, step_run=step_run, group=group,
+        quorum=max(1, int(approval.get("quorum") or 1)), timeout_seconds=timeout, expires_at=expires_at,
+        warn_at=expires_at - timedelta(seconds=timeout * WARN_AT_SHARE_LEFT) if timeout else None,
+        on_expiry=approval.get("on_expiry") or OnExpiry.REJECT,
+        escalate_to=_group_of_team(approval.get("escalate_to"), run.team_id), risky=True,
+        due_at=_earliest(expires_at, _sla_deadline(run)),
+    )
+    _record_causes(request, run, step_run)
+    record(None, "approval.requested", request, team=run.team, after=_describe(request))
+    _notify_request(request, "approval.requested", f"Approval needed: {_title(request)}",
+                    f"Step {step_run.step_id} of run {run.pk} waits for {request.quorum} approval(s)"
+                    f"{_expiry_phrase(request)}.")
+    return request
+
+
+def open_checkpoint(run: Run, step_run: StepRun, error_type: str, error_message: str) -> ApprovalRequest | None:
+    """A step failed for good and its run paused: ask the team's operators to decide."""
+    if ApprovalRequest.objects.filter(step_run=step_run, kind=RequestKind.CHECKPOINT,
+                                      state=RequestState.PENDING).exists():
+        return None
+    step_type = get_step_type(step_run.step_type)
+    attempt = step_run.attempts.filter(kind=AttemptKind.STEP).order_by("-number").first()
+    signature = (attempt.error_signature if attempt and attempt.error_signature
+                 else error_signature(error_type, error_message))
+    request = ApprovalRequest.objects.create(
+        kind=RequestKind.CHECKPOINT, team_id=run.team_id, run=run, step_run=step_run,
+        risky=bool(_step_spec(run, step_run.step_id).get("approval")) or (step_type is not None
+                                                                            and step_type.risk == Risk.HIGH),
+        error_type=error_type[:200], error_message=error_message, error_signature=signature,
+        due_at=_sla_deadline(run),
+    )
+    _record_causes(request, run, step_run)
+    record(None, "checkpoint.opened", request, team=run.team, after=_describe(request))
+    _notify_request(request, "checkpoint.opened", f"Run paused: {_title(request)}",
+                    f"Step {step_run.step_id} of run {run.pk} failed: {error_type}: {error_message[:500]}\n"
+                    f"Decide to retry, skip, compensate or abort.")
+    return request
+
+
+def withdraw_stale(run: Run) -> None:
+    """Close the open requests of `run` that no longer wait on anything (the run finished, or a
+    gated or failed step moved on outside the inbox)."""
+    stale = ApprovalRequest.objects.filter(run=run, state=RequestState.PENDING)
+    if run.state not in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED):
+        # A checkpoint stays open while its step is failed, even when another branch resumed the run:
+        # the run pauses again on that step, and the decision is still needed then.
+        stale = stale.filter(Q(kind=RequestKind.GATE) & ~Q(step_run__state=StepState.WAITING_APPROVAL)
+                             | Q(kind=RequestKind.CHECKPOINT) & ~Q(step_run__state=StepState.FAILED))
+    now = timezone.now()
+    for request in stale:
+        request.state, request.decided_at = RequestState.WITHDRAWN, now
+        request.save(update_fields=["state", "decided_at"])
+        record(None, "approval.withdrawn", request, team=run.team,
+               after={"run_state": run.state, "step_state": request.step_run.state})
+
+
+def _group_of_team(slug: str | None, team_id: int) -> ApproverGroup | None:
+    # A group of another team cannot decide for this one: its requests fall back to the team's approvers.
+    return ApproverGroup.objects.filter(slug=slug, team_id=team_id).first() if slug else None
+
+
+def _earliest(*moments):
+    present = [moment for moment in moments if moment is not None]
+    return min(present) if present else None
+
+
+def _step_spec(run: Run, step_id: str) -> dict:
+    return next((step for step in run.version.spec["steps"] if step["id"] == step_id), {})
+
+
+def _sla_deadline(run: Run):
+    max_duration = (run.version.spec.get("sla") or {}).get("max_duration")
+    return run.started_at + timedelta(seconds=max_duration) if max_duration and run.started_at else None
+
+
+def _record_causes(request: ApprovalRequest, run: Run, step_run: StepRun) -> None:
+    causes: dict[int, str] = {}
+    if run.started_by_id:
+        causes[run.started_by_id] = f"started run {run.pk}"
+    for number, author_id in step_authors(run, step_run.step_id):
+        causes.setdefault(author_id, f"wrote step {step_run.step_id} in version {number}")
+    RequestCause.objects.bulk_create([RequestCause(request=request, person_id=person_id, reason=reason)
+                                      for person_id, reason in causes.items()])
+
+
+def step_authors(run: Run, step_id: str) -> list[tuple[int, int]]:
+    """(version number, author id) of the version that introduced the step and of the version
+    that last changed its definition, walking back from the run's version."""
+    rows = run.workflow.versions.filter(number__lte=run.version.number).order_by("-number") \
+        .values_list("number", "spec", "created_by_id")
+    current = _step_spec(run, step_id)
+    introduced = changed = None
+    for number, spec, author_id in rows:
+        definition = next((step for step in spec["steps"] if step["id"] == step_id), None)
+        if definition is None:
+            break
+        introduced = (number, author_id)
+        if definition == current:
+            changed = (number, author_id)
+    return [found for found in (introduced, changed) if found and found[1]]
+
+
+def _release_waived(request_id: int) -> None:
+    request = ApprovalRequest.objects.select_related("step_run").get(pk=request_id)
+    try:
+        engine.release_gate(request.step_run)
+    except engine.TransitionNotAllowed:
+        pass  # the run was cancelled meanwhile, or an earlier release won
+
+
+# --- Deciding ----------------------------------------------------------------------------------
+
+
+def _lock(request_id: int) -> ApprovalRequest:
+    run_id = ApprovalRequest.objects.values_list("run_id", flat=True).get(pk=request_id)
+    Run.objects.select_for_update(of=("self",)).filter(pk=run_id).values_list("pk").first()
+    return ApprovalRequest.objects.select_for_update(of=("self",)) \
+        .select_related("run", "run__team", "run__workflow", "step_run", "group", "team").get(pk=request_id)
+
+
+def _require_open(request: ApprovalRequest, kind: str) -> None:
+    if request.kind != kind:
+        raise InvalidDecision(f"Request {request.pk} is a {request.get_kind_display().lower()}; "
+                              f"use its own choices.")
+    if request.state != RequestState.PENDING:
+        raise DecisionConflict(f"Request {request.pk} is already {request.get_state_display().lower()}; "
+                               f"there is nothing left to decide. Open the history to see who decided.")
+
+
+def caused_by(request: ApprovalRequest, person) -> str:
+    """Why `person` caused the request ("" when they did not)."""
+    return request.causes.filter(person=person).values_list("reason", flat=True).first() or ""
+
+
+def _may_decide_gate(actor, request: ApprovalRequest) -> bool:
+    if request.group_id is not None:
+        return request.group.members.filter(pk=actor.pk).exists()
+    return has_role(actor, request.team_id, Role.APPROVER)
+
+
+def _self_approval_allowed(request: ApprovalRequest) -> bool:
+    return request.group is not None and request.group.allow_self_approval
+
+
+def refusal(actor, request: ApprovalRequest, verdict: str) -> str:
+    """Why `actor` may not give `verdict` on `request` ("" when they may): the role or group it
+    needs, and separation of duties (nobody approves what they caused, unless the group allows it)."""
+    if request.kind == RequestKind.GATE:
+        if not _may_decide_gate(actor, request):
+            who = f"members of {request.group.slug}" if request.group else "approvers of the team"
+            return f"Only {who} can decide this request; ask one of them."
+        approving_kind = True
+    else:
+        role = required_role(request, verdict)
+        if not has_role(actor, request.team_id, role):
+            return (f"Only people with the {role} role in {request.team.name} can "
+                    f"{Verdict(verdict).label.lower()} this step; ask one of them.")
+        approving_kind = role == RISKY_SKIP_ROLE
+    reason = caused_by(request, actor) if approving_kind else ""
+    if reason and not _self_approval_allowed(request):
+        return f"You {reason}, so you cannot decide this request: another approver must (separation of duties)."
+    return ""
+
+
+def _record_decision(actor, request: ApprovalRequest, verdict: str, **fields) -> Decision:
+    if request.decisions.filter(person=actor).exists():
+        raise DecisionConflict("You already decided on this request; quorum counts distinct people, so "
+                               "another approver has to give the next approval.")
+    try:
+        with transaction.atomic():
+            decision = Decision.objects.create(request=request, person=actor, verdict=verdict, **fields)
+    except IntegrityError:
+        raise DecisionConflict("You already decided on this request.") from None
+    record(actor, f"approval.decision.{verdict}", request, team=request.team, after={
+        "request": request.pk, "kind": request.kind, "run": request.run_id, "step": request.step_run.step_id,
+        "verdict": verdict, **{key: value for key, value in fields.items() if value not in (None, "", False)},
+        **({"self_approval": True} if fields.get("self_approval") else {}),
+    })
+    return decision
+
+
+def _close(actor, request: ApprovalRequest, state: str, outcome: str = "") -> None:
+    before = request.state
+    request.state, request.outcome, request.decided_at = state, outcome, timezone.now()
+    request.save(update_fields=["state", "outcome", "decided_at"])
+    record(actor, f"approval.{state}", request, team=request.team, before={"state": before},
+           after={"state": state, "outcome": outcome})
+
+
+@transaction.atomic
+def decide_gate(actor, request: ApprovalRequest, verdict: str, comment: str = "") -> ApprovalRequest:
+    """Approve or reject a gate. The step is queued (on commit) as soon as the quorum of distinct
+    approvers is reached; one rejection rejects the request, and needs a comment."""
+    comment = (comment or "").strip()
+    request = _lock(request.pk)
+    _require_open(request, RequestKind.GATE)
+    if verdict not in (Verdict.APPROVE, Verdict.REJECT):
+        raise InvalidDecision("An approval gate takes approve or reject.")
+    refused = refusal(actor, request, verdict)
+    if refused:
+        raise PermissionDenied(refused)
+    self_approval = bool(caused_by(request, actor))
+    if verdict == Verdict.REJECT and not comment:
+        raise InvalidDecision("A rejection needs a comment: say why, so the author knows what to change.")
+    _record_decision(actor, request, verdict, comment=comment, self_approval=self_approval)
+    try:
+        if verdict == Verdict.REJECT:
+            _close(actor, request, RequestState.REJECTED, Verdict.REJECT)
+            engine.reject_gate(request.step_run, comment, actor=actor)
+        elif request.decisions.filter(verdict=Verdict.APPROVE).count() >= request.quorum:
+            _close(actor, request, RequestState.APPROVED, Verdict.APPROVE)
+            engine.release_gate(request.step_run, actor=actor)
+    except engine.EngineError as exc:
+        raise DecisionConflict(str(exc)) from None
+    if not request.is_open:
+        _notify_decided(request, actor, comment)
+    return request
+
+
+def required_role(request: ApprovalRequest, choice: str) -> str:
+    return RISKY_SKIP_ROLE if choice == Verdict.SKIP and request.risky else CHOICE_ROLES[choice]
+
+
+@transaction.atomic
+def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_code: str, comment: str,
+                      params_override: dict | None = None, skip_output: Any = None) -> ApprovalRequest:
+    """Retry (optionally with some parameters replaced), skip (optionally with the output the
+    downstream steps will see), compensate and abort, or abort a paused run's failed step."""
+    comment = (comment or "").strip()
+    request = _lock(request.pk)
+    _require_open(request, RequestKind.CHECKPOINT)
+    if choice not in CHECKPOINT_CHOICES:
+        raise InvalidDecision("Choose retry, skip, compensate or abort.")
+    refused = refusal(actor, request, choice)
+    if refused:
+        raise PermissionDenied(refused)
+    self_approval = required_role(request, choice) == RISKY_SKIP_ROLE and bool(caused_by(request, actor))
+    if reason_code not in ReasonCode.values:
+        raise InvalidDecision("Pick a reason from the list, so later operators learn from this decision.")
+    if not comment:
+        raise InvalidDecision("Add a comment saying what you checked or changed.")
+    if choice == Verdict.RETRY and params_override:
+        _check_params(request.step_run, params_override)
+    _record_decision(actor, request, choice, reason_code=reason_code, comment=comment,
+                     params_override=params_override if choice == Verdict.RETRY else None,
+                     skip_output=skip_output if choice == Verdict.SKIP else None, self_approval=self_approval)
+    _close(actor, request, RequestState.DECIDED, choice)
+    try:
+        if choice == Verdict.RETRY:
+            engine.retry_step(actor, request.step_run, params_override or None)
+        elif choice == Verdict.SKIP:
+            engine.skip_step(actor, request.step_run, skip_output)
+        elif choice == Verdict.COMPENSATE:
+            engine.compensate_and_abort(actor, request.run)
+        else:
+            engine.abort_run(actor, request.run)
+    except engine.EngineError as exc:
+        raise DecisionConflict(str(exc)) from None
+    _notify_decided(request, actor, comment)
+    return request
+
+
+def _check_params(step_run: StepRun, params_override: dict) -> None:
+    if not isinstance(params_override, dict):
+        raise InvalidDecision("Edited parameters must be a JSON object of parameter names and values.")
+    step_type = get_step_type(step_run.step_type)
+    if step_type is None:
+        raise InvalidDecision(f"Step type {step_run.step_type} is not installed, so its parameters cannot be "
+                              f"checked: skip or abort instead.")
+    errors = params_errors(step_type, {**last_params(step_run), **params_override})
+    if errors:
+        raise InvalidDecision("The edited parameters do not fit the step type: " + "; ".join(errors))
+
+
+def last_params(step_run: StepRun) -> dict:
+    """The parameters the step's latest attempt ran with (rendered)."""
+    params = step_run.attempts.filter(kind=AttemptKind.STEP).order_by("-number").values_list("params", flat=True)
+    return dict(params.first() or {})
+
+
+def parse_json_field(text: str, label: str) -> Any:
+    """JSON typed into a form; None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidDecision(f"{label} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+                              f"write it like {{\"name\": \"value\"}}.") from None
+
+
+@dataclass
+class BulkResult:
+    request_id: int
+    ok: bool
+    message: str
+
+
+def bulk_decide(actor, request_ids, verdict: str, *, comment: str = "", reason_code: str = "") -> list[BulkResult]:
+    """Apply one verdict (approve a gate, or retry a checkpoint) to several requests, each checked,
+    decided and audited on its own; one refusal does not stop the others."""
+    if verdict not in (Verdict.APPROVE, Verdict.RETRY):
+        raise InvalidDecision("Bulk actions approve gates or retry checkpoints; decide others one by one.")
+    results = []
+    for request_id in request_ids:
+        try:
+            request = get_request_for_user(actor, request_id)
+            if verdict == Verdict.APPROVE:
+                decide_gate(actor, request, verdict, comment)
+            else:
+                decide_checkpoint(actor, request, verdict, reason_code=reason_code, comment=comment)
+            results.append(BulkResult(request.pk, True, f"#{request.pk}: {Verdict(verdict).label.lower()}d"))
+        except (ApprovalError, PermissionDenied) as exc:
+            results.append(BulkResult(int(request_id), False, f"#{request_id}: {exc}"))
+        except ApprovalRequest.DoesNotExist:
+            results.append(BulkResult(int(request_id), False, f"#{request_id}: not found in your teams"))
+    return results
+
+
+# --- Expiry --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExpiryReport:
+    escalated: int = 0
+    expired: int = 0
+    warned: int = 0
+    released: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any(asdict(self).values())
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def expire_due(now=None) -> ExpiryReport:
+    """Escalate or reject overdue gates, remind deciders of gates about to expire, and release
+    waived gates whose on-commit release was lost."""
+    now = now or timezone.now()
+    report = ExpiryReport()
+    overdue = ApprovalRequest.objects.filter(state=RequestState.PENDING, expires_at__lte=now) \
+        .values_list("pk", flat=True)
+    for request_id in list(overdue):
+        with transaction.atomic():
+            request = _lock(request_id)
+            if request.state != RequestState.PENDING or request.expires_at is None or request.expires_at > now:
+                continue
+            if request.on_expiry == OnExpiry.ESCALATE and request.escalate_to and request.escalated_at is None:
+                _escalate(request, now)
+                report.escalated += 1
+            else:
+                _close(None, request, RequestState.EXPIRED, Verdict.REJECT)
+                engine.reject_gate(request.step_run, "nobody decided before the approval expired")
+                _notify_decided(request, None, "Nobody decided before the approval expired.")
+                report.expired += 1
+    for request_id in list(ApprovalRequest.objects.filter(state=RequestState.PENDING, warn_at__lte=now,
+                                                          warned_at__isnull=True).values_list("pk", flat=True)):
+        with transaction.atomic():
+            # Compare-and-swap: only the task run that sets warned_at sends the reminder.
+            if ApprovalRequest.objects.filter(pk=request_id, warned_at__isnull=True).update(warned_at=now):
+                request = ApprovalRequest.objects.select_related("run", "step_run", "group", "team").get(pk=request_id)
+                _notify_request(request, "approval.expiring", f"Approval expiring: {_title(request)}",
+                                f"Step {request.step_run.step_id} of run {request.run_id} still needs "
+                                f"{request.quorum} approval(s){_expiry_phrase(request)}.")
+                report.warned += 1
+    lost_releases = ApprovalRequest.objects.filter(state=RequestState.WAIVED, decided_at__lte=now - WAIVED_RELEASE_GRACE,
+                                                   step_run__state=StepState.WAITING_APPROVAL)
+    for request_id in list(lost_releases.values_list("pk", flat=True)):
+        _release_waived(request_id)
+        report.released += 1
+    return report
+
+
+def _escalate(request: ApprovalRequest, now) -> None:
+    before = {"group": request.group.slug if request.group else None}
+    request.group, request.escalated_at = request.escalate_to, now
+    request.expires_at = now + timedelta(seconds=request.timeout_seconds)
+    request.warn_at = request.expires_at - timedelta(seconds=request.timeout_seconds * WARN_AT_SHARE_LEFT)
+    request.warned_at = None
+    request.due_at = _earliest(request.expires_at, _sla_deadline(request.run))
+    request.save(update_fields=["group", "escalated_at", "expires_at", "warn_at", "warned_at", "due_at"])
+    record(None, "approval.escalated", request, team=request.team, before=before,
+           after={"group": request.group.slug, "expires_at": request.expires_at})
+    _notify_request(request, "approval.escalated", f"Approval escalated to you: {_title(request)}",
+                    f"Nobody decided in time, so step {request.step_run.step_id} of run {request.run_id} now waits "
+                    f"for {request.group.slug}{_expiry_phrase(request)}.")
+
+
+# --- Waivers and channels (platform admins) --------------------------------------------------------
+
+
+def _require_platform_admin(actor) -> None:
+    if not (actor and actor.is_platform_admin):
+        raise PermissionDenied("Only platform admins can do that.")
+
+
+@transaction.atomic
+def grant_waiver(actor, *, team: Team, step_type: str, reason: str) -> RiskWaiver:
+    _require_platform_admin(actor)
+    if not reason.strip():
+        raise InvalidDecision("Say why this team may run the step type without approval.")
+    waiver, _ = RiskWaiver.objects.update_or_create(team=team, step_type=step_type,
+                                                    defaults={"reason": reason.strip(), "granted_by": actor})
+    record(actor, "risk_waiver.granted", waiver, team=team, after={"step_type": step_type, "reason": reason})
+    return waiver
+
+
+@transaction.atomic
+def revoke_waiver(actor, waiver_id: int) -> None:
+    _require_platform_admin(actor)
+    waiver = RiskWaiver.objects.select_related("team").get(pk=waiver_id)
+    record(actor, "risk_waiver.revoked", waiver, team=waiver.team, before={"step_type": waiver.step_type})
+    waiver.delete()
+
+
+@transaction.atomic
+def save_channel(actor, *, name: str, url: str, secret: str = "", team: Team | None = None,
+                 event_kinds=(), enabled: bool = True) -> NotificationChannel:
+    """Create or update a webhook channel; an empty `secret` keeps the stored one."""
+    _require_platform_admin(actor)
+    channel = NotificationChannel.objects.filter(name=name).first() or NotificationChannel(name=name)
+    if not secret and not channel.secret_encrypted:
+        raise InvalidDecision("Give the channel a signing secret: receivers check every message's HMAC with it.")
+    channel.url, channel.team, channel.event_kinds, channel.enabled = url, team, list(event_kinds), enabled
+    if secret:
+        channel.secret_encrypted = encrypt(secret)
+    channel.save()
+    record(actor, "notification_channel.saved", channel, team=team, after={
+        "name": name, "url": url, "event_kinds": list(event_kinds), "enabled": enabled, "secret_changed": bool(secret)})
+    return channel
+
+
+# --- Reading ---------------------------------------------------------------------------------------
+
+
+def requests_for(user) -> QuerySet:
+    """Every request of the teams `user` may see."""
+    return scope_to_user(ApprovalRequest.objects.select_related(
+        "run", "run__workflow", "run__version", "step_run", "group", "team", "escalate_to"), user)
+
+
+def get_request_for_user(user, pk) -> ApprovalRequest:
+    """Request `pk` if `user` sees its team (else 404)."""
+    return get_for_user(requests_for(user), user, pk)
+
+
+def inbox_for(user) -> QuerySet:
+    """The open requests `user` may decide, most urgent first (due date, then age)."""
+    approver_teams = team_ids_with_role(user, Role.APPROVER)
+    operator_teams = team_ids_with_role(user, Role.OPERATOR)
+    in_group = ApproverGroup.members.through.objects.filter(approvergroup_id=OuterRef("group_id"), user_id=user.pk)
+    caused = RequestCause.objects.filter(request=OuterRef("pk"), person=user)
+    already = Decision.objects.filter(request=OuterRef("pk"), person=user)
+    gate_deciders = Exists(in_group) | Q(group__isnull=True) & _in_teams(approver_teams)
+    checkpoint_deciders = (Q() if operator_teams is None or approver_teams is None
+                           else Q(team__in=operator_teams | approver_teams))
+    return requests_for(user).filter(state=RequestState.PENDING).filter(
+        Q(kind=RequestKind.GATE) & gate_deciders & (~Exists(caused) | Q(group__allow_self_approval=True))
+        | Q(kind=RequestKind.CHECKPOINT) & checkpoint_deciders,
+    ).exclude(Exists(already)).order_by(F("due_at").asc(nulls_last=True), "created_at", "pk")
+
+
+def _in_teams(team_ids: set[int] | None) -> Q:
+    return Q() if team_ids is None else Q(team__in=team_ids)
+
+
+def inbox_count(user) -> int:
+    return inbox_for(user).count() if user.is_authenticated else 0
+
+
+def history_for(user) -> QuerySet:
+    """Closed requests of the teams `user` sees, latest first."""
+    return requests_for(user).exclude(state=RequestState.PENDING).order_by("-decided_at", "-pk")
+
+
+def deciders(request: ApprovalRequest) -> QuerySet:
+    """Who may decide `request` (for notifications), not counting those who caused it."""
+    if request.kind == RequestKind.GATE and request.group is not None:
+        people = request.group.members.all()
+    else:
+        role = Role.APPROVER if request.kind == RequestKind.GATE else Role.OPERATOR
+        people = User.objects.filter(pk__in=Membership.objects.filter(team_id=request.team_id, role=role)
+                                     .values("user_id"))
+    if request.kind == RequestKind.GATE and not _self_approval_allowed(request):
+        people = people.exclude(pk__in=request.causes.values("person_id"))
+    return people.exclude(pk__in=request.decisions.values("person_id")).filter(is_active=True)
+
+
+# --- Notification texts ------------------------------------------------------------------------------
+
+
+def _title(request: ApprovalRequest) -> str:
+    return f"{request.run.workflow.name} / {request.step_run.step_id} (run {request.run_id})"
+
+
+def _expiry_phrase(request: ApprovalRequest) -> str:
+    if request.expires_at is None:
+        return ""
+    return f" before {request.expires_at:%Y-%m-%d %H:%M} UTC"
+
+
+def _context(request: ApprovalRequest) -> dict:
+    return {"team_id": request.team_id, "team": request.team.slug, "request_id": request.pk,
+            "run_id": request.run_id, "step": request.step_run.step_id, "kind": request.kind,
+            "url": _request_url(request)}
+
+
+def _request_url(request: ApprovalRequest) -> str:
+    try:
+        return absolute_url(reverse("approvals:detail", args=[request.pk]))
+    except NoReverseMatch:  # the pages are not mounted (a worker-only deployment)
+        return ""
+
+
+def _notify_request(request: ApprovalRequest, event_kind: str, subject: str, body: str) -> None:
+    notify(event_kind, subject, body, list(deciders(request)), _context(request))
+
+
+def _notify_decided(request: ApprovalRequest, actor, comment: str) -> None:
+    """Tell whoever started the run (and the other deciders) how the request ended."""
+    by = actor.display_name if actor is not None else "Flowdeck"
+    people = [request.run.started_by] if request.run.started_by_id and request.run.started_by != actor else []
+    notify("approval.decided", f"{request.get_state_display()}: {_title(request)}",
+           f"{by} decided {request.get_outcome_display().lower() or request.state}."
+           + (f"\nComment: {comment}" if comment else ""), people, _context(request))
+
+
+def _describe(request: ApprovalRequest) -> dict:
+    return {"kind": request.kind, "run": request.run_id, "step": request.step_run.step_id,
+            "group": request.group.slug if request.group else None, "quorum": request.quorum,
+            "expires_at": request.expires_at, "on_expiry": request.on_expiry, "state": request.state}

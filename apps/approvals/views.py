@@ -1,0 +1,149 @@
+"""Pages of the approvals app: the inbox (live, with in-place decisions), a request's page with
+everything needed to decide, bulk actions, and the history of decided requests.
+
+Each view fetches through the team-scoped helpers in services (404 outside your teams), calls one
+domain function and renders; htmx requests get the page's fragment.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.accounts.access import visible_teams
+from apps.approvals import services
+from apps.approvals.models import CHECKPOINT_CHOICES, ReasonCode, RequestKind, RequestState, Verdict
+from apps.approvals.presentation import decision_context, suggestions_available
+
+PAGE_SIZE = 25
+# Refresh the inbox this often; it pauses while a request is open for reading.
+POLL_SECONDS = 10
+
+
+def _filtered(requests, params):
+    kind, team, query = params.get("kind", ""), params.get("team", ""), params.get("q", "").strip()
+    if kind in RequestKind.values:
+        requests = requests.filter(kind=kind)
+    if team:
+        requests = requests.filter(team__slug=team)
+    if query:
+        requests = requests.filter(Q(run__workflow__name__icontains=query) | Q(step_run__step_id__icontains=query))
+    return requests, {"kind": kind, "team": team, "q": query}
+
+
+@login_required
+def inbox(request):
+    requests, filters = _filtered(services.inbox_for(request.user), request.GET)
+    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "approvals/inbox.html#inbox-list" if request.htmx else "approvals/inbox.html"
+    return render(request, template, {
+        "page": page, "filters": filters, "kinds": RequestKind.choices, "reason_codes": ReasonCode.choices,
+        "poll_seconds": POLL_SECONDS, "teams": visible_teams(request.user),
+    })
+
+
+@login_required
+def history(request):
+    requests, filters = _filtered(services.history_for(request.user), request.GET)
+    state = request.GET.get("state", "")
+    if state in RequestState.values:
+        requests = requests.filter(state=state)
+    filters["state"] = state
+    page = Paginator(requests.prefetch_related("decisions__person"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "approvals/history.html", {
+        "page": page, "filters": filters, "kinds": RequestKind.choices, "teams": visible_teams(request.user),
+        "states": [choice for choice in RequestState.choices if choice[0] != RequestState.PENDING],
+    })
+
+
+def _detail_context(request, approval_request, error: str = "", form: dict | None = None) -> dict:
+    return {
+        "ctx": decision_context(approval_request, request.user), "req": approval_request, "error": error,
+        "form": form or {}, "reason_codes": ReasonCode.choices, "checkpoint_choices": CHECKPOINT_CHOICES,
+        "suggestions_available": suggestions_available(),
+    }
+
+
+@login_required
+def detail(request, pk: int):
+    approval_request = services.get_request_for_user(request.user, pk)
+    template = "approvals/detail.html#context" if request.htmx else "approvals/detail.html"
+    return render(request, template, _detail_context(request, approval_request))
+
+
+@login_required
+@require_POST
+def decide(request, pk: int):
+    """One decision, from the request's page or in place from the inbox (htmx)."""
+    approval_request = services.get_request_for_user(request.user, pk)
+    form = {key: request.POST.get(key, "") for key in ("verdict", "comment", "reason_code", "params", "output")}
+    try:
+        _apply(request.user, approval_request, form)
+    except (services.ApprovalError, PermissionDenied) as exc:
+        status = 403 if isinstance(exc, PermissionDenied) else 409 if isinstance(exc, services.DecisionConflict) \
+            else 400
+        if request.htmx:
+            # htmx swaps only 2xx answers: the refusal goes into the form's place so the person sees it.
+            status = 200
+        approval_request = services.get_request_for_user(request.user, pk)
+        template = "approvals/detail.html#decide" if request.htmx else "approvals/detail.html"
+        return render(request, template, _detail_context(request, approval_request, str(exc), form), status=status)
+    approval_request.refresh_from_db()
+    if request.htmx:
+        return render(request, "approvals/detail.html#decide", _detail_context(request, approval_request))
+    messages.success(request, f"Your decision on request #{pk} was recorded: "
+                              f"{approval_request.get_state_display().lower()}.")
+    return redirect("approvals:inbox")
+
+
+def _apply(user, approval_request, form: dict) -> None:
+    verdict = form["verdict"]
+    if approval_request.kind == RequestKind.GATE:
+        services.decide_gate(user, approval_request, verdict, form["comment"])
+        return
+    services.decide_checkpoint(
+        user, approval_request, verdict, reason_code=form["reason_code"], comment=form["comment"],
+        params_override=services.parse_json_field(form["params"], "Edited parameters") if verdict == Verdict.RETRY
+        else None,
+        skip_output=services.parse_json_field(form["output"], "Output for downstream steps")
+        if verdict == Verdict.SKIP else None,
+    )
+
+
+@login_required
+@require_POST
+def bulk(request):
+    ids = [value for value in request.POST.getlist("ids") if value.isdigit()]
+    if not ids:
+        messages.error(request, "Select at least one request with its checkbox, then choose the action.")
+        return redirect("approvals:inbox")
+    try:
+        results = services.bulk_decide(request.user, ids, request.POST.get("verdict", ""),
+                                       comment=request.POST.get("comment", ""),
+                                       reason_code=request.POST.get("reason_code", ""))
+    except services.InvalidDecision as exc:
+        messages.error(request, str(exc))
+        return redirect("approvals:inbox")
+    done = [result for result in results if result.ok]
+    if done:
+        messages.success(request, f"{len(done)} request(s) decided: " + ", ".join(r.message for r in done))
+    for result in results:
+        if not result.ok:
+            messages.error(request, result.message)
+    return redirect("approvals:inbox")
+
+
+@login_required
+def suggestions(request, pk: int):
+    """Suggested root causes for a checkpoint, loaded after the page (the index can be slow)."""
+    approval_request = services.get_request_for_user(request.user, pk)
+    if not suggestions_available() or approval_request.kind != RequestKind.CHECKPOINT:
+        return render(request, "approvals/_suggestions_missing.html", {"req": approval_request})
+    from apps.knowledge.suggest import suggest_for_failure
+
+    found = suggest_for_failure(f"{approval_request.error_type}: {approval_request.error_message}",
+                                approval_request.error_signature, user=request.user)
+    return render(request, "knowledge/_suggestions.html", {"suggestions": found, "req": approval_request})

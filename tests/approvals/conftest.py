@@ -1,0 +1,94 @@
+"""Approvals tests drive the engine in this process (steps run when `drive(run)` plays the
+worker) and run on-commit work at once, so notifications land in mail.outbox."""
+
+import pytest
+
+from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types)
+from apps.runs.plan import forget_plans
+
+
+@pytest.fixture(autouse=True)
+def approvals_urls(settings):
+    from django.urls import clear_url_caches
+
+    settings.ROOT_URLCONF = "tests.approvals.urls"
+    clear_url_caches()
+    yield
+    clear_url_caches()
+
+
+@pytest.fixture(autouse=True)
+def fresh_plans():
+    forget_plans()
+    yield
+    forget_plans()
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks (mail, webhooks) run in this process as soon as they are sent."""
+    from apps.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """`with on_commit(): ...` runs the block's on-commit callbacks when it ends."""
+
+    def run():
+        return django_capture_on_commit_callbacks(execute=True)
+
+    return run
+
+
+@pytest.fixture
+def drive(monkeypatch):
+    from apps.runs import engine, tasks
+    from apps.runs.models import AttemptState, StepAttempt
+
+    monkeypatch.setattr(engine, "_send_on_commit", lambda *args, **kwargs: None)
+
+    def play(run, *, limit=100):
+        for _ in range(limit):
+            attempt = StepAttempt.objects.filter(step_run__run=run, state=AttemptState.QUEUED).order_by("pk").first()
+            if attempt is None:
+                break
+            tasks.run_attempt.run(attempt.pk)
+        run.refresh_from_db()
+        return run
+
+    return play
+
+
+@pytest.fixture
+def gated(team, author, approver_group):
+    """A version whose `pay` step needs `quorum` approvals of billing-approvers."""
+    from tests.runs.factories import make_version, step
+
+    def build(*, quorum=1, timeout=None, escalate_to=None, on_expiry=None, name="payroll", after=True):
+        approval = {"group": approver_group.slug, "quorum": quorum, "timeout": timeout, "escalate_to": escalate_to,
+                    "on_expiry": on_expiry or ("escalate" if escalate_to else "reject")}
+        steps = [step("prepare", params={"rows": 3}), step("pay", needs=["prepare"], approval=approval,
+                                                           params={"amount": 10})]
+        if after:
+            steps.append(step("report", needs=["pay"], params={"paid": "{{ steps.pay.output.amount }}"}))
+        return make_version(team, steps, name=name, author=author)
+
+    return build
+
+
+@pytest.fixture
+def waiting_gate(gated, operator, drive):
+    """`waiting_gate(**gated_options)`: a run whose `pay` step waits for approval; returns its request."""
+    from apps.approvals.models import ApprovalRequest
+    from apps.runs import engine
+
+    def start(**options):
+        run = drive(engine.start_run(operator, gated(**options)))
+        return ApprovalRequest.objects.get(run=run, kind="gate")
+
+    return start
