@@ -231,7 +231,9 @@ def _set_run_state(run: Run, state: str, actor, *, summary: str | None = None, e
     run.save(update_fields=fields)
     record(actor, f"run.{state}", run, before={"state": before},
            after={"state": state, **({"summary": run.failure_summary} if summary else {}), **(audit_detail or {})})
-    signals.run_state_changed.send(sender=Run, run=run, old_state=before, new_state=state, actor=actor)
+    # old_state/new_state repeat before/after for receivers written against either spelling.
+    signals.run_state_changed.send(sender=Run, run=run, before=before, after=state, old_state=before,
+                                   new_state=state, actor=actor)
     if before in ACTIVE_RUN_STATES and run.is_finished and plan_for(run.version_id).concurrency is not None:
         _start_queued_runs(run.workflow_id)
 

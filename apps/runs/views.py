@@ -1,1 +1,310 @@
-"""Pages of the runs app."""
+"""Pages of the runs app: the run list, a run live (graph, steps, attempts), a step's detail,
+starting a run from a workflow, and the operator's actions.
+
+Reads go through the team-scoped helpers below (404 outside a person's teams, 403 without the
+operator role for actions); every change goes through `apps.runs.engine`. A transition the run's
+state no longer allows answers 409 with the engine's message. The REST API and the run_workflow
+command share the helpers marked "shared".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.accounts.access import get_for_user, has_role, scope_to_user, visible_teams
+from apps.accounts.models import Role
+from apps.runs import engine
+from apps.runs.graph import step_graph
+from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepRun, StepState, Trigger
+from apps.runs.plan import plan_for
+from apps.workflows.models import Workflow
+from apps.workflows.services import get_workflow_for_user, workflows_for
+from apps.workflows.spec import validate_inputs
+
+RUNS_PER_PAGE = 25
+LOG_TAIL = 200
+POLL_SECONDS = 2
+FILTERS = ("workflow", "state", "team", "trigger", "since", "until")
+
+
+# --- Shared with the API and the run_workflow command ---------------------------------------------
+
+class InputsInvalid(Exception):
+    """The inputs do not fit the workflow's declared inputs; `errors` maps each field to why."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+
+
+def start_workflow_run(actor, workflow: Workflow, provided: dict, trigger: str = Trigger.MANUAL) -> Run:
+    """Check `provided` against the current version's inputs and start a run of it."""
+    version = workflow.current_version
+    if version is None:
+        raise InputsInvalid({"workflow": f"{workflow.name} has no saved version yet: save its YAML first."})
+    values, errors = validate_inputs(version.spec, provided)
+    if errors:
+        raise InputsInvalid({error.path.removeprefix("inputs."): f"{error.message}. {error.hint}" for error in errors})
+    return engine.start_run(actor, version, inputs=values, trigger=trigger)
+
+
+def _day(text: str, end: bool):
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    return timezone.make_aware(datetime.combine(day, time.max if end else time.min))
+
+
+def runs_for(user, filters: dict) -> tuple[QuerySet, dict]:
+    """The runs `user` may see, narrowed by the filters given (workflow id, state, team slug,
+    trigger, since/until as YYYY-MM-DD); also the filters that were understood."""
+    runs = scope_to_user(Run.objects.select_related("workflow", "team", "version", "started_by"), user)
+    chosen = {name: (filters.get(name) or "").strip() for name in FILTERS}
+    if chosen["workflow"].isdigit():
+        runs = runs.filter(workflow_id=int(chosen["workflow"]))
+    if chosen["state"] in RunState.values:
+        runs = runs.filter(state=chosen["state"])
+    if chosen["team"]:
+        runs = runs.filter(team__slug=chosen["team"])
+    if chosen["trigger"] in Trigger.values:
+        runs = runs.filter(trigger=chosen["trigger"])
+    if since := _day(chosen["since"], end=False):
+        runs = runs.filter(created_at__gte=since)
+    if until := _day(chosen["until"], end=True):
+        runs = runs.filter(created_at__lte=until)
+    return runs, chosen
+
+
+def get_run_for_user(user, pk, *, role: str | None = None) -> Run:
+    return get_for_user(Run.objects.select_related("workflow", "team", "version", "started_by", "rerun_of"),
+                        user, pk, role=role)
+
+
+def get_step_run_for_user(user, pk, *, role: str | None = None) -> StepRun:
+    return get_for_user(StepRun.objects.select_related("run", "run__team", "run__workflow"), user, pk,
+                        team_field="run__team", role=role)
+
+
+# --- Pages ------------------------------------------------------------------------------------------
+
+def _query_without_page(request) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+@login_required
+def run_list(request):
+    runs, chosen = runs_for(request.user, request.GET)
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    template = "runs/list.html#results" if request.htmx else "runs/list.html"
+    return render(request, template, {
+        "page": page, "chosen": chosen, "filtered": any(chosen.values()), "query": _query_without_page(request),
+        "teams": visible_teams(request.user), "workflows": workflows_for(request.user),
+        "states": RunState.choices, "triggers": Trigger.choices,
+    })
+
+
+def _live_context(request, run: Run) -> dict:
+    rows = {row.step_id: row for row in run.step_runs.all()}
+    plan = plan_for(run.version_id)
+    attempts = StepAttempt.objects.filter(step_run__run=run).select_related("step_run") \
+        .order_by("queued_at", "pk")
+    return {
+        "run": run, "steps": list(rows.values()), "poll_seconds": POLL_SECONDS,
+        "graph": step_graph([(step.id, step.needs) for step in plan.steps.values()], rows),
+        "attempts": attempts, "can_act": has_role(request.user, run.team, Role.OPERATOR),
+        "paused_failures": [row for row in rows.values() if row.state == StepState.FAILED]
+        if run.state == RunState.PAUSED else [],
+    }
+
+
+@login_required
+def run_detail(request, pk: int):
+    run = get_run_for_user(request.user, pk)
+    template = "runs/detail.html#live" if request.htmx else "runs/detail.html"
+    return render(request, template, _live_context(request, run))
+
+
+def _pretty(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) if value is not None else ""
+
+
+@login_required
+def step_detail(request, pk: int, step_id: str):
+    run = get_run_for_user(request.user, pk)
+    row = run.step_runs.filter(step_id=step_id).first()
+    if row is None:
+        raise Http404(f"Run {run.pk} has no step {step_id!r}.")
+    attempts = list(row.attempts.all())
+    latest = attempts[-1] if attempts else None
+    level = request.GET.get("level", "")
+    lines = StepLogLine.objects.filter(attempt__step_run=row).select_related("attempt")
+    if level in ("info", "warning", "error"):
+        lines = lines.filter(level__in={"info": ("info", "warning", "error"), "warning": ("warning", "error"),
+                                        "error": ("error",)}[level])
+    tail = list(lines.order_by("-at", "-id")[:LOG_TAIL])[::-1]
+    output = row.output if isinstance(row.output, dict) else {}
+    template = "runs/step.html#live" if request.htmx else "runs/step.html"
+    return render(request, template, {
+        "run": run, "row": row, "attempts": attempts, "latest": latest, "log_lines": tail, "level": level,
+        "log_tail": LOG_TAIL, "output_json": _pretty(row.output), "progress": row.progress or {},
+        "artifacts": [output[key] for key in ("artifact", "output", "rejects") if isinstance(output.get(key), str)],
+        "can_act": has_role(request.user, run.team, Role.OPERATOR), "poll_seconds": POLL_SECONDS,
+        "paused_failure": run.state == RunState.PAUSED and row.state == StepState.FAILED,
+    })
+
+
+@login_required
+def artifact(request, pk: int, path: str):
+    """A file a step of this run stored under ARTIFACT_DIR (outputs, rejects)."""
+    run = get_run_for_user(request.user, pk)
+    root = Path(settings.ARTIFACT_DIR).resolve()
+    run_folder = (root / "runs" / str(run.pk)).resolve()
+    file = (root / path).resolve()
+    if run_folder not in file.parents or not file.is_file():
+        raise Http404(f"Run {run.pk} has no artifact {path!r}; it may have been cleaned up.")
+    return FileResponse(file.open("rb"), as_attachment=True, filename=file.name)
+
+
+# --- Starting a run --------------------------------------------------------------------------------
+
+def _input_fields(version, values: dict) -> list[dict]:
+    fields = []
+    for name, declared in (version.spec.get("inputs") or {}).items() if version else ():
+        current = values.get(name, declared.get("default"))
+        if declared["type"] in ("object", "array") and not isinstance(current, str) and current is not None:
+            current = json.dumps(current)
+        fields.append({"name": name, "declared": declared, "value": "" if current is None else current})
+    return fields
+
+
+def _parse_form_inputs(version, form) -> tuple[dict, dict[str, str]]:
+    """Typed values from the form's text; empty optional fields are left to their defaults."""
+    provided, errors = {}, {}
+    for name, declared in (version.spec.get("inputs") or {}).items():
+        text = form.get(f"input-{name}", "").strip()
+        kind = declared["type"]
+        if text == "" and kind != "string":
+            continue
+        if text == "" and not declared["required"]:
+            continue
+        try:
+            if kind == "integer":
+                provided[name] = int(text)
+            elif kind == "number":
+                provided[name] = float(text)
+            elif kind == "boolean":
+                provided[name] = text == "true"
+            elif kind in ("object", "array"):
+                provided[name] = json.loads(text)
+            else:
+                provided[name] = text
+        except ValueError:
+            errors[name] = f"`{name}` must be {'JSON' if kind in ('object', 'array') else 'a ' + kind}: change the value."
+    return provided, errors
+
+
+@login_required
+def start_run(request, workflow_pk: int):
+    """The start form (GET); on POST, check the inputs and start, or show the form again (400)."""
+    workflow = get_workflow_for_user(request.user, workflow_pk, role=Role.OPERATOR)
+    version = workflow.current_version
+    errors: dict[str, str] = {}
+    values: dict = {}
+    if request.method == "POST":
+        values = {name: request.POST.get(f"input-{name}", "") for name in (version.spec.get("inputs") or {})} \
+            if version else {}
+        provided, errors = _parse_form_inputs(version, request.POST) if version else ({}, {})
+        if not errors:
+            try:
+                run = start_workflow_run(request.user, workflow, provided)
+            except (InputsInvalid, engine.InvalidInputs) as invalid:
+                errors = getattr(invalid, "errors", None) or {"inputs": str(invalid)}
+            else:
+                messages.success(request, f"Run {run.pk} of {workflow.name} started.")
+                return redirect("runs:detail", pk=run.pk)
+    return render(request, "runs/start.html", {
+        "workflow": workflow, "fields": _input_fields(version, values), "errors": errors,
+        "general_errors": {k: v for k, v in errors.items() if k not in (version.spec.get("inputs") or {})}
+        if version else {},
+    }, status=400 if errors else 200)
+
+
+# --- Actions ---------------------------------------------------------------------------------------
+
+def _conflict(request, run: Run, error: engine.EngineError):
+    return render(request, "runs/conflict.html", {"run": run, "message": str(error)}, status=409)
+
+
+def _json_field(request, name: str):
+    """The JSON a person typed into field `name` (None when empty); ValueError names the field."""
+    text = request.POST.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"The {name.replace('_', ' ')} is not valid JSON ({exc}): fix it and try again.") from None
+
+
+def _run_action(action, done_message: str):
+    @login_required
+    @require_POST
+    def view(request, pk: int):
+        run = get_run_for_user(request.user, pk, role=Role.OPERATOR)
+        try:
+            result = action(request.user, run)
+        except engine.EngineError as error:
+            return _conflict(request, run, error)
+        messages.success(request, done_message.format(run=run))
+        return redirect("runs:detail", pk=result.pk if isinstance(result, Run) else run.pk)
+
+    return view
+
+
+cancel_run = _run_action(engine.cancel_run, "Run {run.pk} cancelled.")
+abort_run = _run_action(engine.abort_run, "Run {run.pk} aborted.")
+compensate_and_abort = _run_action(engine.compensate_and_abort,
+                                   "Run {run.pk} is undoing its completed steps, then ends failed.")
+rerun = _run_action(engine.rerun_from_failure, "A new run of {run.workflow.name} re-runs run {run.pk} from its failure.")
+
+
+def _step_action(action, done_message: str, payload_field: str):
+    @login_required
+    @require_POST
+    def view(request, pk: int, step_id: str):
+        run = get_run_for_user(request.user, pk, role=Role.OPERATOR)
+        row = run.step_runs.filter(step_id=step_id).first()
+        if row is None:
+            raise Http404(f"Run {run.pk} has no step {step_id!r}.")
+        try:
+            payload = _json_field(request, payload_field)
+        except ValueError as invalid:
+            messages.error(request, str(invalid))
+            return redirect("runs:step", pk=run.pk, step_id=step_id)
+        try:
+            action(request.user, row, payload)
+        except engine.EngineError as error:
+            return _conflict(request, run, error)
+        messages.success(request, done_message.format(step=step_id))
+        return redirect("runs:detail", pk=run.pk)
+
+    return view
+
+
+retry_step = _step_action(engine.retry_step, "Step {step} is being tried again.", "params_override")
+skip_step = _step_action(engine.skip_step, "Step {step} skipped; the steps after it go on.", "output")

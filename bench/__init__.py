@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench` runs every benchmark module, each in its own process."""

@@ -1,0 +1,184 @@
+"""Engine benchmark: per-step overhead of the engine against plain Celery, on one broker.
+
+(a) a chain of 200 no-op steps, (b) one step fanning out to 500 parallel no-op steps and a
+fan-in, (c) the same 200-hop chain as plain Celery tasks with no engine (the floor). Workers are
+real `celery worker` processes (BENCH_WORKERS, default 2, one prefork child each) on the broker
+and database given by CELERY_BROKER_URL / DATABASE_URL; the benchmark uses its own database
+(var/bench.sqlite3, or <name>_bench on PostgreSQL) so it never touches real runs.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from celery import shared_task
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+CHAIN_LENGTH = 200
+FAN_OUT = 500
+PLAIN_QUEUE = "steps"
+
+
+@shared_task(name="bench.plain_hop", ignore_result=True)
+def plain_hop(remaining: int, done_file: str) -> None:
+    """One hop of the plain-Celery chain: enqueue the next hop, or note the end time."""
+    if remaining:
+        plain_hop.apply_async(args=[remaining - 1, done_file], queue=PLAIN_QUEUE)
+    else:
+        Path(done_file).write_text(repr(time.time()))
+
+
+def bench_database_url() -> str:
+    configured = os.environ.get("DATABASE_URL", "")
+    if not configured.startswith(("postgres://", "postgresql://")):
+        (VAR / "bench.sqlite3").unlink(missing_ok=True)
+        return f"sqlite:///{VAR / 'bench.sqlite3'}"
+    parts = urlsplit(configured)
+    name = parts.path.lstrip("/") + "_bench"
+    import psycopg
+
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def prepare_environment() -> None:
+    VAR.mkdir(exist_ok=True)
+    os.environ["DATABASE_URL"] = bench_database_url()
+    os.environ["FLOWDECK_TEST_STEP_TYPES"] = "1"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if os.environ.get("CELERY_BROKER_URL", "filesystem://").startswith("filesystem://"):
+        broker = VAR / "bench-broker"
+        shutil.rmtree(broker, ignore_errors=True)
+        os.environ["FLOWDECK_BROKER_DIR"] = str(broker)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
+
+
+def start_workers(count: int) -> list[subprocess.Popen]:
+    workers = []
+    for number in range(count):
+        log = VAR / f"bench-worker-{number}.log"
+        workers.append(subprocess.Popen(
+            [str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "-I", "bench.engine",
+             "--pool=prefork", "--concurrency=1", "-Q", "steps,default", "-n", f"bench{number}-{os.getpid()}@%h",
+             "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            cwd=ROOT, env=os.environ.copy(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + 60
+        # The banner is printed whatever the log level; the warm-up run then proves they consume.
+        while "[tasks]" not in log.read_text():
+            if workers[-1].poll() is not None or time.monotonic() > deadline:
+                stop_workers(workers)
+                raise SystemExit(f"worker {number} did not start; see {log}")
+            time.sleep(0.1)
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+
+
+def run_workflow(team, steps, name: str) -> float:
+    """Seconds from the run's creation to its end, as the database recorded them."""
+    from apps.runs import engine
+    from apps.runs.models import RunState
+    from tests.runs.factories import make_version
+
+    run = engine.start_run(None, make_version(team, steps, name=name))
+    deadline = time.monotonic() + 600
+    while run.state not in (RunState.SUCCEEDED, RunState.FAILED):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{name} did not finish in 10 minutes (state {run.state})")
+        time.sleep(0.02)
+        run.refresh_from_db()
+    if run.state != RunState.SUCCEEDED:
+        raise SystemExit(f"{name} ended {run.state}: {run.failure_summary}")
+    return (run.finished_at - run.created_at).total_seconds()
+
+
+def run_plain_chain() -> float:
+    done = VAR / f"bench-plain-{os.getpid()}.done"
+    done.unlink(missing_ok=True)
+    started = time.time()
+    plain_hop.apply_async(args=[CHAIN_LENGTH - 1, str(done)], queue=PLAIN_QUEUE)
+    deadline = time.monotonic() + 600
+    while not done.exists() or not done.read_text():
+        if time.monotonic() > deadline:
+            raise SystemExit("the plain Celery chain did not finish in 10 minutes")
+        time.sleep(0.01)
+    finished = float(done.read_text())
+    done.unlink()
+    return finished - started
+
+
+def machine() -> str:
+    from django.conf import settings
+    from django.db import connection
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW server_version")
+            database = f"PostgreSQL {cursor.fetchone()[0]}"
+        else:
+            cursor.execute("SELECT sqlite_version()")
+            database = f"SQLite {cursor.fetchone()[0]} (WAL)"
+    broker = urlsplit(settings.CELERY_BROKER_URL).scheme
+    return (f"CPU {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; {database}; "
+            f"broker {broker}; {os.environ.get('BENCH_WORKERS', '2')} worker processes")
+
+
+def main() -> None:
+    prepare_environment()
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from apps.accounts.models import Team
+    from apps.runs import testing_steps  # noqa: F401  (registers test.noop here too)
+    from tests.runs.factories import chain, step
+
+    team = Team.objects.create(slug="bench", name="Bench")
+    workers = start_workers(int(os.environ.get("BENCH_WORKERS", "2")))
+    try:
+        run_workflow(team, chain(5), "warm-up")
+        run_plain_chain()
+        chain_seconds = run_workflow(team, chain(CHAIN_LENGTH), "chain")
+        fan = [step("root", "test.noop")] + [step(f"p{i}", "test.noop", needs=["root"]) for i in range(FAN_OUT)]
+        fan.append(step("join", "test.noop", needs=[f"p{i}" for i in range(FAN_OUT)]))
+        fan_seconds = run_workflow(team, fan, "fan")
+        plain_seconds = run_plain_chain()
+    finally:
+        stop_workers(workers)
+    print(f"machine: {machine()}")
+    print(f"(a) chain of {CHAIN_LENGTH} steps: {chain_seconds:.2f} s, "
+          f"{chain_seconds / CHAIN_LENGTH * 1000:.1f} ms per step")
+    print(f"(b) fan-out to {FAN_OUT} and fan-in: {fan_seconds:.2f} s, "
+          f"{fan_seconds / (FAN_OUT + 2) * 1000:.1f} ms per step")
+    print(f"(c) plain Celery chain of {CHAIN_LENGTH} tasks: {plain_seconds:.2f} s, "
+          f"{plain_seconds / CHAIN_LENGTH * 1000:.1f} ms per task")
+    print(f"engine overhead ratio (a)/(c): {chain_seconds / plain_seconds:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
