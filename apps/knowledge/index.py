@@ -24,7 +24,7 @@ import bm25s
 import faiss
 import numpy as np
 
-from apps.knowledge.textproc import lexical_tokens
+from apps.knowledge.textproc import is_code, lexical_tokens
 
 KIND_CODES = {"incident": 1, "runbook": 2, "category": 3}
 KIND_SHIFT = 40
@@ -58,6 +58,7 @@ class KnowledgeIndex:
         self.dense = None
         self.lexical = None
         self._position: dict[int, int] = {}
+        self.cached_prototypes: dict | None = None
 
     # ---- reading -------------------------------------------------------------------------
     @property
@@ -82,6 +83,7 @@ class KnowledgeIndex:
         return index
 
     def _prepare(self) -> None:
+        self.cached_prototypes = None
         self._position = {doc.id: i for i, doc in enumerate(self.docs)}
         self.lexical = None
         if self.docs:
@@ -106,6 +108,12 @@ class KnowledgeIndex:
         if not tokens:
             return np.zeros(len(self.docs), dtype=np.float32)
         return np.asarray(self.lexical.get_scores(tokens), dtype=np.float32)
+
+    def known_codes(self, text: str) -> list[str]:
+        """Code-like tokens of `text` (letters with digits, or 3+ digit numbers) found in the corpus."""
+        if self.lexical is None:
+            return []
+        return [t for t in lexical_tokens(text) if is_code(t) and t in self.lexical.vocab_dict]
 
     # ---- writing -------------------------------------------------------------------------
     def upsert(self, docs: list[Document], vectors: np.ndarray) -> None:

@@ -1,7 +1,8 @@
 """Hybrid retrieval and root-cause ranking over a KnowledgeIndex: pure functions, no database.
 
 Retrieval ranks documents of each kind by dense similarity and by BM25 and fuses the two
-rankings by reciprocal rank fusion (RRF), which needs no score calibration between them.
+rankings by reciprocal rank fusion (RRF), which needs no score calibration between them; when
+the query carries an exact code the corpus knows (ORA-00060, LDG-7731), BM25 counts double.
 
 Root-cause hypotheses score every candidate category from three kinds of evidence, so a new
 failure can match a category even without a close neighbour:
@@ -22,6 +23,9 @@ import numpy as np
 from apps.knowledge.index import KnowledgeIndex
 
 RRF_K = 60
+# An error code, exception number or host name that the query shares with the corpus is strong
+# evidence that embeddings blur: then the lexical ranking counts this much more in the fusion.
+CODE_MATCH_WEIGHT = 2.0
 MODES = ("dense", "lexical", "hybrid")
 # Fitted by 5-fold cross-validation on fixtures/incidents/dev_set.jsonl; see knowledge_eval.
 WEIGHTS = {"neighbours": 1.0, "description": 2.0, "prototype": 0.5}
@@ -78,8 +82,11 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
             # search over a large incident set could otherwise leave them out.
             small = np.flatnonzero(kinds != "incident")
             dense[small] = index.vectors[small] @ query_vector
+    lexical_weight = 1.0
     if mode in ("lexical", "hybrid"):
         lexical = index.lexical_scores(query_text)
+        if mode == "hybrid" and index.known_codes(query_text):
+            lexical_weight = CODE_MATCH_WEIGHT
     by_kind = {}
     for kind in ("incident", "runbook", "category"):
         positions = np.flatnonzero((kinds == kind) & allowed)
@@ -89,7 +96,7 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
                 fused[p] += 1.0 / (RRF_K + r + 1)
         if lexical is not None:
             for r, p in enumerate(_rank_positions(lexical, positions, limit * 2, require_positive=True)):
-                fused[p] += 1.0 / (RRF_K + r + 1)
+                fused[p] += lexical_weight / (RRF_K + r + 1)
         ordered = sorted(fused.items(), key=lambda item: -item[1])[:limit]
         by_kind[kind] = [Hit(position=p, score=s, rank=r) for r, (p, s) in enumerate(ordered)]
     return Ranked(by_kind=by_kind, dense=dense, lexical=lexical)

@@ -92,14 +92,11 @@ def feedback_weights() -> dict[int, float]:
     return {key: min(4.0, max(0.2, value)) for key, value in weights.items()}
 
 
-_prototype_cache: dict[int, dict] = {}
-
-
 def _prototypes(index: KnowledgeIndex) -> dict:
-    if index.version not in _prototype_cache:
-        _prototype_cache.clear()
-        _prototype_cache[index.version] = category_prototypes(index)
-    return _prototype_cache[index.version]
+    """Category centroids, computed once per loaded index (a reload is a new object)."""
+    if index.cached_prototypes is None:
+        index.cached_prototypes = category_prototypes(index)
+    return index.cached_prototypes
 
 
 def suggest_for_failure(text: str, error_signature: str | None = None, *, user=None, team_ids=None,

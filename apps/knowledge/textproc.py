@@ -53,3 +53,13 @@ def lexical_tokens(text: str) -> list[str]:
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_code(token: str) -> bool:
+    """An error code, status or identifier: digits with letters (ora-00060, e4471) or 3 to 6 digits (429)."""
+    has_digit = any(c.isdigit() for c in token)
+    if not has_digit:
+        return False
+    if token.isdigit():
+        return 3 <= len(token) <= 6
+    return any(c.isalpha() for c in token) and len(token) >= 3
