@@ -1,0 +1,89 @@
+"""The Prometheus /metrics endpoint: a collector that reads the database at scrape time, so
+every process (web, workers) reports the same numbers and nothing is kept in memory.
+
+Protected by a bearer token (FLOWDECK_METRICS_TOKEN); without one configured it answers 404,
+so a fresh install does not publish its numbers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.http import Http404, HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from apps.monitoring.models import Alert, AlertState, SlaState, SlaStatus
+from apps.runs.models import AttemptKind, AttemptState, Run, RunState, StepAttempt, StepRun, StepState
+
+DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
+
+
+def metrics_token() -> str:
+    return getattr(settings, "FLOWDECK_METRICS_TOKEN", os.environ.get("FLOWDECK_METRICS_TOKEN", ""))
+
+
+class FlowdeckCollector:
+    def collect(self):
+        runs = GaugeMetricFamily("flowdeck_runs", "Runs by state.", labels=["state"])
+        counts = dict(Run.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+        for state in RunState.values:
+            runs.add_metric([state], counts.get(state, 0))
+        yield runs
+        yield self._step_durations()
+        queued = GaugeMetricFamily("flowdeck_queue_depth", "Step attempts waiting in each queue.", labels=["queue"])
+        for queue, depth in StepAttempt.objects.filter(state=AttemptState.QUEUED).values_list("queue") \
+                .annotate(n=Count("pk")).values_list("queue", "n"):
+            queued.add_metric([queue], depth)
+        yield queued
+        yield GaugeMetricFamily("flowdeck_pending_approvals", "Steps waiting for an approval decision.",
+                                value=StepRun.objects.filter(state=StepState.WAITING_APPROVAL).count())
+        yield CounterMetricFamily("flowdeck_sla_breaches", "Runs that missed their SLA.",
+                                  value=SlaStatus.objects.filter(state=SlaState.BREACHED).count())
+        yield GaugeMetricFamily("flowdeck_sla_at_risk", "Unfinished runs predicted to miss their SLA.",
+                                value=SlaStatus.objects.filter(state=SlaState.AT_RISK).count())
+        alerts = GaugeMetricFamily("flowdeck_open_alerts", "Open alerts by kind.", labels=["kind"])
+        for kind, n in Alert.objects.filter(state=AlertState.OPEN).values_list("kind").annotate(n=Count("pk")) \
+                .values_list("kind", "n"):
+            alerts.add_metric([kind], n)
+        yield alerts
+        yield from self._index_queries()
+
+    def _step_durations(self):
+        histogram = HistogramMetricFamily("flowdeck_step_duration_seconds", "Durations of finished step attempts.",
+                                          labels=["step_type"])
+        aggregates = {f"le_{i}": Count("pk", filter=Q(duration_ms__lte=bound * 1000))
+                      for i, bound in enumerate(DURATION_BUCKETS)}
+        rows = StepAttempt.objects.filter(kind=AttemptKind.STEP, duration_ms__isnull=False) \
+            .values("step_type").annotate(total=Count("pk"), sum_ms=Sum("duration_ms"), **aggregates)
+        for row in rows:
+            buckets = [(str(bound), row[f"le_{i}"]) for i, bound in enumerate(DURATION_BUCKETS)]
+            histogram.add_metric([row["step_type"]], buckets + [("+Inf", row["total"])], row["sum_ms"] / 1000)
+        return histogram
+
+    def _index_queries(self):
+        # Reported only when the knowledge app exposes a query counter.
+        try:
+            from apps.knowledge.index import index_queries_total
+        except ImportError:
+            return
+        yield CounterMetricFamily("flowdeck_index_queries", "Queries served by the knowledge index.",
+                                  value=index_queries_total())
+
+
+def metrics_view(request):
+    token = metrics_token()
+    if not token:
+        raise Http404("Metrics are off: set FLOWDECK_METRICS_TOKEN to publish them.")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        response = HttpResponse("Send Authorization: Bearer <FLOWDECK_METRICS_TOKEN>.\n", status=401,
+                                content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="flowdeck-metrics"'
+        return response
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FlowdeckCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

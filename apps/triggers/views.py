@@ -1,0 +1,158 @@
+"""Pages of the triggers app and the public webhook endpoint.
+
+Pages fetch the workflow through the team-scoped helper (404 outside a person's teams, 403
+without the role) and change things only through `services`. The webhook endpoint is public:
+the URL's token finds the workflow and the signature proves the sender.
+"""
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from apps.accounts.access import get_for_user, has_role
+from apps.accounts.models import Role
+from apps.runs.models import Run
+from apps.triggers import services, webhooks
+from apps.triggers.models import Backfill, TriggerBinding
+from apps.workflows.models import Workflow
+
+EVENTS_PER_PAGE = 25
+
+
+def _workflow(request, pk, role=None) -> Workflow:
+    return get_for_user(Workflow.objects.select_related("team", "current_version"), request.user, pk, role=role)
+
+
+def run_url(run: Run) -> str:
+    """The run's page once the runs app serves one, else its place in the API."""
+    try:
+        return reverse("runs:detail", args=[run.pk])
+    except NoReverseMatch:
+        return f"/runs/{run.pk}/"
+
+
+@login_required
+def workflow_triggers(request, pk):
+    workflow = _workflow(request, pk)
+    try:
+        upcoming, schedule_problem = services.next_run_times(workflow), ""
+    except services.TriggerError as exc:
+        upcoming, schedule_problem = [], str(exc)
+    events = workflow.trigger_events.select_related("run", "batch").order_by("-received_at", "-pk")
+    return render(request, "triggers/workflow.html", {
+        "workflow": workflow,
+        "bindings": TriggerBinding.objects.filter(workflow=workflow),
+        "upcoming": upcoming, "schedule_problem": schedule_problem,
+        "webhook": getattr(workflow, "webhook", None),
+        "webhook_url": request.build_absolute_uri(reverse("triggers:webhook", args=[workflow.webhook.token]))
+        if hasattr(workflow, "webhook") else "",
+        "events": Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page")),
+        "backfills": workflow.backfills.all()[:10],
+        "can_author": has_role(request.user, workflow.team, Role.AUTHOR),
+        "can_operate": has_role(request.user, workflow.team, Role.OPERATOR),
+        "new_secret": request.session.pop(f"webhook-secret-{workflow.pk}", ""),
+    })
+
+
+@login_required
+def next_runs(request, pk):
+    """The partial the workflow page includes: the next five scheduled starts."""
+    workflow = _workflow(request, pk)
+    try:
+        upcoming, problem = services.next_run_times(workflow), ""
+    except services.TriggerError as exc:
+        upcoming, problem = [], str(exc)
+    return render(request, "triggers/_next_runs.html", {"upcoming": upcoming, "schedule_problem": problem,
+                                                         "workflow": workflow})
+
+
+@login_required
+@require_POST
+def rotate_secret(request, pk):
+    workflow = _workflow(request, pk, role=Role.AUTHOR)
+    if not workflow.trigger_bindings.filter(kind="webhook").exists():
+        messages.error(request, "This workflow has no webhook trigger: add `- webhook: {}` to its triggers first.")
+        return redirect("triggers:workflow", pk=workflow.pk)
+    _, secret = services.rotate_webhook_secret(request.user, workflow)
+    # Shown once on the next page, never stored in plain text.
+    request.session[f"webhook-secret-{workflow.pk}"] = secret
+    messages.success(request, "New URL and signing secret created; the old ones no longer work.")
+    return redirect("triggers:workflow", pk=workflow.pk)
+
+
+@login_required
+@require_POST
+def backfill_create(request, pk):
+    workflow = _workflow(request, pk, role=Role.OPERATOR)
+    try:
+        zone = ZoneInfo(request.POST.get("timezone") or "UTC")
+        start = datetime.combine(datetime.fromisoformat(request.POST["start"]).date(), time.min, zone)
+        end = datetime.combine(datetime.fromisoformat(request.POST["end"]).date(), time.min, zone) + timedelta(days=1)
+        backfill = services.create_backfill(request.user, workflow, start, end - timedelta(microseconds=1))
+    except (KeyError, ValueError):
+        messages.error(request, "Give the first and last day of the range as dates, such as 2026-11-01.")
+        return redirect("triggers:workflow", pk=workflow.pk)
+    except services.TriggerError as exc:
+        messages.error(request, str(exc))
+        return redirect("triggers:workflow", pk=workflow.pk)
+    messages.success(request, f"Backfill started: {backfill.slots.count()} run(s) will start as concurrency allows.")
+    return redirect("triggers:backfill", pk=backfill.pk)
+
+
+@login_required
+def backfill_detail(request, pk):
+    backfill = get_for_user(Backfill.objects.select_related("workflow", "team"), request.user, pk)
+    slots = backfill.slots.select_related("run").order_by("slot_at")
+    template = "triggers/backfill.html#progress" if request.htmx else "triggers/backfill.html"
+    return render(request, template, {
+        "backfill": backfill, "progress": services.backfill_progress(backfill),
+        "slots": Paginator(slots, EVENTS_PER_PAGE).get_page(request.GET.get("page")),
+        "can_operate": has_role(request.user, backfill.team, Role.OPERATOR),
+    })
+
+
+@login_required
+@require_POST
+def backfill_cancel(request, pk):
+    backfill = get_for_user(Backfill.objects.all(), request.user, pk, role=Role.OPERATOR)
+    try:
+        services.cancel_backfill(request.user, backfill)
+        messages.success(request, "Backfill cancelled: unstarted slots will not run and running ones were cancelled.")
+    except services.TriggerError as exc:
+        messages.error(request, str(exc))
+    return redirect("triggers:backfill", pk=backfill.pk)
+
+
+@login_required
+def run_events(request, run_pk):
+    """The partial the run page includes: the events (one, or a whole batch) a run was started for."""
+    run = get_for_user(Run.objects.all(), request.user, run_pk)
+    events = Paginator(services.events_of_run(run), EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "triggers/_run_events.html", {"run": run, "events": events})
+
+
+@csrf_exempt
+@require_POST
+def webhook(request, token):
+    try:
+        accepted = webhooks.receive(token, request.body, request.headers)
+    except webhooks.WebhookRefused as refused:
+        response = JsonResponse({"error": refused.message, "errors": refused.errors}, status=refused.status)
+        if refused.retry_after:
+            response["Retry-After"] = str(refused.retry_after)
+        return response
+    body = {"event_id": accepted.event.pk, "duplicate": accepted.duplicate}
+    if accepted.run is not None:
+        body.update(run_id=accepted.run.pk, run_url=request.build_absolute_uri(run_url(accepted.run)),
+                    run_state=accepted.run.state)
+    if accepted.event.batch_id:
+        body["batch_id"] = accepted.event.batch_id
+    return JsonResponse(body, status=202)
