@@ -1,0 +1,141 @@
+"""The inbox, a request's page, in-place and bulk decisions, the history, and the same through the API."""
+
+import pytest
+
+from apps.approvals.context_processors import inbox_count
+from apps.approvals.models import ApprovalRequest, RequestState
+from apps.runs import engine
+from apps.runs.models import StepState
+
+pytestmark = pytest.mark.django_db
+
+
+def test_inbox_lists_what_the_approver_may_decide(waiting_gate, approver, client_for):
+    request = waiting_gate()
+    page = client_for(approver).get("/approvals/")
+    assert page.status_code == 200
+    assert f'id="request-{request.pk}"' in page.content.decode()
+    assert "payroll" in page.content.decode()
+
+
+def test_inbox_is_empty_for_people_who_cannot_decide(waiting_gate, operator, viewer, client_for):
+    waiting_gate()
+    for person in (operator, viewer):
+        page = client_for(person).get("/approvals/")
+        assert "Nothing waits for you" in page.content.decode()
+
+
+def test_outsider_gets_404_on_a_request_of_another_team(waiting_gate, outsider, client_for):
+    request = waiting_gate()
+    assert client_for(outsider).get(f"/approvals/{request.pk}/").status_code == 404
+    assert client_for(outsider).post(f"/approvals/{request.pk}/decide/", {"verdict": "approve"}).status_code == 404
+
+
+def test_inbox_count_badge(waiting_gate, approver, operator, rf):
+    waiting_gate()
+    waiting_gate(name="payroll-2")
+    request = rf.get("/")
+    request.user = approver
+    assert inbox_count(request) == {"approvals_inbox_count": 2}
+    request.user = operator
+    assert inbox_count(request) == {"approvals_inbox_count": 0}
+
+
+def test_htmx_poll_returns_only_the_list(waiting_gate, approver, client_for):
+    waiting_gate()
+    fragment = client_for(approver).get("/approvals/", HTTP_HX_REQUEST="true")
+    text = fragment.content.decode()
+    assert text.lstrip().startswith('<div id="inbox-list"') and "<html" not in text
+
+
+def test_request_page_shows_the_context_to_decide(gated, team, author, approver, operator, drive, client_for):
+    from tests.runs.factories import make_version, step
+
+    first = gated()
+    first_run = drive(engine.start_run(operator, first))
+    from apps.approvals import services
+
+    services.decide_gate(approver, ApprovalRequest.objects.get(run=first_run), "approve")
+    drive(first_run)
+    changed = make_version(team, [step("prepare", params={"rows": 3}),
+                                  step("pay", needs=["prepare"], params={"amount": 99},
+                                       approval={"group": "billing-approvers", "quorum": 1})],
+                           name="payroll", author=author)
+    run = drive(engine.start_run(operator, changed, inputs={}))
+    request = ApprovalRequest.objects.get(run=run)
+    text = client_for(approver).get(f"/approvals/{request.pk}/").content.decode()
+    assert "v1 (run" in text                      # compared with the last approved run
+    assert "amount" in text and "99" in text     # the step's parameters
+    assert "&#x27;rows&#x27;: 3" in text          # the upstream output of `prepare`
+    assert 'name="verdict" value="approve"' in text
+
+
+def test_page_says_why_the_starter_cannot_decide(gated, approver, drive, client_for):
+    run = drive(engine.start_run(approver, gated()))
+    request = ApprovalRequest.objects.get(run=run)
+    text = client_for(approver).get(f"/approvals/{request.pk}/").content.decode()
+    assert "separation of duties" in text and 'value="approve"' not in text
+
+
+def test_approve_in_place_from_the_inbox(waiting_gate, approver, client_for):
+    request = waiting_gate()
+    answer = client_for(approver).post(f"/approvals/{request.pk}/decide/", {"verdict": "approve"},
+                                       HTTP_HX_REQUEST="true")
+    assert answer.status_code == 200 and "Nothing is left to decide" in answer.content.decode()
+    assert request.run.step_runs.get(step_id="pay").state == StepState.QUEUED
+
+
+def test_reject_without_comment_on_the_page_is_refused_with_a_reason(waiting_gate, approver, client_for):
+    request = waiting_gate()
+    answer = client_for(approver).post(f"/approvals/{request.pk}/decide/", {"verdict": "reject", "comment": ""})
+    assert answer.status_code == 400 and "needs a comment" in answer.content.decode()
+    request.refresh_from_db()
+    assert request.state == RequestState.PENDING
+
+
+def test_viewer_gets_403_when_deciding(waiting_gate, viewer, client_for):
+    request = waiting_gate()
+    answer = client_for(viewer).post(f"/approvals/{request.pk}/decide/", {"verdict": "approve"})
+    assert answer.status_code == 403
+
+
+def test_bulk_approve_decides_each_request_and_reports_refusals(gated, approver, operator, drive, client_for):
+    mine = ApprovalRequest.objects.get(run=drive(engine.start_run(operator, gated(name="a"))))
+    other = ApprovalRequest.objects.get(run=drive(engine.start_run(operator, gated(name="b"))))
+    own = ApprovalRequest.objects.get(run=drive(engine.start_run(approver, gated(name="c"))))
+    answer = client_for(approver).post("/approvals/bulk/", {"ids": [mine.pk, other.pk, own.pk], "verdict": "approve"},
+                                       follow=True)
+    states = dict(ApprovalRequest.objects.values_list("pk", "state"))
+    assert states[mine.pk] == states[other.pk] == RequestState.APPROVED
+    assert states[own.pk] == RequestState.PENDING
+    assert "separation of duties" in answer.content.decode()
+
+
+def test_history_keeps_decided_requests(waiting_gate, approver, client_for):
+    from apps.approvals import services
+
+    request = waiting_gate()
+    services.decide_gate(approver, request, "reject", "not this month")
+    page = client_for(approver).get("/approvals/history/")
+    assert "not this month" in page.content.decode()
+    assert f"#{request.pk}" in page.content.decode()
+
+
+def test_api_lists_and_decides(waiting_gate, approver, second_approver, api_for):
+    request = waiting_gate(quorum=2)
+    api = api_for(approver)
+    listed = api.get("/api/v1/approvals/").json()
+    assert [r["id"] for r in listed["results"]] == [request.pk]
+    answer = api.post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "approve"}, format="json")
+    assert answer.status_code == 200 and answer.json()["state"] == "pending"
+    again = api.post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "approve"}, format="json")
+    assert again.status_code == 409
+    rejected = api_for(second_approver).post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "reject"},
+                                             format="json")
+    assert rejected.status_code == 400 and "comment" in rejected.json()["detail"]
+
+
+def test_api_refuses_the_run_starter_with_403(gated, approver, drive, api_for):
+    request = ApprovalRequest.objects.get(run=drive(engine.start_run(approver, gated())))
+    answer = api_for(approver).post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "approve"}, format="json")
+    assert answer.status_code == 403
