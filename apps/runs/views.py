@@ -37,6 +37,8 @@ RUNS_PER_PAGE = 25
 LOG_TAIL = 200
 POLL_SECONDS = 2
 FILTERS = ("workflow", "state", "team", "trigger", "since", "until")
+FORM_TYPE_NAMES = {"integer": "a whole number", "number": "a number", "object": "a JSON object",
+                   "array": "a JSON list"}
 
 
 # --- Shared with the API and the run_workflow command ---------------------------------------------
@@ -49,15 +51,21 @@ class InputsInvalid(Exception):
         super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
 
 
-def start_workflow_run(actor, workflow: Workflow, provided: dict, trigger: str = Trigger.MANUAL) -> Run:
-    """Check `provided` against the current version's inputs and start a run of it."""
+def checked_inputs(workflow: Workflow, provided) -> dict:
+    """The run's input values (defaults filled in) for the current version; InputsInvalid otherwise."""
     version = workflow.current_version
     if version is None:
         raise InputsInvalid({"workflow": f"{workflow.name} has no saved version yet: save its YAML first."})
     values, errors = validate_inputs(version.spec, provided)
     if errors:
         raise InputsInvalid({error.path.removeprefix("inputs."): f"{error.message}. {error.hint}" for error in errors})
-    return engine.start_run(actor, version, inputs=values, trigger=trigger)
+    return values
+
+
+def start_workflow_run(actor, workflow: Workflow, provided, trigger: str = Trigger.MANUAL) -> Run:
+    """Check `provided` against the current version's inputs and start a run of it."""
+    values = checked_inputs(workflow, provided)
+    return engine.start_run(actor, workflow.current_version, inputs=values, trigger=trigger)
 
 
 def _day(text: str, end: bool):
@@ -182,25 +190,24 @@ def artifact(request, pk: int, path: str):
 
 # --- Starting a run --------------------------------------------------------------------------------
 
-def _input_fields(version, values: dict) -> list[dict]:
+def _input_fields(version, values: dict, errors: dict[str, str]) -> list[dict]:
     fields = []
     for name, declared in (version.spec.get("inputs") or {}).items() if version else ():
         current = values.get(name, declared.get("default"))
         if declared["type"] in ("object", "array") and not isinstance(current, str) and current is not None:
             current = json.dumps(current)
-        fields.append({"name": name, "declared": declared, "value": "" if current is None else current})
+        fields.append({"name": name, "declared": declared, "value": "" if current is None else current,
+                       "error": errors.get(name, "")})
     return fields
 
 
 def _parse_form_inputs(version, form) -> tuple[dict, dict[str, str]]:
-    """Typed values from the form's text; empty optional fields are left to their defaults."""
+    """Typed values from the form's text; an empty field counts as not given (default or required)."""
     provided, errors = {}, {}
     for name, declared in (version.spec.get("inputs") or {}).items():
         text = form.get(f"input-{name}", "").strip()
         kind = declared["type"]
-        if text == "" and kind != "string":
-            continue
-        if text == "" and not declared["required"]:
+        if text == "":
             continue
         try:
             if kind == "integer":
@@ -214,7 +221,7 @@ def _parse_form_inputs(version, form) -> tuple[dict, dict[str, str]]:
             else:
                 provided[name] = text
         except ValueError:
-            errors[name] = f"`{name}` must be {'JSON' if kind in ('object', 'array') else 'a ' + kind}: change the value."
+            errors[name] = f"`{name}` must be {FORM_TYPE_NAMES[kind]}: change the value."
     return provided, errors
 
 
@@ -228,17 +235,21 @@ def start_run(request, workflow_pk: int):
     if request.method == "POST":
         values = {name: request.POST.get(f"input-{name}", "") for name in (version.spec.get("inputs") or {})} \
             if version else {}
-        provided, errors = _parse_form_inputs(version, request.POST) if version else ({}, {})
-        if not errors:
-            try:
-                run = start_workflow_run(request.user, workflow, provided)
-            except (InputsInvalid, engine.InvalidInputs) as invalid:
-                errors = getattr(invalid, "errors", None) or {"inputs": str(invalid)}
-            else:
-                messages.success(request, f"Run {run.pk} of {workflow.name} started.")
-                return redirect("runs:detail", pk=run.pk)
+        provided, unreadable = _parse_form_inputs(version, request.POST) if version else ({}, {})
+        try:
+            if unreadable:
+                checked_inputs(workflow, provided)  # only to report the other fields' problems too
+                raise InputsInvalid({})
+            run = start_workflow_run(request.user, workflow, provided)
+        except InputsInvalid as invalid:
+            errors = {**invalid.errors, **unreadable}
+        except engine.InvalidInputs as invalid:
+            errors = {"inputs": str(invalid)}
+        else:
+            messages.success(request, f"Run {run.pk} of {workflow.name} started.")
+            return redirect("runs:detail", pk=run.pk)
     return render(request, "runs/start.html", {
-        "workflow": workflow, "fields": _input_fields(version, values), "errors": errors,
+        "workflow": workflow, "fields": _input_fields(version, values, errors), "errors": errors,
         "general_errors": {k: v for k, v in errors.items() if k not in (version.spec.get("inputs") or {})}
         if version else {},
     }, status=400 if errors else 200)
