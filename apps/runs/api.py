@@ -1,3 +1,183 @@
-"""REST API of the runs app (mounted under /api/v1/)."""
+"""REST API of the runs app (mounted under /api/v1/).
 
-urlpatterns: list = []
+Reads are team-scoped like the pages (404 outside your teams); starting runs and acting on them
+needs the operator role in the run's team (403 otherwise) and goes through `apps.runs.engine`.
+An action the run's state no longer allows answers 409 with the engine's message; inputs that
+do not fit the workflow answer 400 with one message per bad field under `inputs`.
+"""
+
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Role
+from apps.runs import engine
+from apps.runs.models import Run, RunState, StepAttempt, StepRun, Trigger
+from apps.runs.views import InputsInvalid, get_run_for_user, get_step_run_for_user, runs_for, start_workflow_run
+from apps.workflows.services import get_workflow_for_user
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StepAttempt
+        fields = ["id", "kind", "number", "state", "step_type", "queue", "params", "worker", "deliveries",
+                  "queued_at", "started_at", "ended_at", "heartbeat_at", "duration_ms", "output", "output_artifact",
+                  "error_type", "error_message", "error_signature", "records_in", "records_out",
+                  "records_rejected", "log_lines_dropped"]
+
+
+class StepRunSerializer(serializers.ModelSerializer):
+    attempts = AttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = StepRun
+        fields = ["id", "step_id", "position", "step_type", "state", "skip_reason", "attempt", "params_override",
+                  "output", "progress", "reused_from", "error_type", "error_message", "started_at", "finished_at",
+                  "attempts"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    workflow_name = serializers.CharField(source="workflow.name", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Run
+        fields = ["id", "workflow", "workflow_name", "team", "version", "state", "inputs", "trigger",
+                  "trigger_detail", "started_by", "rerun_of", "failure_summary", "created_at", "started_at",
+                  "finished_at"]
+
+
+class RunDetailSerializer(RunSerializer):
+    step_runs = StepRunSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "step_runs"]
+
+
+ConflictSerializer = inline_serializer("RunConflict", {"detail": serializers.CharField()})
+StartSerializer = inline_serializer("StartRun", {
+    "inputs": serializers.DictField(required=False, help_text="Values for the workflow's declared inputs."),
+})
+InputsInvalidSerializer = inline_serializer("InputsInvalid", {
+    "inputs": serializers.DictField(child=serializers.CharField(), help_text="Input name -> what is wrong."),
+})
+
+
+def _detail(run: Run) -> dict:
+    run = Run.objects.select_related("workflow", "team", "version", "started_by") \
+        .prefetch_related("step_runs__attempts").get(pk=run.pk)
+    return RunDetailSerializer(run).data
+
+
+def _conflict(error: engine.EngineError) -> Response:
+    return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+
+
+class RunList(generics.ListAPIView):
+    serializer_class = RunSerializer
+
+    def get_queryset(self):
+        return runs_for(self.request.user, self.request.query_params)[0]
+
+    @extend_schema(parameters=[
+        OpenApiParameter("workflow", int, description="Only runs of this workflow (its id)."),
+        OpenApiParameter("state", str, enum=RunState.values),
+        OpenApiParameter("team", str, description="Only this team's runs (its slug)."),
+        OpenApiParameter("trigger", str, enum=Trigger.values),
+        OpenApiParameter("since", str, description="Created on or after this day (YYYY-MM-DD)."),
+        OpenApiParameter("until", str, description="Created on or before this day (YYYY-MM-DD)."),
+    ])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class RunDetail(APIView):
+    @extend_schema(responses=RunDetailSerializer)
+    def get(self, request, pk: int):
+        return Response(_detail(get_run_for_user(request.user, pk)))
+
+
+class StartRun(APIView):
+    @extend_schema(request=StartSerializer, responses={201: RunDetailSerializer, 400: InputsInvalidSerializer},
+                   description="Start a run of the workflow's current version.")
+    def post(self, request, pk: int):
+        workflow = get_workflow_for_user(request.user, pk, role=Role.OPERATOR)
+        provided = request.data.get("inputs", {}) if isinstance(request.data, dict) else None
+        try:
+            run = start_workflow_run(request.user, workflow, provided, trigger=Trigger.API)
+        except InputsInvalid as invalid:
+            return Response({"inputs": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
+        except engine.InvalidInputs as invalid:
+            return Response({"inputs": {"inputs": str(invalid)}}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(_detail(run), status=status.HTTP_201_CREATED)
+
+
+def _run_action(action, *, creates: bool = False, description: str):
+    class RunAction(APIView):
+        @extend_schema(request=None, responses={200: RunDetailSerializer, 201: RunDetailSerializer,
+                                                409: ConflictSerializer}, description=description)
+        def post(self, request, pk: int):
+            run = get_run_for_user(request.user, pk, role=Role.OPERATOR)
+            try:
+                result = action(request.user, run)
+            except engine.EngineError as error:
+                return _conflict(error)
+            return Response(_detail(result if creates else run),
+                            status=status.HTTP_201_CREATED if creates else status.HTTP_200_OK)
+
+    RunAction.__name__ = f"Run{action.__name__.title().replace('_', '')}"
+    return RunAction.as_view()
+
+
+class RetryStep(APIView):
+    @extend_schema(
+        request=inline_serializer("RetryStep", {"params_override": serializers.DictField(required=False)}),
+        responses={200: RunDetailSerializer, 409: ConflictSerializer},
+        description="Run a failed step of a paused run again, optionally with some parameters replaced.")
+    def post(self, request, pk: int):
+        row = get_step_run_for_user(request.user, pk, role=Role.OPERATOR)
+        override = request.data.get("params_override")
+        if override is not None and not isinstance(override, dict):
+            return Response({"params_override": ["Give an object of parameter names and values."]},
+                            status=status.HTTP_400_BAD_REQUEST)
+        try:
+            engine.retry_step(request.user, row, override)
+        except engine.EngineError as error:
+            return _conflict(error)
+        return Response(_detail(row.run))
+
+
+class SkipStep(APIView):
+    @extend_schema(request=inline_serializer("SkipStep", {"output": serializers.JSONField(required=False)}),
+                   responses={200: RunDetailSerializer, 409: ConflictSerializer},
+                   description="Skip a failed step of a paused run; the steps after it see `output`.")
+    def post(self, request, pk: int):
+        row = get_step_run_for_user(request.user, pk, role=Role.OPERATOR)
+        try:
+            engine.skip_step(request.user, row, request.data.get("output"))
+        except engine.EngineError as error:
+            return _conflict(error)
+        return Response(_detail(row.run))
+
+
+urlpatterns = [
+    path("runs", RunList.as_view(), name="api-runs"),
+    path("runs/<int:pk>", RunDetail.as_view(), name="api-run"),
+    path("runs/<int:pk>/cancel", _run_action(engine.cancel_run, description="Cancel an unfinished run."),
+         name="api-run-cancel"),
+    path("runs/<int:pk>/rerun", _run_action(engine.rerun_from_failure, creates=True,
+                                            description="Start a new run that keeps the steps that succeeded."),
+         name="api-run-rerun"),
+    path("runs/<int:pk>/abort", _run_action(engine.abort_run, description="End the run failed, without undo."),
+         name="api-run-abort"),
+    path("runs/<int:pk>/compensate-and-abort",
+         _run_action(engine.compensate_and_abort, description="Undo completed steps, then end the run failed."),
+         name="api-run-compensate-and-abort"),
+    path("step-runs/<int:pk>/retry", RetryStep.as_view(), name="api-step-retry"),
+    path("step-runs/<int:pk>/skip", SkipStep.as_view(), name="api-step-skip"),
+    path("workflows/<int:pk>/runs", StartRun.as_view(), name="api-workflow-runs"),
+]
