@@ -1,7 +1,7 @@
 """File arrival: scanning the landing root for files that `file` triggers wait for.
 
-A file starts a run once it is complete: its size and modification time were the same at two
-scans in a row, or the trigger's `marker` file exists. Each file starts one run per content
+A file starts a run once it is complete: when the trigger names a `marker` file, as soon as the
+marker exists; otherwise when its size and modification time were the same at two scans in a row. Each file starts one run per content
 (the TriggerEvent key is its path and sha256), which survives restarts because the ledger is in
 the database; a file replaced by new content is a new file.
 """
@@ -26,7 +26,7 @@ def landing_root() -> Path:
 @dataclass
 class ScanReport:
     seen: int = 0
-    growing: int = 0
+    incomplete: int = 0
     started: int = 0
 
 
@@ -56,19 +56,20 @@ def scan_landing() -> ScanReport:
         return report
     for binding in TriggerBinding.objects.select_related("workflow__current_version").filter(kind=TriggerKind.FILE):
         marker = binding.config.get("marker")
-        marker_present = bool(marker) and (root / marker).is_file()
+        # None: no marker, so completeness is judged by the file no longer growing.
+        marker_present = (root / marker).is_file() if marker else None
         for path in _matches(root, binding.config["path"]):
             if marker and path == root / marker:
                 continue
             report.seen += 1
             started = _observe(binding, root, path, marker_present)
             report.started += started is True
-            report.growing += started is None
+            report.incomplete += started is None
     return report
 
 
-def _observe(binding: TriggerBinding, root: Path, path: Path, marker_present: bool) -> bool | None:
-    """Record what the scan saw; True when a run started, None while the file may still grow."""
+def _observe(binding: TriggerBinding, root: Path, path: Path, marker_present: bool | None) -> bool | None:
+    """Record what the scan saw; True when a run started, None while the file is not complete."""
     stat = path.stat()
     relative = str(path.relative_to(root))
     with transaction.atomic():
@@ -80,7 +81,7 @@ def _observe(binding: TriggerBinding, root: Path, path: Path, marker_present: bo
             seen.save(update_fields=["size", "mtime_ns", "event"])
         if seen.event_id is not None:
             return False
-        if not marker_present and (created or changed):
+        if marker_present is False or (marker_present is None and (created or changed)):
             return None
         sha256 = _sha256(path)
         offered = {"path": relative, "size": stat.st_size, "sha256": sha256}

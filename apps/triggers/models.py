@@ -94,7 +94,7 @@ class WebhookEndpoint(models.Model):
     encrypted_signing_secret = models.TextField(editable=False)
     active = models.BooleanField(default=True)
     # Token bucket of the per-workflow rate limit.
-    bucket_tokens = models.FloatField(default=0)
+    bucket_tokens = models.FloatField(null=True, blank=True, help_text="None until the first request: a full bucket.")
     bucket_updated_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -245,6 +245,7 @@ def add_to_batch(workflow: Workflow, source: str, dedup_key: str, payload: dict,
         event.save(update_fields=["batch"])
         if batch.max_items and batch.events.count() >= batch.max_items:
             _close_batch(batch, "size")
+            event.run = batch.run
         return event, True
 
 

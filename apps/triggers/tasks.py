@@ -24,4 +24,4 @@ def tick() -> None:
 def scan_landing() -> None:
     report = landing.scan_landing()
     if report.started:
-        logger.info("landing files started runs", started=report.started, growing=report.growing)
+        logger.info("landing files started runs", started=report.started, incomplete=report.incomplete)

@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -29,14 +29,6 @@ EVENTS_PER_PAGE = 25
 
 def _workflow(request, pk, role=None) -> Workflow:
     return get_for_user(Workflow.objects.select_related("team", "current_version"), request.user, pk, role=role)
-
-
-def run_url(run: Run) -> str:
-    """The run's page once the runs app serves one, else its place in the API."""
-    try:
-        return reverse("runs:detail", args=[run.pk])
-    except NoReverseMatch:
-        return f"/runs/{run.pk}/"
 
 
 @login_required
@@ -151,7 +143,7 @@ def webhook(request, token):
         return response
     body = {"event_id": accepted.event.pk, "duplicate": accepted.duplicate}
     if accepted.run is not None:
-        body.update(run_id=accepted.run.pk, run_url=request.build_absolute_uri(run_url(accepted.run)),
+        body.update(run_id=accepted.run.pk, run_url=request.build_absolute_uri(reverse("runs:detail", args=[accepted.run.pk])),
                     run_state=accepted.run.state)
     if accepted.event.batch_id:
         body["batch_id"] = accepted.event.batch_id

@@ -75,7 +75,8 @@ def _take_token(endpoint_id: int) -> None:
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
         now = timezone.now()
         elapsed = (now - endpoint.bucket_updated_at).total_seconds()
-        tokens = min(capacity, endpoint.bucket_tokens + elapsed * capacity / 60)
+        tokens = capacity if endpoint.bucket_tokens is None else \
+            min(capacity, endpoint.bucket_tokens + elapsed * capacity / 60)
         if tokens < 1:
             endpoint.bucket_tokens, endpoint.bucket_updated_at = tokens, now
             endpoint.save(update_fields=["bucket_tokens", "bucket_updated_at"])

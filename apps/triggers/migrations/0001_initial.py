@@ -141,7 +141,7 @@ class Migration(migrations.Migration):
                 ('token', models.CharField(help_text='The secret part of the URL.', max_length=64, unique=True)),
                 ('encrypted_signing_secret', models.TextField(editable=False)),
                 ('active', models.BooleanField(default=True)),
-                ('bucket_tokens', models.FloatField(default=0)),
+                ('bucket_tokens', models.FloatField(blank=True, help_text='None until the first request: a full bucket.', null=True)),
                 ('bucket_updated_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('workflow', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='webhook', to='workflows.workflow')),

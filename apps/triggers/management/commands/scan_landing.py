@@ -8,5 +8,5 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         report = scan_landing()
-        self.stdout.write(f"{landing_root()}: {report.seen} matching file(s), {report.growing} still growing, "
+        self.stdout.write(f"{landing_root()}: {report.seen} matching file(s), {report.incomplete} not complete yet, "
                           f"{report.started} run(s) started.")
