@@ -1,6 +1,6 @@
-"""Stand-in step types (named "test.*") and small specs shared by the workflows tests.
+"""Stand-in step types and small specs shared by the workflows tests.
 
-The stand-ins give the tests parameter schemas of their own, so these tests do not change when
+The stand-ins are named "test.spec_*", apart from the engine's own "test.*" types; they give the tests parameter schemas of their own, so these tests do not change when
 the built-in step types do.
 """
 
@@ -16,10 +16,10 @@ def _register(name: str, params_schema: dict) -> None:
         step_type(name, params_schema=params_schema, summary=f"stand-in {name}")(lambda ctx: ctx.params)
 
 
-_register("test.echo", {"type": "object"})
-_register("test.sleep", {"type": "object", "additionalProperties": False, "required": ["seconds"],
+_register("test.spec_echo", {"type": "object"})
+_register("test.spec_sleep", {"type": "object", "additionalProperties": False, "required": ["seconds"],
                          "properties": {"seconds": {"type": "integer", "minimum": 0}}})
-_register("test.http", {"type": "object", "additionalProperties": False, "required": ["url"],
+_register("test.spec_http", {"type": "object", "additionalProperties": False, "required": ["url"],
                         "properties": {"method": {"enum": ["GET", "POST", "DELETE"]}, "url": {"type": "string"},
                                        "json": {}, "timeout": {"type": "number", "maximum": 300}}})
 
@@ -35,10 +35,10 @@ SIMPLE_SPEC = spec_text("""
       period: {type: string}
     steps:
       - id: extract
-        type: test.echo
+        type: test.spec_echo
         with: {message: "period {{ inputs.period }}"}
       - id: load
-        type: test.sleep
+        type: test.spec_sleep
         needs: extract
         with: {seconds: 1}
 """)

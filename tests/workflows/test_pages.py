@@ -41,7 +41,7 @@ def test_detail_shows_steps_source_and_versions_to_a_viewer(client_for, viewer, 
     response = client_for(viewer).get(reverse("workflows:detail", args=[saved_workflow.pk]))
     page = response.content.decode()
     assert response.status_code == 200
-    assert "<code>test.sleep</code>" in page and "starts first" in page and "v1" in page
+    assert "<code>test.spec_sleep</code>" in page and "starts first" in page and "v1" in page
     assert "Edit YAML" not in page
 
 

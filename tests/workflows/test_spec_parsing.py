@@ -58,8 +58,8 @@ def test_duplicate_key_is_an_error_at_the_second_one():
         name: twice
         steps:
           - id: a
-            type: test.echo
-            type: test.sleep
+            type: test.spec_echo
+            type: test.spec_sleep
     """))
     assert (error.line, error.column, error.path) == (5, 5, "steps[0].type")
     assert "written twice" in error.message and "line 4" in error.message
@@ -78,13 +78,13 @@ def test_python_tags_are_refused_before_building_anything():
 
 
 def test_merge_keys_are_refused():
-    error = only_error("name: x\nsteps:\n  - <<: {id: a}\n    type: test.echo\n")
+    error = only_error("name: x\nsteps:\n  - <<: {id: a}\n    type: test.spec_echo\n")
     assert "merge keys" in error.message
     assert error.line == 3
 
 
 def test_broken_yaml_names_its_line():
-    error = only_error("name: x\nsteps:\n  - id: a\n   type: test.echo\n")
+    error = only_error("name: x\nsteps:\n  - id: a\n   type: test.spec_echo\n")
     assert error.line == 4
     assert "not valid YAML" in error.message
 

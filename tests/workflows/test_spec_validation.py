@@ -23,7 +23,7 @@ def one_step(step_yaml: str) -> str:
         inputs:
           period: {type: string}
           amount: {type: number, default: 0}
-    """) + "steps:\n  - id: first\n    type: test.echo\n" + textwrap.indent(spec_text(step_yaml), "  ")
+    """) + "steps:\n  - id: first\n    type: test.spec_echo\n" + textwrap.indent(spec_text(step_yaml), "  ")
 
 
 # --- Shape (JSON Schema) --------------------------------------------------------------------
@@ -31,7 +31,7 @@ def one_step(step_yaml: str) -> str:
 def test_unknown_field_is_located_at_its_key_with_a_suggestion():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             retires: 3
     """))["steps[1].retires"]
     assert (error.line, error.column) == (10, 5)
@@ -51,7 +51,7 @@ def test_missing_required_field_is_reported_on_its_parent():
 def test_negative_retry_count_names_the_exact_field():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             retries:
               count: -1
     """))["steps[1].retries.count"]
@@ -62,7 +62,7 @@ def test_negative_retry_count_names_the_exact_field():
 def test_bad_duration_says_how_to_write_one():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             timeout: 5 minutes
     """))["steps[1].timeout"]
     assert error.line == 10 and '"5m"' in error.hint
@@ -71,7 +71,7 @@ def test_bad_duration_says_how_to_write_one():
 def test_step_id_with_capitals_is_refused():
     error = errors_of(one_step("""
           - id: Second
-            type: test.echo
+            type: test.spec_echo
     """))["steps[1].id"]
     assert error.line == 8 and "not a valid step id" in error.message
 
@@ -79,7 +79,7 @@ def test_step_id_with_capitals_is_refused():
 def test_unknown_on_failure_lists_the_choices():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             on_failure: retry
     """))["steps[1].on_failure"]
     assert "fail, continue, pause" in error.message
@@ -109,7 +109,7 @@ def test_trigger_shapes_are_checked():
 def test_quorum_below_one_is_refused(approver_group):
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             approval: {group: billing-approvers, quorum: 0}
     """))["steps[1].approval.quorum"]
     assert error.line == 10 and "at least 1" in error.message
@@ -120,7 +120,7 @@ def test_quorum_below_one_is_refused(approver_group):
 def test_duplicate_step_id_points_at_the_second():
     error = errors_of(one_step("""
           - id: first
-            type: test.echo
+            type: test.spec_echo
     """))["steps[1].id"]
     assert error.line == 8 and "already used by steps[0]" in error.message
 
@@ -128,7 +128,7 @@ def test_duplicate_step_id_points_at_the_second():
 def test_unknown_need_is_named_with_a_suggestion():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             needs: [firts]
     """))["steps[1].needs[0]"]
     assert (error.line, error.column) == (10, 13)
@@ -140,13 +140,13 @@ def test_cycle_is_named_in_order():
         name: loop
         steps:
           - id: a
-            type: test.echo
+            type: test.spec_echo
             needs: c
           - id: b
-            type: test.echo
+            type: test.spec_echo
             needs: a
           - id: c
-            type: test.echo
+            type: test.spec_echo
             needs: b
     """)
     error = errors["steps[0].needs"]
@@ -157,16 +157,16 @@ def test_cycle_is_named_in_order():
 def test_unknown_step_type_suggests_close_names():
     error = errors_of(one_step("""
           - id: second
-            type: test.slep
+            type: test.spec_slep
     """))["steps[1].type"]
-    assert error.line == 9 and "no step type `test.slep`" in error.message
-    assert "`test.sleep`" in error.hint
+    assert error.line == 9 and "no step type `test.spec_slep`" in error.message
+    assert "`test.spec_sleep`" in error.hint
 
 
 def test_parameters_are_checked_against_the_step_type():
     errors = errors_of(one_step("""
           - id: second
-            type: test.sleep
+            type: test.spec_sleep
             with:
               seconds: many
               color: blue
@@ -179,7 +179,7 @@ def test_parameters_are_checked_against_the_step_type():
 def test_missing_required_parameter_is_reported():
     error = errors_of(one_step("""
           - id: second
-            type: test.sleep
+            type: test.spec_sleep
     """))["steps[1].with"]
     assert "`seconds` is missing" in error.message
 
@@ -187,7 +187,7 @@ def test_missing_required_parameter_is_reported():
 def test_templated_values_stand_in_for_any_type():
     result = load_spec(one_step("""
           - id: second
-            type: test.sleep
+            type: test.spec_sleep
             needs: first
             with: {seconds: "{{ steps.first.output.wait }}"}
     """))
@@ -197,7 +197,7 @@ def test_templated_values_stand_in_for_any_type():
 def test_template_reading_an_undeclared_input_is_refused():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             with: {message: "{{ inputs.perod }}"}
     """))["steps[1].with.message"]
     assert error.line == 10 and "`inputs.perod` is not a declared input" in error.message
@@ -207,7 +207,7 @@ def test_template_reading_an_undeclared_input_is_refused():
 def test_template_reading_a_step_that_is_not_upstream_is_refused():
     errors = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             with: {total: "{{ steps.first.output.total }}"}
     """))
     assert "has not run yet" in errors["steps[1].with.total"].message
@@ -217,10 +217,10 @@ def test_template_reading_a_step_that_is_not_upstream_is_refused():
 def test_template_reading_an_upstream_of_an_upstream_is_allowed():
     result = load_spec(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             needs: first
           - id: third
-            type: test.echo
+            type: test.spec_echo
             needs: second
             when: steps.first.output.ok and inputs.amount > 10 and run.id
     """))
@@ -230,7 +230,7 @@ def test_template_reading_an_upstream_of_an_upstream_is_allowed():
 def test_template_syntax_error_is_located():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             with: {message: "{{ inputs.period "}
     """))["steps[1].with.message"]
     assert error.line == 10 and "cannot read this template" in error.message
@@ -239,7 +239,7 @@ def test_template_syntax_error_is_located():
 def test_unknown_name_in_a_condition_is_refused():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             when: secrets.token == 1
     """))["steps[1].when"]
     assert "`secrets` is not something a template can read" in error.message
@@ -248,7 +248,7 @@ def test_unknown_name_in_a_condition_is_refused():
 def test_condition_written_as_a_template_says_to_drop_the_braces():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             when: "{{ inputs.amount > 1 }}"
     """))["steps[1].when"]
     assert "Remove the {{" in error.hint
@@ -257,12 +257,12 @@ def test_condition_written_as_a_template_says_to_drop_the_braces():
 def test_compensation_type_and_params_are_checked():
     errors = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             compensate:
-              type: test.sleep
+              type: test.spec_sleep
               with: {seconds: -5}
           - id: third
-            type: test.echo
+            type: test.spec_echo
             compensate: {type: test.nope}
     """))
     assert errors["steps[1].compensate.with.seconds"].line == 12
@@ -272,9 +272,9 @@ def test_compensation_type_and_params_are_checked():
 def test_compensation_may_read_its_own_steps_output():
     result = load_spec(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             compensate:
-              type: test.http
+              type: test.spec_http
               with: {method: DELETE, url: "https://x.example/{{ steps.second.output.id }}"}
     """))
     assert result.ok, result.errors
@@ -295,7 +295,7 @@ def test_bad_cron_and_time_zone_are_refused():
 def test_unknown_approver_group_is_refused():
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             approval: {group: nobody}
     """))["steps[1].approval.group"]
     assert error.line == 10 and "no approver group `nobody`" in error.message
@@ -304,7 +304,7 @@ def test_unknown_approver_group_is_refused():
 def test_quorum_larger_than_the_group_is_refused(approver_group):
     error = errors_of(one_step("""
           - id: second
-            type: test.echo
+            type: test.spec_echo
             approval: {group: billing-approvers, quorum: 3}
     """))["steps[1].approval.group"]
     assert "has 2 members" in error.message
@@ -317,7 +317,7 @@ def test_input_default_of_the_wrong_type_is_refused():
           limit: {type: integer, default: lots}
         steps:
           - id: a
-            type: test.echo
+            type: test.spec_echo
     """)["inputs.limit.default"]
     assert error.line == 3 and "whole number" in error.message
 
@@ -331,7 +331,7 @@ def test_every_error_is_reported_at_once():
             needs: [ghost]
             timeout: soon
           - id: a
-            type: test.echo
+            type: test.spec_echo
             with: {message: "{{ inputs.missing }}"}
         triggers:
           - schedule: {cron: "not cron"}
@@ -358,15 +358,15 @@ def test_valid_spec_is_normalized_with_defaults_merged(approver_group):
           timeout: 10m
         steps:
           - id: a
-            type: test.echo
+            type: test.spec_echo
           - id: b
-            type: test.http
+            type: test.spec_http
             needs: a
             retries: 5
             on_failure: pause
             approval: billing-approvers
             with: {url: "https://x.example"}
-            compensate: {type: test.echo}
+            compensate: {type: test.spec_echo}
     """))
     assert result.ok, result.errors
     spec = result.spec
@@ -383,7 +383,7 @@ def test_valid_spec_is_normalized_with_defaults_merged(approver_group):
     assert second["needs"] == ["a"] and second["on_failure"] == "pause"
     assert second["approval"] == {"group": "billing-approvers", "quorum": 1, "timeout": None,
                                   "escalate_to": None, "on_expiry": "reject"}
-    assert second["compensate"] == {"type": "test.echo", "with": {}}
+    assert second["compensate"] == {"type": "test.spec_echo", "with": {}}
 
 
 # --- Run inputs -----------------------------------------------------------------------------
@@ -397,7 +397,7 @@ def test_run_inputs_fill_defaults_and_refuse_wrong_types_and_unknown_keys():
           mode: {type: string, enum: [full, delta], default: delta}
         steps:
           - id: a
-            type: test.echo
+            type: test.spec_echo
     """)).spec
     values, errors = validate_inputs(spec, {"period": "2026-11"})
     assert values == {"period": "2026-11", "limit": 10, "mode": "delta"} and errors == []
