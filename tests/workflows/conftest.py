@@ -1,7 +1,7 @@
 """Stand-in step types and small specs shared by the workflows tests.
 
-The stand-ins are named "test.spec_*", apart from the engine's own "test.*" types; they give the tests parameter schemas of their own, so these tests do not change when
-the built-in step types do.
+The stand-ins are named "test.spec_*", apart from the engine's own "test.*" types. They give
+these tests parameter schemas of their own, so the tests do not change when the built-ins do.
 """
 
 import textwrap
