@@ -4,7 +4,7 @@
 fan-in, (c) the same 200-hop chain as plain Celery tasks with no engine (the floor). Workers are
 real `celery worker` processes (BENCH_WORKERS, default 2, one prefork child each) on the broker
 and database given by CELERY_BROKER_URL / DATABASE_URL; the benchmark uses its own database
-(var/bench.sqlite3, or <name>_bench on PostgreSQL) so it never touches real runs.
+(var/bench.sqlite3, or <name>_bench_engine on PostgreSQL) so it never touches real runs.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def bench_database_url() -> str:
         (VAR / "bench.sqlite3").unlink(missing_ok=True)
         return f"sqlite:///{VAR / 'bench.sqlite3'}"
     parts = urlsplit(configured)
-    name = parts.path.lstrip("/") + "_bench"
+    name = parts.path.lstrip("/") + "_bench_engine"
     import psycopg
 
     admin = urlunsplit(parts._replace(path="/postgres"))
