@@ -7,4 +7,8 @@ urlpatterns = [
     path("", include("apps.catalog.api")),
     path("", include("apps.workflows.api")),
     path("", include("apps.runs.api")),
+    path("", include("apps.approvals.api")),
+    path("", include("apps.incidents.api")),
+    path("", include("apps.knowledge.api")),
+    path("", include("apps.triggers.api")),
 ]

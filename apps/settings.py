@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.workflows",
     "apps.runs",
+    "apps.triggers",
     "apps.approvals",
     "apps.incidents",
     "apps.knowledge",
