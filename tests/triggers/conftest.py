@@ -16,9 +16,14 @@ from tests.runs.factories import step
 
 
 if get_step_type("test.rows") is None:
-    @step_type("test.rows", params_schema={"type": "object"}, summary="Reports `rows` records written.")
+    @step_type("test.rows", params_schema={"type": "object"},
+               summary="Reports `rows` records written and the datasets in `reads` and `writes`.")
     def rows(ctx):
         ctx.add_metrics(records_in=int(ctx.params.get("rows", 0)), records_out=int(ctx.params.get("rows", 0)))
+        for uri in ctx.params.get("reads", []):
+            ctx.record_dataset("in", uri)
+        for uri in ctx.params.get("writes", []):
+            ctx.record_dataset("out", uri)
         return {"rows": ctx.params.get("rows", 0)}
 
 

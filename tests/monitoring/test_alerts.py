@@ -1,0 +1,93 @@
+"""Exception-only alerts: unusual record counts, paused runs; deduplicated; pages and thresholds."""
+
+import pytest
+
+from apps.monitoring import services
+from apps.monitoring.models import Alert, AlertKind, AlertState, MonitorSettings
+from apps.runs import engine
+from tests.runs.factories import step
+
+
+@pytest.fixture
+def counted(make_workflow, drive, operator):
+    """A workflow with six normal runs of about a thousand records; `run(rows)` adds one."""
+
+    def run(rows):
+        workflow = make_workflow([], name="usage", steps=[step("load", "test.rows", params={"rows": rows})])
+        return drive(engine.start_run(operator, workflow.current_version))
+
+    for rows in (1000, 1010, 990, 1005, 995, 1002):
+        run(rows)
+    return run
+
+
+def records_alerts():
+    return Alert.objects.filter(kind=AlertKind.ANOMALY, detail__metric="records_out")
+
+
+def test_unusually_small_record_count_raises_one_alert(counted, notified):
+    assert not records_alerts().exists()
+    small = counted(3)
+    alert = records_alerts().get()
+    assert alert.run == small and alert.state == AlertState.OPEN
+    assert "record count 3 is unusually lower" in alert.title
+    assert [call[0] for call in notified].count("alert.anomaly") >= 1
+    counted(4)  # the same exception again: counted on the open alert, nobody is told twice
+    alert.refresh_from_db()
+    assert records_alerts().count() == 1 and alert.occurrences == 2
+
+
+def test_normal_record_count_raises_nothing(counted, notified):
+    counted(1001)
+    assert not records_alerts().exists()
+
+
+def test_threshold_and_checks_are_per_workflow(counted, author):
+    workflow = counted(1000).workflow
+    services.save_settings(author, workflow, check_records=False)
+    counted(3)
+    assert not records_alerts().exists()
+
+
+def test_paused_run_opens_an_alert_that_closes_when_it_moves_on(make_workflow, drive, operator, notified):
+    workflow = make_workflow([], steps=[step("load", "test.fail", on_failure="pause")])
+    run = drive(engine.start_run(operator, workflow.current_version))
+    alert = Alert.objects.get(kind=AlertKind.RUN_PAUSED)
+    assert alert.run == run and alert.state == AlertState.OPEN
+    engine.abort_run(operator, run)
+    alert.refresh_from_db()
+    assert alert.state == AlertState.CLOSED
+
+
+def test_alerts_page_lists_open_alerts_of_your_teams_only(make_workflow, drive, operator, client_for, outsider,
+                                                           viewer):
+    workflow = make_workflow([], steps=[step("load", "test.fail", on_failure="pause")])
+    drive(engine.start_run(operator, workflow.current_version))
+    assert "paused" in client_for(viewer).get("/monitoring/alerts/").content.decode()
+    page = client_for(outsider).get("/monitoring/alerts/").content.decode()
+    assert "No open alerts" in page
+
+
+def test_operator_closes_an_alert_viewer_cannot(make_workflow, drive, operator, client_for, viewer):
+    workflow = make_workflow([], steps=[step("load", "test.fail", on_failure="pause")])
+    drive(engine.start_run(operator, workflow.current_version))
+    alert = Alert.objects.get()
+    assert client_for(viewer).post(f"/monitoring/alerts/{alert.pk}/close/").status_code == 403
+    response = client_for(operator).post(f"/monitoring/alerts/{alert.pk}/close/", follow=True)
+    assert "Alert closed" in response.content.decode()
+    alert.refresh_from_db()
+    assert alert.state == AlertState.CLOSED
+
+
+def test_author_edits_thresholds_on_the_settings_page(make_workflow, client_for, author, viewer):
+    workflow = make_workflow([])
+    url = f"/monitoring/workflows/{workflow.pk}/"
+    form = {"history_runs": 30, "min_history": 10, "threshold": 5, "check_duration": "on", "check_records": "on"}
+    assert client_for(viewer).post(url, form).status_code == 403
+    assert "Only authors" in client_for(viewer).get(url).content.decode()
+    response = client_for(author).post(url, form, follow=True)
+    assert "Monitor thresholds saved" in response.content.decode()
+    assert MonitorSettings.objects.get(workflow=workflow).threshold == 5
+    bad = client_for(author).post(url, {**form, "threshold": 0, "min_history": 40})
+    text = bad.content.decode()
+    assert "Use a positive number" in text and "Must not be more than" in text
