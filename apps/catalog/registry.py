@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from jsonschema import Draft202012Validator
+
 
 class Risk:
     LOW = "low"
@@ -99,9 +101,7 @@ def _load_builtins() -> None:
 
 
 def params_errors(step: StepType, params: Any) -> list[str]:
-    """Every way `params` breaks the step type's schema, each naming the parameter ("" when none)."""
-    from jsonschema import Draft202012Validator
-
+    """Every way `params` breaks the step type's schema, each naming the parameter; empty when they fit."""
     validator = Draft202012Validator(step.params_schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     return [f"{'.'.join(str(p) for p in e.absolute_path) or 'with'}: {e.message}" for e in errors]

@@ -130,3 +130,17 @@ def test_password_in_the_url_is_refused(api_for, platform_admin):
         "name": "leaky", "kind": "sql", "url": f"postgres://etl:{PLAIN}@db/warehouse"}, format="json")
     assert response.status_code == 400 and "secret field" in response.json()["url"][0]
     assert not Connection.objects.filter(name="leaky").exists()
+
+
+def test_admin_adds_a_connection_through_the_services(client_for, platform_admin):
+    platform_admin.is_staff = platform_admin.is_superuser = True
+    platform_admin.save()
+    client = client_for(platform_admin)
+    form = client.get("/admin/catalog/connection/add/").content.decode()
+    assert 'type="password" name="secret"' in form
+    response = client.post("/admin/catalog/connection/add/", {
+        "name": "crm", "kind": "http", "url": "https://crm.example.com", "secret": PLAIN})
+    assert response.status_code == 302
+    assert Connection.objects.get(name="crm").reveal_secret() == PLAIN
+    assert list(AuditEvent.objects.order_by("sequence").values_list("action", flat=True)) == [
+        "connection.created", "connection.secret_replaced"]

@@ -109,8 +109,7 @@ def _output(response: httpx.Response, body: bytes, cut: bool) -> dict:
 @step_type("http.request", params_schema=PARAMS_SCHEMA, doc=DOC, timeout_seconds=330,
            summary="Call an HTTP API on an allow-listed host, with an idempotency key.",
            example={"method": "POST", "connection": "ledger-api", "url": "/v1/exports",
-                    "json": {"period": "{{ inputs.period }}"}, "expect_status": [200, 201, 202], "timeout": 30},
-           idempotent=True)
+                    "json": {"period": "{{ inputs.period }}"}, "expect_status": [200, 201, 202], "timeout": 30})
 def http_request(ctx: StepContext):
     params = checked_params(ctx, "http.request")
     method = params.get("method", "GET")
