@@ -17,6 +17,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.http import Http404
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -31,7 +32,7 @@ from apps.audit.log import record
 from apps.catalog.registry import Risk, get_step_type, params_errors
 from apps.catalog.secrets import encrypt
 from apps.runs import engine
-from apps.runs.models import AttemptKind, Run, RunState, StepAttempt, StepRun, StepState
+from apps.runs.models import AttemptKind, Run, StepRun, StepState
 from apps.runs.signatures import error_signature
 
 # Checkpoint choices and the role each needs; skipping a risky step needs an approver.
@@ -118,7 +119,7 @@ def withdraw_stale(run: Run) -> None:
     """Close the open requests of `run` that no longer wait on anything (the run finished, or a
     gated or failed step moved on outside the inbox)."""
     stale = ApprovalRequest.objects.filter(run=run, state=RequestState.PENDING)
-    if run.state not in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED):
+    if not run.is_finished:
         # A checkpoint stays open while its step is failed, even when another branch resumed the run:
         # the run pauses again on that step, and the decision is still needed then.
         stale = stale.filter(Q(kind=RequestKind.GATE) & ~Q(step_run__state=StepState.WAITING_APPROVAL)
@@ -251,7 +252,6 @@ def _record_decision(actor, request: ApprovalRequest, verdict: str, **fields) ->
     record(actor, f"approval.decision.{verdict}", request, team=request.team, after={
         "request": request.pk, "kind": request.kind, "run": request.run_id, "step": request.step_run.step_id,
         "verdict": verdict, **{key: value for key, value in fields.items() if value not in (None, "", False)},
-        **({"self_approval": True} if fields.get("self_approval") else {}),
     })
     return decision
 
@@ -384,13 +384,13 @@ def bulk_decide(actor, request_ids, verdict: str, *, comment: str = "", reason_c
         try:
             request = get_request_for_user(actor, request_id)
             if verdict == Verdict.APPROVE:
-                decide_gate(actor, request, verdict, comment)
+                request = decide_gate(actor, request, verdict, comment)
             else:
-                decide_checkpoint(actor, request, verdict, reason_code=reason_code, comment=comment)
-            results.append(BulkResult(request.pk, True, f"#{request.pk}: {Verdict(verdict).label.lower()}d"))
+                request = decide_checkpoint(actor, request, verdict, reason_code=reason_code, comment=comment)
+            results.append(BulkResult(request.pk, True, f"#{request.pk}: {request.get_state_display().lower()}"))
         except (ApprovalError, PermissionDenied) as exc:
             results.append(BulkResult(int(request_id), False, f"#{request_id}: {exc}"))
-        except ApprovalRequest.DoesNotExist:
+        except Http404:
             results.append(BulkResult(int(request_id), False, f"#{request_id}: not found in your teams"))
     return results
 

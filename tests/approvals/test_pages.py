@@ -139,3 +139,20 @@ def test_api_refuses_the_run_starter_with_403(gated, approver, drive, api_for):
     request = ApprovalRequest.objects.get(run=drive(engine.start_run(approver, gated())))
     answer = api_for(approver).post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "approve"}, format="json")
     assert answer.status_code == 403
+
+
+def test_bulk_retry_of_checkpoints_needs_a_reason_and_skips_requests_outside_your_teams(
+        team, author, operator, drive, client_for):
+    from tests.runs.factories import make_version, step
+
+    version = make_version(team, [step("load", "test.fail", on_failure="pause")], name="loader", author=author)
+    request = ApprovalRequest.objects.get(run=drive(engine.start_run(author, version)), kind="checkpoint")
+    client = client_for(operator)
+    refused = client.post("/approvals/bulk/", {"ids": [request.pk], "verdict": "retry"}, follow=True)
+    assert "Pick a reason" in refused.content.decode()
+    answer = client.post("/approvals/bulk/", {"ids": [request.pk, 999999], "verdict": "retry",
+                                              "reason_code": "transient", "comment": "network blip"}, follow=True)
+    text = answer.content.decode()
+    assert "#999999: not found in your teams" in text and "1 request(s) decided" in text
+    request.refresh_from_db()
+    assert request.state == RequestState.DECIDED and request.outcome == "retry"
