@@ -17,7 +17,8 @@ from apps.incidents.taxonomy import DEFAULT_CATEGORIES, canonical_slug
 from apps.knowledge.embedding import embed
 from apps.knowledge.index import Document, KnowledgeIndex, doc_id
 from apps.knowledge.indexing import incident_text
-from apps.knowledge.ranking import TEMPERATURE, WEIGHTS, category_prototypes, rank, score_categories
+from apps.knowledge.ranking import (TEMPERATURE, WEIGHTS, allowed_mask, category_prototypes, rank,
+                                    score_categories)
 from apps.knowledge.runbooks import RUNBOOK_DIR, parse_runbook
 from apps.knowledge.textproc import content_hash
 
@@ -100,17 +101,14 @@ def evaluate(prepared, *, folds: int = 5, mode: str = "hybrid", seed: int = 13, 
     for fold in range(folds):
         held_out = {i for i, f in enumerate(fold_of) if f == fold}
         training = [i for i in range(len(labels)) if i not in held_out]
-        held_ids = {doc_id("incident", i + 1) for i in held_out}
-
-        def allow(doc, held_ids=held_ids):
-            return doc.id not in held_ids
+        allowed = allowed_mask(index, excluded_ids={doc_id("incident", i + 1) for i in held_out})
 
         candidates = sorted({labels[i] for i in training})
         majority = Counter(labels[i] for i in training).most_common(1)[0][0]
-        prototypes = category_prototypes(index, allow) if mode != "lexical" else None
+        prototypes = category_prototypes(index, allowed) if mode != "lexical" else None
         for i in sorted(held_out):
             vector = query_vectors[i] if mode != "lexical" else None
-            ranked = rank(index, queries[i], vector, mode=mode, allow=allow)
+            ranked = rank(index, queries[i], vector, mode=mode, allowed=allowed)
             scores = score_categories(index, ranked, vector, candidates, prototypes=prototypes, weights=weights,
                                       temperature=temperature)
             order = [s.category for s in scores]

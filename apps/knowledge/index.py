@@ -58,7 +58,13 @@ class KnowledgeIndex:
         self.dense = None
         self.lexical = None
         self._position: dict[int, int] = {}
+        # Per-loaded-index caches of the suggestion code (category centroids, candidate labels).
         self.cached_prototypes: dict | None = None
+        self.cached_candidates: list[str] | None = None
+        self.kinds = np.zeros(0, dtype=object)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.team_ids = np.zeros(0, dtype=np.int64)
+        self.background_positions = np.zeros(0, dtype=np.int64)
 
     # ---- reading -------------------------------------------------------------------------
     @property
@@ -84,7 +90,13 @@ class KnowledgeIndex:
 
     def _prepare(self) -> None:
         self.cached_prototypes = None
+        self.cached_candidates = None
         self._position = {doc.id: i for i, doc in enumerate(self.docs)}
+        # Column views of the documents, so per-query filtering is vectorized.
+        self.kinds = np.array([doc.kind for doc in self.docs], dtype=object)
+        self.ids = np.array([doc.id for doc in self.docs], dtype=np.int64)
+        self.team_ids = np.array([-1 if doc.team_id is None else doc.team_id for doc in self.docs], dtype=np.int64)
+        self.background_positions = np.flatnonzero(self.kinds != "incident")
         self.lexical = None
         if self.docs:
             self.lexical = bm25s.BM25()

@@ -56,20 +56,37 @@ def _rank_positions(scores: np.ndarray, positions: np.ndarray, limit: int, requi
     if not len(positions):
         return []
     subset = scores[positions]
-    order = np.argsort(-subset, kind="stable")[:limit]
+    if len(subset) > limit:
+        best = np.argpartition(-subset, limit)[:limit]
+        order = best[np.argsort(-subset[best], kind="stable")]
+    else:
+        order = np.argsort(-subset, kind="stable")
     return [int(positions[i]) for i in order if not require_positive or subset[i] > 0]
 
 
+def allowed_mask(index: KnowledgeIndex, *, team_ids=None, excluded_ids=()) -> np.ndarray:
+    """Documents a query may use: background knowledge, shared history, incidents of `team_ids`
+    (None: every team), never `excluded_ids` (the incident itself, a held-out fold)."""
+    incidents = index.kinds == "incident"
+    allowed = np.ones(len(index.docs), dtype=bool)
+    if team_ids is not None:
+        allowed &= ~incidents | (index.team_ids == -1) | np.isin(index.team_ids, list(team_ids))
+    if len(excluded_ids):
+        allowed &= ~np.isin(index.ids, np.fromiter(excluded_ids, dtype=np.int64))
+    return allowed
+
+
 def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None, *, mode: str = "hybrid",
-         limit: int = 50, allow=None) -> Ranked:
-    """Documents of each kind ranked for the query; `allow(doc)` filters (team scope, held-out folds)."""
+         limit: int = 50, allowed: np.ndarray | None = None) -> Ranked:
+    """Documents of each kind ranked for the query; `allowed` (see allowed_mask) filters them."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     docs = index.docs
     if not docs:
         return Ranked(by_kind={})
-    kinds = np.array([d.kind for d in docs])
-    allowed = np.array([allow(d) if allow else True for d in docs], dtype=bool)
+    kinds = index.kinds
+    if allowed is None:
+        allowed = np.ones(len(docs), dtype=bool)
     dense = lexical = None
     if mode in ("dense", "hybrid"):
         if len(docs) <= EXACT_SEARCH_LIMIT:
@@ -80,7 +97,7 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
                 dense[position] = score
             # Small kinds (categories, runbooks) are always scored exactly: the approximate
             # search over a large incident set could otherwise leave them out.
-            small = np.flatnonzero(kinds != "incident")
+            small = index.background_positions
             dense[small] = index.vectors[small] @ query_vector
     lexical_weight = 1.0
     if mode in ("lexical", "hybrid"):
@@ -132,8 +149,9 @@ def _description_evidence(index: KnowledgeIndex, ranked: Ranked, candidates: set
         if scores is None:
             continue
         best: dict[str, float] = {}
-        for position, doc in enumerate(index.docs):
-            if doc.kind in ("category", "runbook") and doc.category in candidates:
+        for position in index.background_positions:
+            doc = index.docs[position]
+            if doc.category in candidates:
                 weight = 1.0 if doc.kind == "category" else 0.5
                 best[doc.category] = max(best.get(doc.category, 0.0 if scores is ranked.lexical else -1.0),
                                          weight * float(scores[position]))
@@ -196,11 +214,11 @@ def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nda
     return scores
 
 
-def category_prototypes(index: KnowledgeIndex, allow=None) -> dict[str, np.ndarray]:
+def category_prototypes(index: KnowledgeIndex, allowed: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Unit-length centroid of the incident vectors of each category."""
     groups: dict[str, list[int]] = defaultdict(list)
     for position, doc in enumerate(index.docs):
-        if doc.kind == "incident" and doc.category and (allow is None or allow(doc)):
+        if doc.kind == "incident" and doc.category and (allowed is None or allowed[position]):
             groups[doc.category].append(position)
     prototypes = {}
     for category, positions in groups.items():

@@ -18,7 +18,7 @@ from apps.knowledge.embedding import get_encoder
 from apps.knowledge.index import KnowledgeIndex, doc_id
 from apps.knowledge.indexing import incident_text, reader
 from apps.knowledge.models import Feedback, RunbookSection, TargetKind, Verdict
-from apps.knowledge.ranking import category_prototypes, rank, score_categories
+from apps.knowledge.ranking import allowed_mask, category_prototypes, rank, score_categories
 from apps.knowledge.textproc import normalize_signature
 
 FEEDBACK_EFFECT = {Verdict.ROOT_CAUSE: 1.0, Verdict.HELPFUL: 0.25, Verdict.NOT_HELPFUL: -0.5}
@@ -112,15 +112,10 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     vector = get_encoder().encode([query[:4000]])[0]
     if user is not None:
         team_ids = visible_team_ids(user)
-    excluded = doc_id("incident", exclude_incident_id) if exclude_incident_id else None
-
-    def allow(doc) -> bool:
-        if doc.kind != "incident":
-            return True
-        return doc.id != excluded and (team_ids is None or doc.team_id is None or doc.team_id in team_ids)
-
-    ranked = rank(index, query, vector, mode="hybrid", allow=allow)
-    candidates = sorted({d.category for d in index.docs if d.category and d.kind in ("category", "incident")})
+    excluded = {doc_id("incident", exclude_incident_id)} if exclude_incident_id else set()
+    allowed = allowed_mask(index, team_ids=team_ids, excluded_ids=excluded)
+    ranked = rank(index, query, vector, mode="hybrid", allowed=allowed)
+    candidates = _candidates(index)
     scores = score_categories(index, ranked, vector, candidates, weights_by_doc=feedback_weights(),
                               prototypes=_prototypes(index))
     names = dict(RootCauseCategory.objects.values_list("slug", "name"))
@@ -134,6 +129,14 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
                                      confidence=score.confidence, citations=citations))
     return Suggestions(hypotheses=hypotheses, similar_incidents=_similar(index, ranked, limit),
                        runbook_sections=_runbooks(index, ranked, limit))
+
+
+def _candidates(index: KnowledgeIndex) -> list[str]:
+    """Every category an incident was resolved with, plus the active taxonomy (once per loaded index)."""
+    if index.cached_candidates is None:
+        index.cached_candidates = sorted({d.category for d in index.docs
+                                          if d.category and d.kind in ("category", "incident")})
+    return index.cached_candidates
 
 
 def _runbook_sections_by_category() -> dict[str, list[tuple[str, str]]]:

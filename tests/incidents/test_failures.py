@@ -40,7 +40,8 @@ def test_engine_signals_open_one_incident_per_failing_step_and_signature(team):
         step_run = StepRun.objects.create(run=run, step_id="copy", position=0, step_type="file_transform",
                                           state="failed")
         run.state = "paused"
-        signals.run_state_changed.send(sender=Run, run=run, old_state="running", new_state="paused", actor=None)
+        signals.run_state_changed.send(sender=Run, run=run, before="running", after="paused", old_state="running",
+                                       new_state="paused", actor=None)
         signals.step_failed.send(sender=StepRun, step_run=step_run, run=run, attempt=None, error_type="OSError",
                                  error_message="[Errno 28] No space left on device", compensation=False)
     incident = Incident.objects.get()
