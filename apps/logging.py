@@ -59,6 +59,7 @@ def logging_config(level: str, fmt: str) -> dict:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
+            "faiss.loader": {"level": "WARNING"},
             "celery": {"level": level},
         },
     }

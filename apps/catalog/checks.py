@@ -1,9 +1,9 @@
 """System checks for the catalog's configuration.
 
 flowdeck.E001: FLOWDECK_SECRETS_KEY cannot be read as Fernet keys.
-flowdeck.W001: in production (DEBUG off) the key does not come from the environment, so it
-lives only in var/ (or is derived from SECRET_KEY): losing it makes every connection secret
-unreadable.
+flowdeck.W001 (`manage.py check --deploy`): the key does not come from the environment, so it
+lives only in var/: losing it makes every connection secret unreadable. A deployment check, so
+the embedded default's everyday commands stay quiet.
 """
 
 from django.conf import settings
@@ -22,6 +22,11 @@ def secrets_key_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             secrets.build_fernet(settings.FLOWDECK_SECRETS_KEY, settings.SECRET_KEY)
         except ImproperlyConfigured as exc:
             return [checks.Error(str(exc), id="flowdeck.E001")]
+    return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def secrets_key_source_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     if settings.DEBUG or env_str("FLOWDECK_SECRETS_KEY"):
         return []
     source = ("a key generated into var/secrets_key" if settings.FLOWDECK_SECRETS_KEY
