@@ -34,7 +34,8 @@ def test_engine_signals_open_one_incident_per_failing_step_and_signature(team):
     from apps.workflows.models import Workflow, WorkflowVersion
 
     workflow = Workflow.objects.create(team=team, name="nightly-load")
-    version = WorkflowVersion.objects.create(workflow=workflow, number=1, source="", spec={}, source_sha256="x")
+    spec = {"name": "nightly-load", "steps": [{"id": "copy", "type": "file_transform", "with": {}, "needs": []}]}
+    version = WorkflowVersion.objects.create(workflow=workflow, number=1, source="", spec=spec, source_sha256="x")
     for attempt in range(2):
         run = Run.objects.create(workflow=workflow, version=version, team=team, inputs={"date": "2024-03-01"})
         step_run = StepRun.objects.create(run=run, step_id="copy", position=0, step_type="file_transform",
