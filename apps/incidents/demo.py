@@ -12,7 +12,7 @@ DEMO_HISTORY = Path(settings.BASE_DIR) / "fixtures" / "incidents" / "demo_histor
 def load_demo_incidents(actor=None) -> ImportReport:
     """Import the demo history (idempotent: a second call skips what is already there).
 
-    Rows name the team "billing" or "people-ops" when the demo has them, else they are shared
-    history; rows for a team that does not exist are reported and skipped.
+    Rows name the team "billing" or "people-ops"; where the demo has no such team they become
+    shared history rather than being skipped.
     """
-    return import_history(DEMO_HISTORY, actor=actor)
+    return import_history(DEMO_HISTORY, actor=actor, unknown_team_as_shared=True)

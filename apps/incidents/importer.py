@@ -111,13 +111,14 @@ def read_history(path: Path) -> tuple[list[HistoryRow], list[tuple[int, str]]]:
     return rows, errors
 
 
-def import_history(path: Path, actor=None) -> ImportReport:
+def import_history(path: Path, actor=None, *, unknown_team_as_shared: bool = False) -> ImportReport:
+    """Import a history file. A row naming a missing team is an error, unless `unknown_team_as_shared`."""
     rows, errors = read_history(path)
     report = ImportReport(errors=list(errors))
     teams = {team.slug: team for team in Team.objects.all()}
     for row in rows:
         team = teams.get(row.team_slug) if row.team_slug else None
-        if row.team_slug and team is None:
+        if row.team_slug and team is None and not unknown_team_as_shared:
             report.errors.append((row.line, f"team {row.team_slug!r} does not exist; create it or leave team empty"))
             continue
         occurred_at = row.occurred_at or timezone.now()

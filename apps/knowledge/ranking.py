@@ -29,7 +29,7 @@ CODE_MATCH_WEIGHT = 2.0
 MODES = ("dense", "lexical", "hybrid")
 # Fitted by 5-fold cross-validation on fixtures/incidents/dev_set.jsonl; see knowledge_eval.
 WEIGHTS = {"neighbours": 1.0, "description": 2.0, "prototype": 0.5}
-TEMPERATURE = 0.12
+TEMPERATURE = 0.3
 NEIGHBOURS = 15
 DENSE_SHARPNESS = 0.1  # cosine differences that matter between two categories
 LEXICAL_SHARPNESS = 0.1  # fraction of the best BM25 score

@@ -68,3 +68,14 @@ def test_command_prints_skipped_lines_and_a_second_import_adds_nothing(tmp_path,
     call_command("import_incidents", str(path))
     assert "Imported 0 incidents" in capsys.readouterr().out
     assert Incident.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_demo_history_loads_hundreds_of_resolved_incidents_into_existing_teams_or_shared(team):
+    from apps.incidents.demo import load_demo_incidents
+
+    report = load_demo_incidents()
+    assert len(report.imported) >= 300 and report.errors == []
+    assert Incident.objects.filter(team=team).exists()
+    assert Incident.objects.filter(team__isnull=True).exists()
+    assert not Incident.objects.exclude(status=IncidentStatus.RESOLVED).exists()

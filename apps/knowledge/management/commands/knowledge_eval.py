@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from apps.incidents.importer import read_history
 from apps.knowledge.evaluation import evaluate, fit_temperature, prepare
@@ -40,10 +41,14 @@ class Command(BaseCommand):
                               f"{report.same_category_in_top5:>12.3f}{report.calibration_error:>7.3f}"
                               f"{report.baseline_top1:>16.3f}")
             if not no_save:
-                EvaluationResult.objects.create(
-                    dataset=incidents.name, mode=name, folds=folds, incidents=report.incidents, top1=report.top1,
-                    top3=report.top3, mrr=report.mrr, same_category_in_top5=report.same_category_in_top5,
-                    baseline_top1=report.baseline_top1)
+                try:
+                    EvaluationResult.objects.create(
+                        dataset=incidents.name, mode=name, folds=folds, incidents=report.incidents, top1=report.top1,
+                        top3=report.top3, mrr=report.mrr, same_category_in_top5=report.same_category_in_top5,
+                        baseline_top1=report.baseline_top1)
+                except DatabaseError:
+                    no_save = True
+                    self.stderr.write("Result not recorded for the admin page: run `manage.py migrate` first.")
         if fit:
             temperature, report = fit_temperature(prepared, folds=folds)
             self.stdout.write(f"\nBest temperature {temperature}: log loss {report.mean_log_loss:.3f}, "
