@@ -7,7 +7,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts import services
-from apps.accounts.access import visible_teams
 from apps.accounts.models import Membership
 
 
@@ -22,15 +21,13 @@ class LogoutView(auth_views.LogoutView):
 
 @login_required
 def home(request):
-    from apps.workflows.models import Workflow
-    from apps.accounts.access import scope_to_user
+    """What needs the person now: approvals waiting for them, runs needing attention, their
+    teams' recent runs, with search across the console (panels from apps.platform.overview)."""
+    from apps.platform.overview import home_panels
 
-    workflows = scope_to_user(Workflow.objects.select_related("team", "current_version"), request.user)[:10]
-    memberships = Membership.objects.filter(user=request.user).select_related("team")
     return render(request, "accounts/home.html", {
-        "workflows": workflows,
-        "memberships": memberships,
-        "teams": visible_teams(request.user),
+        "panels": home_panels(request.user),
+        "memberships": Membership.objects.filter(user=request.user).select_related("team"),
     })
 
 

@@ -1,3 +1,5 @@
+"""The platform app: admin pages and console-wide pages; it owns no models."""
+
 from django.apps import AppConfig
 
 

@@ -1,0 +1,83 @@
+"""Read-only views across apps for the signed-in person: the home page's panels (approvals
+waiting for them, runs needing attention, their teams' recent runs) and the console-wide search
+over workflows, runs, incidents and runbooks. Everything is scoped with the owning app's helpers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from apps.accounts.access import scope_to_user
+from apps.runs.models import FINISHED_RUN_STATES, Run, RunState
+
+PANEL_SIZE = 8
+# Failed runs older than this no longer count as needing attention on the home page.
+RECENT_FAILURE_WINDOW = timedelta(days=7)
+
+
+def _runs(user) -> QuerySet:
+    return scope_to_user(Run.objects.select_related("workflow", "team"), user)
+
+
+@dataclass
+class HomePanels:
+    approvals: list
+    approvals_total: int
+    attention: list[Run]
+    at_risk: list
+    recent_runs: list[Run]
+
+
+def home_panels(user, now=None) -> HomePanels:
+    from apps.approvals.services import inbox_for
+    from apps.monitoring.models import SlaState, SlaStatus
+
+    now = now or timezone.now()
+    inbox = inbox_for(user)
+    # Paused runs wait for a decision whatever their age; failures matter while they are recent.
+    attention = _runs(user).filter(Q(state=RunState.PAUSED)
+                                   | Q(state=RunState.FAILED, created_at__gte=now - RECENT_FAILURE_WINDOW))
+    at_risk = scope_to_user(SlaStatus.objects.select_related("run", "run__workflow"), user) \
+        .filter(state__in=[SlaState.AT_RISK, SlaState.BREACHED]).exclude(run__state__in=FINISHED_RUN_STATES)
+    approvals = list(inbox[:PANEL_SIZE])
+    return HomePanels(
+        approvals=approvals,
+        approvals_total=len(approvals) if len(approvals) < PANEL_SIZE else inbox.count(),
+        attention=list(attention[:PANEL_SIZE]),
+        at_risk=list(at_risk.order_by("deadline")[:PANEL_SIZE]),
+        recent_runs=list(_runs(user)[:PANEL_SIZE]),
+    )
+
+
+# --- Search ---------------------------------------------------------------------------------------
+
+SEARCH_KINDS = ("workflows", "runs", "incidents", "runbooks")
+
+
+def search(user, query: str, kind: str) -> QuerySet:
+    """What `user` may see of `kind` matching `query` (words in names, titles, failure text)."""
+    query = query.strip()
+    if kind == "workflows":
+        from apps.workflows.services import workflows_for
+
+        return workflows_for(user, search=query)
+    if kind == "runs":
+        matches = Q(workflow__name__icontains=query) | Q(failure_summary__icontains=query)
+        if query.lstrip("#").isdigit():
+            matches |= Q(pk=int(query.lstrip("#")))
+        return _runs(user).filter(matches)
+    if kind == "incidents":
+        from apps.incidents.access import visible_incidents
+
+        return visible_incidents(user).filter(Q(title__icontains=query) | Q(error_message__icontains=query)) \
+            .order_by("-last_seen_at", "-pk")
+    if kind == "runbooks":
+        from apps.knowledge.models import Runbook
+
+        # Runbooks are shared reading for everyone signed in.
+        return Runbook.objects.filter(Q(title__icontains=query) | Q(body__icontains=query))
+    raise ValueError(f"unknown search kind {kind!r}")

@@ -1,0 +1,93 @@
+"""Platform admin pages: only platform admins open them; they report health, workers, queues,
+step types and people, and say what to do when something is down."""
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+ADMIN_PAGES = ["platform:overview", "platform:workers", "platform:step_types", "platform:people"]
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_platform_pages_refuse_everyone_but_platform_admins(client_for, author, operator, page):
+    for person in (author, operator):
+        assert client_for(person).get(reverse(page)).status_code == 403
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_platform_admins_open_every_platform_page(client_for, platform_admin, page):
+    response = client_for(platform_admin).get(reverse(page))
+    assert response.status_code == 200
+    assert 'aria-label="Platform pages"' in response.content.decode()
+
+
+def test_health_says_beat_never_ran_and_what_to_do_then_healthy_after_a_tick(client_for, platform_admin):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    client = client_for(platform_admin)
+    page = client.get(reverse("platform:overview")).content.decode()
+    assert "Database: healthy" in page and "Broker: healthy" in page
+    assert "Beat: needs attention" in page and "Start one beat process" in page
+    every = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="tick", task="x", interval=every, last_run_at=timezone.now())
+    assert "Beat: healthy" in client.get(reverse("platform:overview")).content.decode()
+
+
+def test_stale_beat_is_reported_with_a_restart_hint(client_for, platform_admin):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="tick", task="x", interval=every,
+                                last_run_at=timezone.now() - timezone.timedelta(hours=2))
+    page = client_for(platform_admin).get(reverse("platform:overview")).content.decode()
+    assert "Beat: needs attention" in page and "Restart the beat process" in page
+
+
+def test_workers_page_loads_its_report_by_htmx_with_queue_depths(client_for, platform_admin, settings):
+    client = client_for(platform_admin)
+    shell = client.get(reverse("platform:workers")).content.decode()
+    assert "Asking the workers" in shell and "<progress" in shell
+    report = client.get(reverse("platform:workers"), HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in report
+    # No worker runs in this test: the page says so and how to start one; the queues are still listed.
+    assert "No worker answered" in report and "celery -A apps worker" in report
+    assert "<code>steps</code>" in report and "no worker: its messages wait" in report
+
+
+def test_queue_depth_counts_messages_waiting_in_the_broker(platform_admin, tmp_path, settings):
+    from kombu import Queue
+
+    from apps.celery import app
+    from apps.platform.health import queue_depths
+
+    folders = {name: tmp_path / name for name in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir()
+    previous = app.conf.broker_transport_options
+    app.conf.broker_transport_options = {**previous, "data_folder_in": str(folders["queue"]),
+                                         "data_folder_out": str(folders["queue"]),
+                                         "processed_folder": str(folders["processed"]),
+                                         "control_folder": str(folders["control"])}
+    try:
+        with app.connection_for_write() as conn:
+            producer = conn.Producer()
+            for _ in range(3):
+                producer.publish({"n": 1}, routing_key="depth-test", declare=[Queue("depth-test")])
+        depths = {depth.name: depth.messages for depth in queue_depths(["depth-test", "empty-test"], [])}
+    finally:
+        app.conf.broker_transport_options = previous
+    assert depths == {"depth-test": 3, "empty-test": 0}
+
+
+def test_people_page_lists_teams_people_and_roles_with_admin_links(client_for, platform_admin, author, outsider):
+    page = client_for(platform_admin).get(reverse("platform:people")).content.decode()
+    assert "Billing" in page and "People Ops" in page
+    assert "author in Billing" in page and "platform admin" in page
+    assert reverse("admin:accounts_user_change", args=[author.pk]) in page
+    found = client_for(platform_admin).get(reverse("platform:people"), {"q": "olga"}).content.decode()
+    assert "olga-outsider" in found and "ada-author" not in found
+
+
+def test_step_types_page_shows_queue_risk_and_links_to_the_catalog(client_for, platform_admin):
+    page = client_for(platform_admin).get(reverse("platform:step_types")).content.decode()
+    assert reverse("catalog:detail", args=["http.request"]) in page and "<code>steps</code>" in page
