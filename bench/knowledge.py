@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench" / "knowledge"
 GENERATOR_VERSION = 1
+CHUNK = 5000
 HOSTS = [f"{p}-{n:02d}.{z}" for p in ("etl", "batch", "ingest", "loader", "spark", "sftp") for n in range(1, 13)
          for z in ("prod", "dc2", "eu-west-1")]
 STEPS = ["extract", "load_orders", "copy_files", "transform", "merge_ledger", "export", "notify", "dq_check",
@@ -104,20 +105,24 @@ def main() -> None:
 
     texts, labels = synthesize(count, seed=2024)
     key = hashlib.sha256(f"{GENERATOR_VERSION}:{count}:{encoder.name}".encode()).hexdigest()[:16]
-    vector_file = OUT / f"vectors-{key}.npy"
-    if vector_file.exists():
-        vectors = np.load(vector_file)
-        print(f"vectors: reused cache {vector_file.relative_to(ROOT)}", flush=True)
-    else:
-        started = time.perf_counter()
-        parts = []
-        for begin in range(0, count, 5000):
-            parts.append(encoder.encode(texts[begin:begin + 5000], batch_size=128))
-            done = begin + len(parts[-1])
-            print(f"  embedded {done}/{count} ({done / (time.perf_counter() - started):.0f} texts/s)", flush=True)
-        vectors = np.vstack(parts)
-        np.save(vector_file, vectors)
-        print(f"vectors: embedded {count} in {time.perf_counter() - started:.0f}s", flush=True)
+    chunk_dir = OUT / f"vectors-{key}"
+    chunk_dir.mkdir(exist_ok=True)
+    started, embedded = time.perf_counter(), 0
+    parts = []
+    # Chunks are cached as they are written, so an interrupted first run resumes where it stopped.
+    for begin in range(0, count, CHUNK):
+        chunk_file = chunk_dir / f"{begin:07d}.npy"
+        if chunk_file.exists():
+            parts.append(np.load(chunk_file))
+            continue
+        parts.append(encoder.encode(texts[begin:begin + CHUNK], batch_size=128))
+        np.save(chunk_file, parts[-1])
+        embedded += len(parts[-1])
+        print(f"  embedded {begin + len(parts[-1])}/{count} "
+              f"({embedded / (time.perf_counter() - started):.0f} texts/s)", flush=True)
+    vectors = np.vstack(parts)
+    print(f"vectors: {count - embedded} from the cache in {chunk_dir.relative_to(ROOT)}, {embedded} embedded now",
+          flush=True)
 
     docs = [Document(id=doc_id("incident", i + 1), kind="incident", ref=str(i + 1), title=t[:80], text=t,
                      hash=str(i), category=c) for i, (t, c) in enumerate(zip(texts, labels))]
