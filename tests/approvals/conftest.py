@@ -8,16 +8,6 @@ from apps.runs.plan import forget_plans
 
 
 @pytest.fixture(autouse=True)
-def approvals_urls(settings):
-    from django.urls import clear_url_caches
-
-    settings.ROOT_URLCONF = "tests.approvals.urls"
-    clear_url_caches()
-    yield
-    clear_url_caches()
-
-
-@pytest.fixture(autouse=True)
 def fresh_plans():
     forget_plans()
     yield
@@ -25,14 +15,15 @@ def fresh_plans():
 
 
 @pytest.fixture
-def eager_tasks():
-    """Celery tasks (mail, webhooks) run in this process as soon as they are sent."""
-    from apps.celery import app
+def eager_tasks(monkeypatch):
+    """Notification tasks (mail, webhooks) run in this process as soon as they are sent.
 
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+    Patched per task rather than through Celery's global `task_always_eager`, which would leak
+    into the real worker of the end-to-end tests."""
+    from apps.approvals import tasks
+
+    for task in (tasks.send_notification_mail, tasks.deliver_webhook):
+        monkeypatch.setattr(task, "delay", lambda *args, _task=task, **kwargs: _task.apply(args=args, kwargs=kwargs))
 
 
 @pytest.fixture
