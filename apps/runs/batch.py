@@ -25,6 +25,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,21 +287,31 @@ def _split_query(ctx: StepContext, params: dict, folder: Path) -> dict:
             "source_uri": f"sql://{source['connection']}"}
 
 
-def load_or_split(ctx: StepContext, params: dict, folder: Path) -> dict:
-    """The batch's manifest: read back when a requeued parent resumes, else made now."""
+def load_or_split(ctx: StepContext, params: dict, folder: Path, identity: str) -> dict:
+    """The batch's manifest: read back when a requeued parent of the same attempt resumes, else
+    made now in an emptied folder (a folder left by another database's run is not this batch)."""
     manifest_path = _manifest_path(folder)
     if manifest_path.exists():
-        return json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("identity") == identity:
+            return manifest
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     source = params["source"]
     if "file" in source:
         path = _data_file(source["file"])
         manifest = (_split_csv if _file_format(source, path) == "csv" else _split_jsonl)(ctx, params, path)
     else:
         manifest = _split_query(ctx, params, folder)
-    draft = folder / "manifest.tmp"
-    draft.write_text(json.dumps(manifest))
-    draft.replace(manifest_path)
+    manifest["identity"] = identity
+    _write_atomically(manifest_path, manifest)
     return manifest
+
+
+def _write_atomically(path: Path, value: dict) -> None:
+    draft = path.with_suffix(".tmp")
+    draft.write_text(json.dumps(value))
+    draft.replace(path)
 
 
 # --- One chunk -------------------------------------------------------------------------------------
@@ -498,12 +509,6 @@ def _merge(manifest: dict, watch: _Watch, folder: Path, attempt_folder: Path) ->
         raise PermanentStepError(
             f"The completeness ledger does not balance: {manifest['records']} records in, {written} written and "
             f"{rejected} rejected (chunks off: {unbalanced or 'none'}). Nothing was lost silently; retry the step.")
-    for result in results:
-        (folder / result["output"]).unlink(missing_ok=True)
-        (folder / result["rejects"]).unlink(missing_ok=True)
-    for chunk in manifest["chunks"]:
-        if Path(chunk["path"]).parent == folder:
-            Path(chunk["path"]).unlink(missing_ok=True)
     root = Path(settings.ARTIFACT_DIR).resolve()
     samples = []
     with rejects_path.open() as rejects:
@@ -515,6 +520,16 @@ def _merge(manifest: dict, watch: _Watch, folder: Path, attempt_folder: Path) ->
         "chunks": watch.total, "output": str(output_path.relative_to(root)),
         "rejects": str(rejects_path.relative_to(root)), "sample_rejects": samples,
     }
+
+
+def _remove_chunk_files(manifest: dict, watch: _Watch, folder: Path) -> None:
+    """The chunks' outputs, merged now; their results and failures stay as the batch's record."""
+    for result in watch.done.values():
+        (folder / result["output"]).unlink(missing_ok=True)
+        (folder / result["rejects"]).unlink(missing_ok=True)
+    for chunk in manifest["chunks"]:
+        if Path(chunk["path"]).parent == folder:
+            Path(chunk["path"]).unlink(missing_ok=True)
 
 
 @step_type(
@@ -549,21 +564,29 @@ def batch_map(ctx: StepContext):
                                  f"{', '.join(record_function_names())}.")
     attempt_folder = Path(ctx.artifact_path("records.jsonl")).parent
     folder = _batch_folder(attempt_folder)
-    folder.mkdir(exist_ok=True)
-    attempt_id = StepAttempt.objects.values_list("pk", flat=True).get(idempotency_key=ctx.idempotency_key)
-    manifest = load_or_split(ctx, params, folder)
+    attempt_id, run_created = StepAttempt.objects.values_list("pk", "step_run__run__created_at") \
+        .get(idempotency_key=ctx.idempotency_key)
+    manifest = load_or_split(ctx, params, folder, identity=f"attempt {attempt_id} of a run created {run_created}")
     ctx.record_dataset("in", manifest["source_uri"])
-    ctx.log(f"Split {manifest['records']} records into {len(manifest['chunks'])} chunks of up to "
-            f"{params.get('chunk_size', 10_000)}.", records=manifest["records"], chunks=len(manifest["chunks"]))
-    watch = _watch_chunks(ctx, params, manifest, folder, attempt_id)
-    ctx.heartbeat(watch.progress(manifest, "merging"))
-    output = _merge(manifest, watch, folder, attempt_folder)
+    ledger_path = folder / "ledger.json"
+    # A requeued parent finds the ledger when its predecessor died after merging.
+    if ledger_path.exists():
+        ledger = json.loads(ledger_path.read_text())
+    else:
+        ctx.log(f"Split {manifest['records']} records into {len(manifest['chunks'])} chunks of up to "
+                f"{params.get('chunk_size', 10_000)}.", records=manifest["records"], chunks=len(manifest["chunks"]))
+        watch = _watch_chunks(ctx, params, manifest, folder, attempt_id)
+        ctx.heartbeat(watch.progress(manifest, "merging"))
+        ledger = {"output": _merge(manifest, watch, folder, attempt_folder),
+                  "workers": sorted({result["worker"] for result in watch.done.values()})}
+        _write_atomically(ledger_path, ledger)
+        _remove_chunk_files(manifest, watch, folder)
+    output = ledger["output"]
     ctx.add_metrics(records_in=output["records_in"], records_out=output["succeeded"],
                     records_rejected=output["rejected"])
     ctx.record_dataset("out", f"artifact://{output['output']}")
-    workers = sorted({result["worker"] for result in watch.done.values()})
     ctx.log(f"Ledger balanced: {output['records_in']} in = {output['succeeded']} succeeded + "
-            f"{output['rejected']} rejected.", workers=workers)
+            f"{output['rejected']} rejected.", workers=ledger["workers"])
     limit = params.get("max_rejected")
     if limit is not None and output["rejected"] > limit:
         raise PermanentStepError(f"{output['rejected']} records were rejected, more than max_rejected={limit}: "

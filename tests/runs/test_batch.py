@@ -131,25 +131,41 @@ def test_a_chunk_that_keeps_breaking_fails_the_step_naming_its_records(folders, 
     assert step_run.error_message.startswith("Chunk 1 (records 11 to 20) broke 1 times, last with RuntimeError")
 
 
-def test_a_chunk_held_by_a_silent_worker_is_taken_over(folders, team, operator, drive, sent, settings):
+def test_a_chunk_held_by_a_silent_worker_is_taken_over(folders, team, operator, drive, monkeypatch, settings):
     settings.FLOWDECK_STALE_AFTER_SECONDS = 30
+
+    died = []
+
+    def claimed_by_a_worker_that_dies(attempt_id, index, folder, queue):
+        if index == 0 and not died:
+            died.append(index)
+            claim = Path(folder) / "chunk-00000.claim"
+            claim.write_text("dead-host:123 abcd")
+            os.utime(claim, (time.time() - 120, time.time() - 120))
+
+    monkeypatch.setattr(batch, "_send_chunk", claimed_by_a_worker_that_dies)
     text = "id\n" + "".join(f"{n}\n" for n in range(1, 21))
-    version = make_version(team, [step("map", "batch.map", params={
-        "source": {"file": write(folders, "ids.csv", text)}, "function": "identity", "chunk_size": 10})])
-    run = engine.start_run(operator, version)
-    folder = Path(folders.ARTIFACT_DIR) / "runs" / str(run.pk) / "map" / "1" / "batch"
-    folder.mkdir(parents=True)
-    claim = folder / "chunk-00000.claim"
-    claim.write_text("dead-host:123 abcd")
-    old = time.time() - 120
-    os.utime(claim, (old, old))
-    run = drive(run)
-    assert run.state == RunState.SUCCEEDED
-    step_run = run.step_runs.get(step_id="map")
-    assert step_run.output["succeeded"] == 20
+    run, step_run = run_batch(team, operator, drive, source={"file": write(folders, "ids.csv", text)},
+                              function="identity", chunk_size=10)
+    assert run.state == RunState.SUCCEEDED and step_run.output["succeeded"] == 20
     warning = StepLogLine.objects.get(attempt__step_run=step_run, level="warning")
     assert "Chunk 0 was held by a worker that stopped answering" in warning.message
     assert warning.fields["holder"] == "dead-host:123 abcd"
+
+
+def test_a_folder_left_by_another_run_with_the_same_ids_is_not_reused(folders, team, operator, drive, sent):
+    text = "id\n" + "".join(f"{n}\n" for n in range(1, 6))
+    version = make_version(team, [step("map", "batch.map", params={
+        "source": {"file": write(folders, "ids.csv", text)}, "function": "identity"})])
+    run = engine.start_run(operator, version)
+    # As after the database was reset while the artifacts stayed: same run id, another batch.
+    stale = Path(folders.ARTIFACT_DIR) / "runs" / str(run.pk) / "map" / "1" / "batch"
+    stale.mkdir(parents=True)
+    (stale / "manifest.json").write_text(json.dumps({"identity": "another run", "records": 1, "chunks": []}))
+    (stale / "ledger.json").write_text("{}")
+    run = drive(run)
+    assert run.state == RunState.SUCCEEDED
+    assert run.step_runs.get(step_id="map").output["records_in"] == 5
 
 
 def test_rows_of_a_sql_query_are_mapped(folders, team, operator, drive, sent, tmp_path):

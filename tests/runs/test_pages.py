@@ -30,13 +30,13 @@ def paused_run(version, operator, drive):
 
 
 def test_run_list_shows_team_runs_and_hides_other_teams(client_for, paused_run, outsider, viewer, other_team):
-    theirs = drive_free_run(other_team, outsider)
+    theirs = start_other_team_run(other_team, outsider)
     page = client_for(viewer).get(reverse("runs:list"))
     assert page.status_code == 200
     assert f"#{paused_run.pk}" in page.text and f"#{theirs.pk}<" not in page.text
 
 
-def drive_free_run(team, actor):
+def start_other_team_run(team, actor):
     return engine.start_run(actor, make_version(team, [step("only")], name="their-flow"))
 
 
