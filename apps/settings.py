@@ -190,7 +190,6 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "flowdeck@localhost")
-FLOWDECK_NOTIFY_WEBHOOK_URLS = env_list("FLOWDECK_NOTIFY_WEBHOOK_URLS", [])
 
 # --- Engine: heartbeats, the stale-attempt sweeper, step limits ---
 FLOWDECK_HEARTBEAT_SECONDS = env_int("FLOWDECK_HEARTBEAT_SECONDS", 5, minimum=1)

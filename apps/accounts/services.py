@@ -1,5 +1,6 @@
 """Domain functions of the accounts app: the only code that writes teams, roles and tokens."""
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,6 +43,20 @@ def create_approver_group(actor, *, slug: str, name: str, team: Team, members=()
     record(actor, "approver_group.created", group, team=team, after={
         "slug": slug, "members": sorted(m.username for m in members), "allow_self_approval": allow_self_approval,
     })
+    return group
+
+
+@transaction.atomic
+def set_self_approval(actor, group: ApproverGroup, allowed: bool) -> ApproverGroup:
+    """Allow or forbid self-approval in `group`: platform admins only, always audited."""
+    if not (actor is not None and actor.is_platform_admin):
+        raise PermissionDenied("Only platform admins can allow self-approval.")
+    group = ApproverGroup.objects.select_for_update().get(pk=group.pk)
+    before = group.allow_self_approval
+    group.allow_self_approval = allowed
+    group.save(update_fields=["allow_self_approval"])
+    record(actor, "approver_group.self_approval_changed", group, team=group.team,
+           before={"allow_self_approval": before}, after={"allow_self_approval": allowed})
     return group
 
 
