@@ -7,7 +7,9 @@
     if (!textarea || !window.CodeMirror) return;
     const announce = document.getElementById("step-added");
     const cm = CodeMirror.fromTextArea(textarea, {
-      mode: "yaml", lineNumbers: true, indentUnit: 2, tabSize: 2, lineWrapping: false,
+      // The editor grows with the YAML and wraps long lines, so the page is the only thing that
+      // scrolls: nothing inside it needs a pointer or a focus trap to reach.
+      mode: "yaml", lineNumbers: true, indentUnit: 2, tabSize: 2, lineWrapping: true, viewportMargin: Infinity,
       gutters: ["fd-problems", "CodeMirror-linenumbers"],
       extraKeys: {
         Tab: (editor) => editor.replaceSelection("  "),
