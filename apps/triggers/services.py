@@ -172,7 +172,7 @@ def fire_due_schedules(now: datetime | None = None) -> int:
 
 @transaction.atomic
 def _fire_schedule(binding_id: int, now: datetime) -> int:
-    binding = TriggerBinding.objects.select_for_update().select_related("workflow__current_version") \
+    binding = TriggerBinding.objects.select_for_update(of=("self",)).select_related("workflow__current_version") \
         .filter(pk=binding_id).first()
     if binding is None:
         return 0
@@ -368,7 +368,7 @@ def backfill_progress(backfill: Backfill) -> dict:
 def advance_backfill(backfill_id: int) -> int:
     """Start the next slots of a running backfill while fewer than the workflow's concurrency
     (1 when unset, so a backfill never floods the workers) of its runs are unfinished."""
-    backfill = Backfill.objects.select_for_update().select_related("workflow__current_version") \
+    backfill = Backfill.objects.select_for_update(of=("self",)).select_related("workflow__current_version") \
         .filter(pk=backfill_id).first()
     if backfill is None or backfill.state != Backfill.State.RUNNING:
         return 0

@@ -31,18 +31,22 @@ def _workflow(request, pk, role=None) -> Workflow:
     return get_for_user(Workflow.objects.select_related("team", "current_version"), request.user, pk, role=role)
 
 
+def _upcoming(workflow: Workflow) -> dict:
+    """Context of the next-runs partial; a schedule naming a missing calendar says so instead."""
+    try:
+        return {"upcoming": services.next_run_times(workflow), "schedule_problem": ""}
+    except services.TriggerError as exc:
+        return {"upcoming": [], "schedule_problem": str(exc)}
+
+
 @login_required
 def workflow_triggers(request, pk):
     workflow = _workflow(request, pk)
-    try:
-        upcoming, schedule_problem = services.next_run_times(workflow), ""
-    except services.TriggerError as exc:
-        upcoming, schedule_problem = [], str(exc)
     events = workflow.trigger_events.select_related("run", "batch").order_by("-received_at", "-pk")
     return render(request, "triggers/workflow.html", {
         "workflow": workflow,
         "bindings": TriggerBinding.objects.filter(workflow=workflow),
-        "upcoming": upcoming, "schedule_problem": schedule_problem,
+        **_upcoming(workflow),
         "webhook": getattr(workflow, "webhook", None),
         "webhook_url": request.build_absolute_uri(reverse("triggers:webhook", args=[workflow.webhook.token]))
         if hasattr(workflow, "webhook") else "",
@@ -58,12 +62,7 @@ def workflow_triggers(request, pk):
 def next_runs(request, pk):
     """The partial the workflow page includes: the next five scheduled starts."""
     workflow = _workflow(request, pk)
-    try:
-        upcoming, problem = services.next_run_times(workflow), ""
-    except services.TriggerError as exc:
-        upcoming, problem = [], str(exc)
-    return render(request, "triggers/_next_runs.html", {"upcoming": upcoming, "schedule_problem": problem,
-                                                         "workflow": workflow})
+    return render(request, "triggers/_next_runs.html", {"workflow": workflow, **_upcoming(workflow)})
 
 
 @login_required
@@ -90,7 +89,8 @@ def backfill_create(request, pk):
         end = datetime.combine(datetime.fromisoformat(request.POST["end"]).date(), time.min, zone) + timedelta(days=1)
         backfill = services.create_backfill(request.user, workflow, start, end - timedelta(microseconds=1))
     except (KeyError, ValueError):
-        messages.error(request, "Give the first and last day of the range as dates, such as 2026-11-01.")
+        messages.error(request, "Give the first and last day of the range as dates, such as 2026-11-01, "
+                                "and an IANA time zone, such as Europe/London.")
         return redirect("triggers:workflow", pk=workflow.pk)
     except services.TriggerError as exc:
         messages.error(request, str(exc))
