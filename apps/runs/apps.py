@@ -13,6 +13,7 @@ class RunsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(register_sweeper, sender=self)
+        from apps.runs import batch  # noqa: F401  (registers batch.map and its chunk task, in workers too)
         if env_bool("FLOWDECK_TEST_STEP_TYPES", False):
             from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types)
 
