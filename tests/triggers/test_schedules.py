@@ -114,3 +114,10 @@ def test_a_new_version_without_the_schedule_stops_it(db, make_workflow, schedule
     assert TriggerBinding.objects.filter(workflow=workflow).count() == 1
     make_workflow([])
     assert not TriggerBinding.objects.filter(workflow=workflow).exists()
+
+
+def test_the_tick_and_the_landing_scan_are_scheduled_in_beat(db):
+    from django_celery_beat.models import PeriodicTask
+
+    scheduled = set(PeriodicTask.objects.filter(enabled=True).values_list("task", flat=True))
+    assert {"flowdeck.triggers.tick", "flowdeck.triggers.scan_landing", "flowdeck.monitoring.evaluate"} <= scheduled
