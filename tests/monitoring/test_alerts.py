@@ -91,3 +91,16 @@ def test_author_edits_thresholds_on_the_settings_page(make_workflow, client_for,
     bad = client_for(author).post(url, {**form, "threshold": 0, "min_history": 40})
     text = bad.content.decode()
     assert "Use a positive number" in text and "Must not be more than" in text
+
+
+def test_approval_nearing_expiry_alerts_its_approvers_once(make_workflow, drive, operator, approver_group, notified):
+    from apps.approvals.models import ApprovalRequest
+
+    workflow = make_workflow([], steps=[step("approve", approval={
+        "group": "billing-approvers", "quorum": 1, "timeout": 1800, "escalate_to": None, "on_expiry": "reject"})])
+    drive(engine.start_run(operator, workflow.current_version))
+    assert ApprovalRequest.objects.filter(expires_at__isnull=False).exists()
+    assert services.alert_expiring_approvals() == 1
+    assert services.alert_expiring_approvals() == 0  # still the same open alert
+    (kind, _, people), = [call for call in notified if call[0] == "alert.approval_expiring"]
+    assert {"abe-approver", "amy-approver"} <= set(people)
