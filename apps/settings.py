@@ -202,6 +202,14 @@ FLOWDECK_SPEC_MAX_DEPTH = env_int("FLOWDECK_SPEC_MAX_DEPTH", 20, minimum=4)
 FLOWDECK_SPEC_MAX_NODES = env_int("FLOWDECK_SPEC_MAX_NODES", 20000, minimum=100)
 FLOWDECK_DATA_ROOT = Path(env_str("FLOWDECK_DATA_ROOT", str(VAR_DIR / "data")))
 
+# --- Triggers, metrics and lineage ---
+FLOWDECK_LANDING_ROOT = Path(env_str("FLOWDECK_LANDING_ROOT", str(VAR_DIR / "landing")))
+FLOWDECK_WEBHOOK_MAX_BYTES = env_int("FLOWDECK_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024)
+FLOWDECK_WEBHOOK_RATE_PER_MINUTE = env_int("FLOWDECK_WEBHOOK_RATE_PER_MINUTE", 60, minimum=1)
+# /metrics answers only with `Authorization: Bearer <this>`; empty keeps it closed.
+FLOWDECK_METRICS_TOKEN = env_str("FLOWDECK_METRICS_TOKEN")
+FLOWDECK_OPENLINEAGE_URL = env_str("FLOWDECK_OPENLINEAGE_URL")
+
 # --- Optional LLM summary (knowledge) ---
 FLOWDECK_LLM_BASE_URL = env_str("FLOWDECK_LLM_BASE_URL")
 FLOWDECK_LLM_API_KEY = env_str("FLOWDECK_LLM_API_KEY")

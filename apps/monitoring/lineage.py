@@ -7,7 +7,6 @@ after the run's transaction commits, so a slow or dead lineage server never hold
 
 from __future__ import annotations
 
-import os
 import uuid
 from urllib.parse import urlsplit
 
@@ -30,7 +29,7 @@ RUN_NAMESPACE = uuid.UUID("5b0c4f2e-8f0c-4c4e-9a57-6f6c6f776465")
 
 
 def openlineage_url() -> str:
-    return getattr(settings, "FLOWDECK_OPENLINEAGE_URL", os.environ.get("FLOWDECK_OPENLINEAGE_URL", ""))
+    return settings.FLOWDECK_OPENLINEAGE_URL
 
 
 def visible_datasets(user, search: str = "") -> QuerySet:

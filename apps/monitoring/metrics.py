@@ -8,7 +8,6 @@ so a fresh install does not publish its numbers.
 from __future__ import annotations
 
 import hmac
-import os
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -23,7 +22,7 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
 
 
 def metrics_token() -> str:
-    return getattr(settings, "FLOWDECK_METRICS_TOKEN", os.environ.get("FLOWDECK_METRICS_TOKEN", ""))
+    return settings.FLOWDECK_METRICS_TOKEN
 
 
 class FlowdeckCollector:

@@ -20,7 +20,7 @@ from apps.triggers.models import FileSeen, TriggerBinding, TriggerKind, TriggerS
 
 
 def landing_root() -> Path:
-    return Path(getattr(settings, "FLOWDECK_LANDING_ROOT", settings.VAR_DIR / "landing"))
+    return Path(settings.FLOWDECK_LANDING_ROOT)
 
 
 @dataclass

@@ -29,11 +29,11 @@ REPLAY_WINDOW_SECONDS = 300
 
 
 def max_body_bytes() -> int:
-    return getattr(settings, "FLOWDECK_WEBHOOK_MAX_BYTES", 256 * 1024)
+    return settings.FLOWDECK_WEBHOOK_MAX_BYTES
 
 
 def rate_per_minute() -> int:
-    return getattr(settings, "FLOWDECK_WEBHOOK_RATE_PER_MINUTE", 60)
+    return settings.FLOWDECK_WEBHOOK_RATE_PER_MINUTE
 
 
 @dataclass
