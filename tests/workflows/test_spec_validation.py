@@ -292,6 +292,31 @@ def test_bad_cron_and_time_zone_are_refused():
     assert "Europe/Paris" in errors["triggers[0].schedule.timezone"].hint
 
 
+def test_unknown_calendar_and_rule_are_refused_and_the_seeded_one_accepted():
+    errors = errors_of(SIMPLE_SPEC + spec_text("""
+        triggers:
+          - schedule: {cron: "0 6 * * *", calendar: uk-bankng}
+          - schedule: {cron: "0 6 * * *", calendar: "uk-banking:every_other_day"}
+    """))
+    assert "no business calendar `uk-bankng`" in errors["triggers[0].schedule.calendar"].message
+    assert "uk-banking" in errors["triggers[0].schedule.calendar"].hint
+    assert "not a calendar rule" in errors["triggers[1].schedule.calendar"].message
+    assert load_spec(SIMPLE_SPEC + spec_text("""
+        triggers:
+          - schedule: {cron: "0 6 * * *", calendar: "uk-banking:last_business_day"}
+    """)).ok
+
+
+def test_file_trigger_paths_must_stay_in_the_landing_folder():
+    errors = errors_of(SIMPLE_SPEC + spec_text("""
+        triggers:
+          - file: {path: "../../etc/*.conf"}
+          - file: {path: "usage/*.csv", marker: "/tmp/READY"}
+    """))
+    assert "leaves the landing folder" in errors["triggers[0].file.path"].message
+    assert "triggers[1].file.marker" in errors
+
+
 def test_unknown_approver_group_is_refused():
     error = errors_of(one_step("""
           - id: second

@@ -383,10 +383,34 @@ class _SemanticCheck:
                     self.error(("triggers", index, "schedule", "cron"), f"`{cron}` is not a cron expression",
                                'Write five fields: minute hour day-of-month month day-of-week, such as "0 2 * * 1-5".')
                 self.check_timezone(("triggers", index, "schedule", "timezone"), schedule.get("timezone"))
+                if isinstance(schedule.get("calendar"), str):
+                    self.check_calendar(("triggers", index, "schedule", "calendar"), schedule["calendar"])
+            landing = trigger.get("file")
+            if isinstance(landing, dict):
+                for key in ("path", "marker"):
+                    value = landing.get(key)
+                    if isinstance(value, str) and (value.startswith("/") or ".." in value.split("/")):
+                        self.error(("triggers", index, "file", key), f"`{value}` leaves the landing folder",
+                                   'Write a path relative to the landing root, without "..", such as "usage/*.csv".')
             after = trigger.get("after")
             if isinstance(after, dict) and after.get("workflow") == self.data.get("name"):
                 self.error(("triggers", index, "after", "workflow"), "a workflow cannot start after itself",
                            "Name another workflow, or use a schedule trigger to repeat this one.")
+
+    def check_calendar(self, path: Path, text: str) -> None:
+        # Triggers own calendars; imported here so the spec module loads without them.
+        from apps.triggers.models import BusinessCalendar
+        from apps.triggers.schedules import CalendarRule, CalendarUnknown
+
+        try:
+            rule = CalendarRule.parse(text)
+        except CalendarUnknown as exc:
+            self.error(path, str(exc).split(":")[0], str(exc).partition(": ")[2].capitalize())
+            return
+        known = list(BusinessCalendar.objects.values_list("slug", flat=True))
+        if rule.slug not in known:
+            self.error(path, f"there is no business calendar `{rule.slug}`",
+                       _did_you_mean(rule.slug, known, "Use a calendar a platform admin has set up, such as uk-banking."))
 
     def check_sla(self) -> None:
         sla = self.data.get("sla")
