@@ -10,6 +10,7 @@
 """
 
 import json
+from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -33,11 +34,11 @@ SEARCH_PREVIEW = 5
 
 
 def _admin_only(view):
+    @wraps(view)
     def guarded(request, *args, **kwargs):
         require_platform_admin(request.user)
         return view(request, *args, **kwargs)
 
-    guarded.__name__, guarded.__doc__ = view.__name__, view.__doc__
     return login_required(guarded)
 
 

@@ -1,0 +1,331 @@
+"""Page latency benchmark: the pages people open most stay fast with a long history.
+
+PostgreSQL database fd_bench_pages (on the server of DATABASE_URL, else 127.0.0.1:5432) holds
+100,000 runs, 1,000,000 step runs and as many step attempts, written with COPY once and kept
+between runs of the benchmark (BENCH_PAGES_REBUILD=1 rebuilds it). A real server (gunicorn,
+BENCH_SERVER_WORKERS processes) serves the console; BENCH_CLIENTS threads (default 20) with
+httpx open the runs list, a run's page, the approval inbox and home, each client pausing
+BENCH_THINK_SECONDS between pages as a person does. Reported per page and person: p50, p95,
+p99 and max latency, first for one client alone (the pages' service time), then for all
+clients at once; the goal is p95 under 150 ms. The load generator shares the machine with the
+server and PostgreSQL, so run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+DB_NAME = "fd_bench_pages"
+RUNS = 100_000
+STEPS_PER_RUN = 10
+TEAMS = 10
+WORKFLOWS_PER_TEAM = 20
+GOAL_P95_MS = 150
+PORT = int(os.environ.get("BENCH_PAGES_PORT", "8765"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "20"))
+REQUESTS_PER_PAGE = int(os.environ.get("BENCH_REQUESTS_PER_PAGE", "200"))
+THINK_SECONDS = float(os.environ.get("BENCH_THINK_SECONDS", "1.0"))
+SERVER_WORKERS = int(os.environ.get("BENCH_SERVER_WORKERS", str(max(2, (os.cpu_count() or 2) * 2))))
+PASSWORD = "bench-pages"
+# Run states of the generated history, by share: mostly finished, some needing people.
+STATE_SHARES = [("succeeded", 0.88), ("failed", 0.06), ("paused", 0.01), ("waiting", 0.02), ("running", 0.03)]
+
+
+def database_url() -> str:
+    configured = os.environ.get("DATABASE_URL", "")
+    base = configured if configured.startswith(("postgres://", "postgresql://")) \
+        else "postgres://postgres@127.0.0.1:5432/postgres"
+    parts = urlsplit(base)
+    import psycopg
+
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        if os.environ.get("BENCH_PAGES_REBUILD") == "1":
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+
+
+def setup_django() -> None:
+    os.environ["DATABASE_URL"] = database_url()
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+# --- History ------------------------------------------------------------------------------------
+
+def _spec_source(name: str, group: str) -> str:
+    steps = ["steps:"]
+    for number in range(STEPS_PER_RUN):
+        steps += [f"  - id: s{number}", "    type: echo", f"    with: {{message: step {number}}}"]
+        if number:
+            steps.append(f"    needs: s{number - 1}")
+        if number == 5:
+            steps.append(f"    approval: {group}")
+    return f"name: {name}\ndescription: Bench workflow {name}.\n" + "\n".join(steps) + "\n"
+
+
+def _people():
+    from apps.accounts.models import ApproverGroup, Membership, Team, User
+
+    teams = [Team.objects.create(slug=f"team-{n}", name=f"Team {n}") for n in range(TEAMS)]
+    operator = User.objects.create_user("bench-operator", password=PASSWORD)
+    User.objects.create_user("bench-admin", password=PASSWORD, is_platform_admin=True)
+    groups = []
+    for team in teams:
+        group = ApproverGroup.objects.create(slug=f"{team.slug}-approvers", name=f"{team.name} approvers", team=team)
+        approver = User.objects.create_user(f"bench-approver-{team.slug}", password=PASSWORD)
+        Membership.objects.create(user=approver, team=team, role="approver")
+        group.members.add(approver)
+        groups.append(group)
+    for team, group in zip(teams[:2], groups[:2]):
+        for role in ("author", "operator", "approver"):
+            Membership.objects.create(user=operator, team=team, role=role)
+        group.members.add(operator)
+    return teams, groups
+
+
+def _copy(cursor, table: str, columns: list[str], rows) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def generate() -> None:
+    from django.db import connection, transaction
+
+    from apps.workflows.services import save_version
+
+    rng = random.Random(7)
+    started = time.monotonic()
+    with transaction.atomic():
+        teams, groups = _people()
+        versions = [save_version(None, team=team, source=_spec_source(f"flow-{team.slug}-{n}", group.slug))
+                    for team, group in zip(teams, groups) for n in range(WORKFLOWS_PER_TEAM)]
+    now = datetime.now(timezone.utc)
+    states = [state for state, share in STATE_SHARES for _ in range(int(share * 100))]
+    runs, step_runs, attempts, requests, slas = [], [], [], [], []
+    step_run_id = attempt_id = 0
+    for run_id in range(1, RUNS + 1):
+        version = versions[rng.randrange(len(versions))]
+        state = states[rng.randrange(len(states))]
+        # Newer runs are denser, as in a console that grew; the unfinished ones are recent.
+        age = timedelta(seconds=int(365 * 86400 * rng.random() ** 2)) if state in ("succeeded", "failed") \
+            else timedelta(seconds=rng.randrange(3600))
+        created = now - age
+        finished = created + timedelta(seconds=rng.randrange(30, 900)) if state in ("succeeded", "failed") else None
+        failed_at = rng.randrange(STEPS_PER_RUN) if state in ("failed", "paused") else None
+        runs.append((run_id, version.workflow_id, version.pk, version.workflow.team_id, state, "{}", "schedule", "{}",
+                     f"step s{failed_at} failed: ConnectionError to ledger-db" if failed_at is not None else "",
+                     created, created, finished))
+        for position in range(STEPS_PER_RUN):
+            step_run_id += 1
+            if state == "succeeded" or (failed_at is not None and position < failed_at) \
+                    or (state in ("waiting", "running") and position < 5):
+                step_state = "succeeded"
+            elif failed_at == position:
+                step_state = "failed"
+            elif state == "waiting" and position == 5:
+                step_state = "waiting_approval"
+            elif state == "running" and position == 5:
+                step_state = "running"
+            else:
+                step_state = "pending"
+            ran = step_state in ("succeeded", "failed", "running")
+            begin = created + timedelta(seconds=position * 3)
+            end = begin + timedelta(seconds=2) if step_state in ("succeeded", "failed") else None
+            error = "ConnectionError" if step_state == "failed" else ""
+            step_runs.append((step_run_id, run_id, f"s{position}", position, "echo", step_state, "",
+                              1 if ran else 0, 1, error, "connection refused" if error else "",
+                              begin if ran else None, end))
+            if ran:
+                attempt_id += 1
+                attempts.append((attempt_id, step_run_id, "step", 1, f"{run_id}:s{position}:1", "echo", "steps",
+                                 "{}", 300, "failed" if error else "succeeded" if end else "running",
+                                 begin, begin, 1, "bench@host:1", "", error, "connection refused" if error else "",
+                                 "ConnectionError: connection refused" if error else "", 0, 0, 0, 0,
+                                 begin, end, rng.randrange(500, 4000) if end else None))
+            if step_state == "waiting_approval":
+                requests.append(("gate", "pending", version.workflow.team_id, run_id, step_run_id,
+                                 groups[teams.index(version.workflow.team)].pk, 1, "reject", True, "", "", "", "",
+                                 created + timedelta(seconds=15)))
+        if state == "running" and rng.random() < 0.3:
+            slas.append((run_id, version.workflow.team_id, "at_risk", created + timedelta(hours=1), 0, 60, 0, now))
+    with connection.cursor() as django_cursor:
+        cursor = django_cursor.cursor
+        _copy(cursor, "runs_run", ["id", "workflow_id", "version_id", "team_id", "state", "inputs", "trigger",
+                                   "trigger_detail", "failure_summary", "created_at", "started_at", "finished_at"],
+              runs)
+        _copy(cursor, "runs_steprun", ["id", "run_id", "step_id", "position", "step_type", "state", "skip_reason",
+                                       "attempt", "retry_budget_from", "error_type", "error_message", "started_at",
+                                       "finished_at"], step_runs)
+        _copy(cursor, "runs_stepattempt", ["id", "step_run_id", "kind", "number", "idempotency_key", "step_type",
+                                           "queue", "params", "timeout_seconds", "state", "queued_at", "not_before",
+                                           "deliveries", "worker", "output_artifact", "error_type", "error_message",
+                                           "error_signature", "records_in", "records_out", "records_rejected",
+                                           "log_lines_dropped", "started_at", "ended_at", "duration_ms"], attempts)
+        _copy(cursor, "approvals_approvalrequest", ["kind", "state", "team_id", "run_id", "step_run_id", "group_id",
+                                                    "quorum", "on_expiry", "risky", "error_type", "error_message",
+                                                    "error_signature", "outcome", "created_at"], requests)
+        _copy(cursor, "monitoring_slastatus", ["run_id", "team_id", "state", "deadline", "waiting_for_people_seconds",
+                                               "running_seconds", "predicted_wait_seconds", "evaluated_at"], slas)
+        for table in ("runs_run", "runs_steprun", "runs_stepattempt"):
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(f"generated {len(runs):,} runs, {len(step_runs):,} step runs, {len(attempts):,} attempts, "
+          f"{len(requests):,} open gates in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def ensure_history() -> None:
+    from apps.runs.models import Run
+
+    if Run.objects.count() >= RUNS:
+        print(f"reusing the history in {DB_NAME} (BENCH_PAGES_REBUILD=1 rebuilds it)", flush=True)
+        return
+    if Run.objects.exists():
+        raise SystemExit(f"{DB_NAME} holds a partial history: run with BENCH_PAGES_REBUILD=1")
+    generate()
+
+
+# --- Server and load ------------------------------------------------------------------------------
+
+def start_server() -> subprocess.Popen:
+    log = VAR / "bench-pages-server.log"
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = ([str(gunicorn), "apps.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", str(SERVER_WORKERS), "--access-logfile",
+                "/dev/null"] if gunicorn.exists()
+               else [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"])
+    env = {**os.environ, "DEBUG": "0", "DB_CONN_MAX_AGE": "600"}
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{PORT}/accounts/login/", timeout=2)
+            print(f"server: {' '.join(command[:1] + command[2:])}", flush=True)
+            return server
+        except httpx.HTTPError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.3)
+    raise SystemExit(f"the server did not start:\n{log.read_text()}")
+
+
+def session_cookie(username: str) -> str:
+    from django.test import Client
+
+    from apps.accounts.models import User
+
+    client = Client()
+    client.force_login(User.objects.get(username=username))
+    return client.cookies["sessionid"].value
+
+
+def page_paths(username: str) -> dict[str, list[str]]:
+    from apps.accounts.access import scope_to_user
+    from apps.accounts.models import User
+    from apps.runs.models import Run
+
+    user = User.objects.get(username=username)
+    run_ids = list(scope_to_user(Run.objects.order_by("-pk"), user).values_list("pk", flat=True)[:2000])
+    return {"runs list": ["/runs/", "/runs/?page=2", "/runs/?state=failed"],
+            "run detail": [f"/runs/{pk}/" for pk in run_ids],
+            "inbox": ["/approvals/"], "home": ["/"]}
+
+
+def hammer(cookie: str, paths: dict[str, list[str]], *, clients: int = CLIENTS, think_seconds: float = THINK_SECONDS,
+           requests_per_page: int = REQUESTS_PER_PAGE) -> dict[str, list[float]]:
+    """`clients` threads, each opening the pages in turn; latencies in ms per page."""
+    import httpx
+
+    latencies: dict[str, list[float]] = {name: [] for name in paths}
+    errors: list[str] = []
+    lock = threading.Lock()
+    plan = [name for name in paths for _ in range(requests_per_page)]
+    random.Random(3).shuffle(plan)
+
+    def client(share: list[str]) -> None:
+        rng = random.Random(len(share))
+        with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", cookies={"sessionid": cookie}, timeout=30) as http:
+            for name in share:
+                path = rng.choice(paths[name])
+                begin = time.perf_counter()
+                response = http.get(path)
+                elapsed = (time.perf_counter() - begin) * 1000
+                with lock:
+                    if response.status_code != 200:
+                        errors.append(f"{path}: {response.status_code}")
+                    latencies[name].append(elapsed)
+                time.sleep(think_seconds * rng.uniform(0.5, 1.5))
+
+    threads = [threading.Thread(target=client, args=(plan[n::clients],)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        print(f"  {len(errors)} failed requests, first: {errors[:3]}", flush=True)
+    return latencies
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def report(who: str, latencies: dict[str, list[float]]) -> bool:
+    ok = True
+    for name, values in latencies.items():
+        p95 = _percentile(values, 0.95)
+        ok &= p95 < GOAL_P95_MS
+        print(f"  {who:<22} {name:<11} n={len(values):<4} p50={statistics.median(values):6.1f} ms  "
+              f"p95={p95:6.1f} ms  p99={_percentile(values, 0.99):6.1f} ms  max={max(values):6.1f} ms  "
+              f"{'ok' if p95 < GOAL_P95_MS else 'SLOW'}", flush=True)
+    return ok
+
+
+def main() -> None:
+    VAR.mkdir(exist_ok=True)
+    setup_django()
+    ensure_history()
+    server = start_server()
+    try:
+        print(f"{CLIENTS} clients, {THINK_SECONDS} s think time, {SERVER_WORKERS} server workers, "
+              f"goal p95 < {GOAL_P95_MS} ms", flush=True)
+        ok = True
+        for username in ("bench-operator", "bench-admin"):
+            cookie, paths = session_cookie(username), page_paths(username)
+            hammer(cookie, paths, requests_per_page=CLIENTS)  # warms every server worker's caches and connections
+            # One client alone gives each page's service time, apart from queueing on a busy machine.
+            report(f"{username} alone", hammer(cookie, paths, clients=1, think_seconds=0, requests_per_page=50))
+            ok &= report(f"{username} x{CLIENTS}", hammer(cookie, paths))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    if not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
