@@ -20,7 +20,9 @@ RECENT_FAILURE_WINDOW = timedelta(days=7)
 
 
 def _runs(user) -> QuerySet:
-    return scope_to_user(Run.objects.select_related("workflow", "team"), user)
+    # Newest first by id: runs are created in time order, and the primary key's index serves
+    # this order for any set of teams without sorting the whole history.
+    return scope_to_user(Run.objects.select_related("workflow", "team"), user).order_by("-pk")
 
 
 @dataclass

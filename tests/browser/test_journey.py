@@ -13,6 +13,8 @@ from apps.runs.models import Run, RunState
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
+# Generous: on a busy machine the worker and the browser share the CPU with everything else.
+RUN_TIMEOUT = 120
 YAML = """name: pay-suppliers
 description: Pays the approved supplier invoices and uploads the bank file.
 steps:
@@ -67,7 +69,7 @@ def test_author_approver_and_operator_take_a_run_from_yaml_to_success(
     page.get_by_role("button", name="Start run").click()
     page.wait_for_url(re.compile(r"/runs/\d+/"))
     run = Run.objects.get()
-    wait_for(run, RunState.WAITING)
+    wait_for(run, RunState.WAITING, timeout=RUN_TIMEOUT)
 
     # The approver approves from the inbox.
     page = open_page(approver)
@@ -77,7 +79,7 @@ def test_author_approver_and_operator_take_a_run_from_yaml_to_success(
     screenshot(page, "04-inbox")
     item.get_by_role("button", name="Approve").click()
     expect(item).to_contain_text("Approve")
-    run = wait_for(run, RunState.PAUSED)
+    run = wait_for(run, RunState.PAUSED, timeout=RUN_TIMEOUT)
     assert run.step_runs.get(step_id="upload").state == "failed"
 
     # The operator opens the checkpoint from home, reads the suggestions and retries.
@@ -91,7 +93,7 @@ def test_author_approver_and_operator_take_a_run_from_yaml_to_success(
     page.get_by_label("Reason", exact=True).select_option("transient")
     page.get_by_label("Comment", exact=True).fill("The first upload hit a stale marker; retrying.")
     page.get_by_role("button", name="Record decision").click()
-    run = wait_for(run, RunState.SUCCEEDED, RunState.FAILED)
+    run = wait_for(run, RunState.SUCCEEDED, RunState.FAILED, timeout=RUN_TIMEOUT)
     assert run.state == RunState.SUCCEEDED
 
     page.goto(f"{live_server.url}/runs/{run.pk}/")
