@@ -151,7 +151,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# The YAML editor (CodeMirror 5) comes from the npm registry through `npm ci` (see package.json).
+STATICFILES_DIRS = [BASE_DIR / "static", ("codemirror", BASE_DIR / "node_modules" / "codemirror")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
