@@ -109,6 +109,8 @@ class KnowledgeIndex:
         """(position, cosine) of the k nearest documents."""
         if not self.docs:
             return []
+        # One query is too small to share across OpenMP threads; on a busy host they only spin.
+        faiss.omp_set_num_threads(1)
         scores, ids = self.dense.search(query.reshape(1, -1).astype(np.float32), min(k, len(self.docs)))
         return [(self._position[i], float(s)) for i, s in zip(ids[0], scores[0]) if i in self._position]
 
