@@ -93,11 +93,6 @@ class Incident(models.Model):
     def is_resolved(self) -> bool:
         return self.status == IncidentStatus.RESOLVED
 
-    def failure_text(self) -> str:
-        """What the assistant reads to find similar failures: the symptom, never the diagnosis."""
-        parts = [self.title, self.description, self.error_type, self.error_message, self.log_tail[-2000:]]
-        return "\n".join(p for p in parts if p)
-
 
 class IncidentOccurrence(models.Model):
     """One failure linked to an incident: the first, and every recurrence while it stays open."""

@@ -19,12 +19,6 @@ class IncidentError(Exception):
     """A change to an incident that its current state does not allow."""
 
 
-def ensure_default_categories() -> None:
-    """Create the built-in categories that are missing; never overwrite an admin's edits."""
-    for slug, name, description in taxonomy.DEFAULT_CATEGORIES:
-        RootCauseCategory.objects.get_or_create(slug=slug, defaults={"name": name, "description": description})
-
-
 def category_for_label(label: str, actor=None) -> RootCauseCategory:
     """The category an import label means; an unknown label is accepted as a new category."""
     slug = taxonomy.canonical_slug(label)
