@@ -1,7 +1,8 @@
 """The approvals app: approval gates, failure checkpoints, decisions and the inbox."""
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+
+from apps.beat import schedule_every
 
 EXPIRY_TASK_NAME = "flowdeck: expire approval requests"
 EXPIRY_INTERVAL_SECONDS = 30
@@ -20,15 +21,7 @@ class ApprovalsConfig(AppConfig):
                                               dispatch_uid="approvals.open_gate")
         signals.step_failed.connect(receivers.on_step_failed, dispatch_uid="approvals.open_checkpoint")
         signals.run_state_changed.connect(receivers.on_run_state_changed, dispatch_uid="approvals.withdraw_stale")
-        post_migrate.connect(register_expiry_task, sender=self)
-
-
-def register_expiry_task(**kwargs) -> None:
-    """Schedule `expire_approvals` in django-celery-beat (kept in step on every migrate)."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    every, _ = IntervalSchedule.objects.get_or_create(every=EXPIRY_INTERVAL_SECONDS, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.update_or_create(name=EXPIRY_TASK_NAME, defaults={
-        "task": "flowdeck.approvals.expire_approvals", "interval": every, "queue": "default", "enabled": True,
-        "description": "Escalates or rejects approval requests past their timeout and sends expiry reminders.",
-    })
+        schedule_every(self, name=EXPIRY_TASK_NAME, task="flowdeck.approvals.expire_approvals",
+                       seconds=EXPIRY_INTERVAL_SECONDS,
+                       description="Escalates or rejects approval requests past their timeout and sends expiry "
+                                   "reminders.")

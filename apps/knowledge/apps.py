@@ -1,6 +1,8 @@
 """knowledge: runbooks, the embedding index, suggestions, the optional LLM summary, evaluation."""
 from django.apps import AppConfig
 
+from apps.beat import schedule_every
+
 
 class KnowledgeConfig(AppConfig):
     name = "apps.knowledge"
@@ -10,3 +12,5 @@ class KnowledgeConfig(AppConfig):
         from apps.knowledge import receivers
 
         receivers.connect()
+        schedule_every(self, name="flowdeck: re-index changed runbooks", task="apps.knowledge.tasks.sync_runbooks",
+                       seconds=600, description="Re-embeds the runbook sections whose text changed on disk.")

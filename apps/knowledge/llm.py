@@ -19,7 +19,6 @@ from apps.audit.log import record
 from apps.incidents.models import Incident
 from apps.knowledge.models import LlmSummary, SummaryStatus
 
-TIMEOUT_SECONDS = 20
 _REDACTIONS = [
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[private key]"),
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "[access key]"),
@@ -91,7 +90,7 @@ def write_summary(incident_id: int) -> LlmSummary | None:
     from openai import OpenAI, OpenAIError
 
     client = OpenAI(base_url=settings.FLOWDECK_LLM_BASE_URL, api_key=settings.FLOWDECK_LLM_API_KEY,
-                    timeout=getattr(settings, "FLOWDECK_LLM_TIMEOUT_SECONDS", TIMEOUT_SECONDS), max_retries=0)
+                    timeout=settings.FLOWDECK_LLM_TIMEOUT_SECONDS, max_retries=0)
     values = {"evidence_hash": evidence_hash, "citations": citations, "model": settings.FLOWDECK_LLM_MODEL,
               "updated_at": timezone.now()}
     try:

@@ -1,6 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
+from apps.beat import schedule_every
 from apps.env import env_bool
 
 SWEEPER_TASK_NAME = "flowdeck: sweep stale step attempts"
@@ -12,21 +12,12 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        post_migrate.connect(register_sweeper, sender=self)
+        from django.conf import settings
+
+        schedule_every(self, name=SWEEPER_TASK_NAME, task="flowdeck.runs.sweep_runs",
+                       seconds=settings.FLOWDECK_SWEEP_INTERVAL_SECONDS,
+                       description="Requeues step attempts whose worker went silent and re-sends lost messages.")
         from apps.runs import batch  # noqa: F401  (registers batch.map and its chunk task, in workers too)
         if env_bool("FLOWDECK_TEST_STEP_TYPES", False):
             from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types)
 
-
-def register_sweeper(**kwargs) -> None:
-    """Schedule the sweeper in django-celery-beat every FLOWDECK_SWEEP_INTERVAL_SECONDS (kept in
-    step with the setting on every migrate)."""
-    from django.conf import settings
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    every, _ = IntervalSchedule.objects.get_or_create(every=settings.FLOWDECK_SWEEP_INTERVAL_SECONDS,
-                                                      period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.update_or_create(name=SWEEPER_TASK_NAME, defaults={
-        "task": "flowdeck.runs.sweep_runs", "interval": every, "queue": "default", "enabled": True,
-        "description": "Requeues step attempts whose worker went silent and re-sends lost messages.",
-    })

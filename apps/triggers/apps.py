@@ -1,5 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+
+from apps.beat import schedule_every
 
 # The tick fires due schedule slots, closes timed-out batches and paces backfills.
 PERIODIC_TASKS = {
@@ -18,15 +19,5 @@ class TriggersConfig(AppConfig):
     def ready(self) -> None:
         from apps.triggers import receivers  # noqa: F401  (connects the signal receivers)
 
-        post_migrate.connect(register_periodic_tasks, sender=self)
-
-
-def register_periodic_tasks(**kwargs) -> None:
-    """Schedule the trigger tasks in django-celery-beat (kept in step on every migrate)."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    for name, (task, seconds, description) in PERIODIC_TASKS.items():
-        every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
-        PeriodicTask.objects.update_or_create(name=name, defaults={
-            "task": task, "interval": every, "queue": "default", "enabled": True, "description": description,
-        })
+        for name, (task, seconds, description) in PERIODIC_TASKS.items():
+            schedule_every(self, name=name, task=task, seconds=seconds, description=description)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -94,4 +95,6 @@ class Command(BaseCommand):
             return
         count = load_demo_incidents()
         if count:
-            self.stdout.write(f"Loaded {count} demo incidents.")
+            self.stdout.write(f"Loaded {count} demo incidents; building the knowledge index (about a minute).")
+            # Suggestions need the index; built once here, then kept up to date incrementally.
+            call_command("build_index", stdout=self.stdout)
