@@ -42,6 +42,8 @@ def _use_broker(tmp_path_factory) -> dict:
             "data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control"),
         }
+        # Earlier tests may have published already: drop the pools built on the old folders.
+        app._after_fork()
         return {"FLOWDECK_BROKER_DIR": str(folder)}
     try:
         with app.connection_for_write() as conn:
@@ -69,6 +71,7 @@ def worker(django_db_setup, django_db_blocker, tmp_path_factory):
         "FLOWDECK_HEARTBEAT_SECONDS": "1",
         "FLOWDECK_STALE_AFTER_SECONDS": "5",
         "LOG_FORMAT": "console",
+        "LOG_LEVEL": "INFO",  # the worker's "ready." line is how we know it consumes
     }
     logfile = tmp_path_factory.mktemp("worker") / "worker.log"
     process = subprocess.Popen(
