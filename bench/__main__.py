@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def main(selected: list[str]) -> int:
-    modules = sorted(info.name for info in pkgutil.iter_modules([str(Path(__file__).parent))
+    modules = sorted(info.name for info in pkgutil.iter_modules([str(Path(__file__).parent)])
                      if not info.name.startswith("_"))
     failed = 0
     for name in selected or modules:
