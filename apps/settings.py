@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.env import env_bool, env_int, env_list, env_str
+from apps.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLOWDECK_VAR_DIR", str(BASE_DIR / "var")))
@@ -126,6 +126,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
         "control_folder": str(BROKER_DIR / "control"),
+        # Workers look for new message files this often; the default 1 s would add ~0.5 s per step.
+        "polling_interval": env_float("FLOWDECK_BROKER_POLL_SECONDS", 0.05, minimum=0.001),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
@@ -197,6 +199,9 @@ FLOWDECK_HEARTBEAT_SECONDS = env_int("FLOWDECK_HEARTBEAT_SECONDS", 5, minimum=1)
 # An attempt whose heartbeat is older than this is presumed lost with its worker and requeued.
 FLOWDECK_STALE_AFTER_SECONDS = env_int("FLOWDECK_STALE_AFTER_SECONDS", 60, minimum=2)
 FLOWDECK_SWEEP_INTERVAL_SECONDS = env_int("FLOWDECK_SWEEP_INTERVAL_SECONDS", 30, minimum=1)
+FLOWDECK_STEP_LOG_MAX_LINES = env_int("FLOWDECK_STEP_LOG_MAX_LINES", 1000, minimum=10)
+# Registers the test.* step types (tests and benchmarks only).
+FLOWDECK_TEST_STEP_TYPES = env_bool("FLOWDECK_TEST_STEP_TYPES", False)
 FLOWDECK_STEP_OUTPUT_MAX_BYTES = env_int("FLOWDECK_STEP_OUTPUT_MAX_BYTES", 64 * 1024, minimum=1024)
 FLOWDECK_SPEC_MAX_BYTES = env_int("FLOWDECK_SPEC_MAX_BYTES", 256 * 1024, minimum=1024)
 FLOWDECK_SPEC_MAX_DEPTH = env_int("FLOWDECK_SPEC_MAX_DEPTH", 20, minimum=4)

@@ -1,7 +1,6 @@
 from django.apps import AppConfig
 
 from apps.beat import schedule_every
-from apps.env import env_bool
 
 SWEEPER_TASK_NAME = "flowdeck: sweep stale step attempts"
 
@@ -18,6 +17,6 @@ class RunsConfig(AppConfig):
                        seconds=settings.FLOWDECK_SWEEP_INTERVAL_SECONDS,
                        description="Requeues step attempts whose worker went silent and re-sends lost messages.")
         from apps.runs import batch  # noqa: F401  (registers batch.map and its chunk task, in workers too)
-        if env_bool("FLOWDECK_TEST_STEP_TYPES", False):
+        if settings.FLOWDECK_TEST_STEP_TYPES:
             from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types)
 

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable
 
-from apps.env import env_bool
+from django.conf import settings
 
 
 class RecordRejected(Exception):
@@ -156,6 +156,6 @@ def register_test_functions() -> None:
     record_function("test.slow", summary="Sleeps `seconds` per record (tests).")(_slow)
 
 
-if env_bool("FLOWDECK_TEST_STEP_TYPES", False):
+if settings.FLOWDECK_TEST_STEP_TYPES:
     register_test_functions()
 

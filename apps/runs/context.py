@@ -46,7 +46,7 @@ class AttemptContext:
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
         level = level if level in LOG_LEVELS else "info"
         getattr(logger, level)(message, **fields)
-        if self._kept_lines >= getattr(settings, "FLOWDECK_STEP_LOG_MAX_LINES", 1000):
+        if self._kept_lines >= settings.FLOWDECK_STEP_LOG_MAX_LINES:
             self.log_lines_dropped += 1
             return
         self._kept_lines += 1
