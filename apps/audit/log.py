@@ -3,15 +3,23 @@
 `record()` appends one event inside the caller's transaction, so the event exists exactly when
 the change it describes does. Each event's hash covers its fields and the previous event's hash;
 changing or deleting any past event breaks every hash after it, which `verify_chain()` finds.
+
+Appending holds the one chain-head row lock until the transaction commits, so busy writers (the
+engine, once per step) open a `batched()` transaction instead: its events are kept in memory and
+appended together when the block ends, with one lock, one insert and one head update, and the
+lock is held only for the commit that follows.
 """
 
 import hashlib
 import json
-from dataclasses import dataclass
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.utils import timezone
 
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.logging import SECRET_KEY_PATTERN, REDACTED
@@ -46,7 +54,10 @@ def _event_hash(*, sequence, occurred_at: datetime, actor_label, action, object_
 
 def record(actor, action: str, obj=None, *, object_type: str | None = None, object_id=None,
            team=None, before=None, after=None) -> AuditEvent:
-    """Append an audit event. `actor` is a user, or None for the system (engine, scheduler)."""
+    """Append an audit event. `actor` is a user, or None for the system (engine, scheduler).
+
+    Inside `batched()` the event is returned unsaved (no sequence yet) and written when the
+    block ends."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = obj.pk if object_id is None else object_id
@@ -56,33 +67,93 @@ def record(actor, action: str, obj=None, *, object_type: str | None = None, obje
     # Round-trip through JSON so what is hashed is exactly what the JSON column stores.
     before = json.loads(_canonical(before)) if before is not None else None
     after = json.loads(_canonical(after)) if after is not None else None
-    actor_label = actor.get_username() if actor is not None else "system"
-    team_label = team.slug if team is not None else ""
-    with transaction.atomic():
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        event = AuditEvent(
-            sequence=head.last_sequence + 1,
-            actor=actor,
-            actor_label=actor_label,
-            action=action,
-            object_type=object_type or "",
-            object_id=str(object_id if object_id is not None else ""),
-            team=team,
-            team_label=team_label,
-            before=before,
-            after=after,
-            data_hash=_sha256(_canonical({"before": before, "after": after})),
-            previous_hash=head.last_hash,
-        )
-        event.event_hash = _event_hash(
-            sequence=event.sequence, occurred_at=event.occurred_at, actor_label=actor_label, action=action,
-            object_type=event.object_type, object_id=event.object_id, team_label=team_label,
-            data_hash=event.data_hash, previous_hash=event.previous_hash,
-        )
-        event.save()
-        head.last_sequence, head.last_hash = event.sequence, event.event_hash
-        head.save(update_fields=["last_sequence", "last_hash"])
+    event = AuditEvent(
+        actor=actor,
+        actor_label=actor.get_username() if actor is not None else "system",
+        action=action,
+        object_type=object_type or "",
+        object_id=str(object_id if object_id is not None else ""),
+        team=team,
+        team_label=team.slug if team is not None else "",
+        before=before,
+        after=after,
+        data_hash=_sha256(_canonical({"before": before, "after": after})),
+    )
+    batch = _open_batch()
+    if batch is not None:
+        batch.events.append(event)
+    else:
+        _append([event])
     return event
+
+
+@dataclass
+class _Batch:
+    # The transaction's savepoints when the batch opened: an event recorded inside a deeper
+    # savepoint is written at once, so rolling that savepoint back takes the event with it.
+    savepoints: tuple
+    events: list[AuditEvent] = field(default_factory=list)
+
+
+_local = threading.local()
+
+
+def _batches() -> list[_Batch]:
+    if not hasattr(_local, "batches"):
+        _local.batches = []
+    return _local.batches
+
+
+def _open_batch() -> _Batch | None:
+    """The batch that buffers events recorded right now, if any."""
+    batches = _batches()
+    if batches and tuple(transaction.get_connection().savepoint_ids) == batches[-1].savepoints:
+        return batches[-1]
+    return None
+
+
+@contextmanager
+def batched():
+    """`transaction.atomic()` whose audit events are appended together at the end of the block
+    (usable as a decorator). Events of a block that raises are dropped with its changes."""
+    with transaction.atomic():
+        batch = _Batch(tuple(transaction.get_connection().savepoint_ids))
+        _batches().append(batch)
+        try:
+            yield
+            _append(batch.events)
+        finally:
+            _batches().pop()
+
+
+def flush() -> None:
+    """Append the events the current batch holds so far, so events written after (by signal
+    receivers in their own savepoints) follow them in the chain."""
+    batch = _open_batch()
+    if batch is not None and batch.events:
+        _append(batch.events)
+        batch.events = []
+
+
+def _append(events: list[AuditEvent]) -> None:
+    if not events:
+        return
+    # No savepoint of its own: the caller's transaction (or this one) rolls back as a whole.
+    with transaction.atomic(savepoint=False):
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        sequence, previous_hash = head.last_sequence, head.last_hash
+        for event in events:
+            sequence += 1
+            # Stamped under the lock, so times never run backwards along the chain.
+            event.sequence, event.occurred_at, event.previous_hash = sequence, timezone.now(), previous_hash
+            event.event_hash = previous_hash = _event_hash(
+                sequence=sequence, occurred_at=event.occurred_at, actor_label=event.actor_label,
+                action=event.action, object_type=event.object_type, object_id=event.object_id,
+                team_label=event.team_label, data_hash=event.data_hash, previous_hash=event.previous_hash,
+            )
+        AuditEvent.objects.bulk_create(events)
+        head.last_sequence, head.last_hash = sequence, previous_hash
+        head.save(update_fields=["last_sequence", "last_hash"])
 
 
 @dataclass

@@ -31,9 +31,9 @@ def on_step_failed(sender, step_run, attempt=None, run=None, error_type="", erro
     )
 
 
-def on_run_state_changed(sender, run, old_state, new_state, **kwargs):
+def on_run_state_changed(sender, run, before, after, **kwargs):
     """A run that fails or pauses without a failing step (e.g. a timeout) still gets an incident."""
-    if str(new_state) not in PAUSED_OR_FAILED:
+    if str(after) not in PAUSED_OR_FAILED:
         return
     from apps.incidents.models import Incident
 
@@ -44,9 +44,9 @@ def on_run_state_changed(sender, run, old_state, new_state, **kwargs):
     if team is None:
         return
     record_failure(team=team, workflow=workflow, workflow_version=getattr(run, "version", None), run_id=run.pk,
-                   inputs=getattr(run, "inputs", None) or {}, error_signature=f"run {new_state}",
+                   inputs=getattr(run, "inputs", None) or {}, error_signature=f"run {after}",
                    error_message=getattr(run, "failure_summary", "") or "",
-                   title=f"{workflow.name if workflow else 'run'}: run {new_state}")
+                   title=f"{workflow.name if workflow else 'run'}: run {after}")
 
 
 def _log_tail(step_run, attempt) -> str:

@@ -29,7 +29,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.audit.log import record
+from apps.audit.log import batched, flush, record
 from apps.catalog.registry import Risk, get_step_type
 from apps.runs import signals
 from apps.runs.models import (
@@ -115,7 +115,7 @@ def worker_identity() -> str:
 # --- Starting runs -----------------------------------------------------------------------------
 
 
-@transaction.atomic
+@batched()
 def start_run(actor, version, *, inputs: dict | None = None, trigger: str = Trigger.MANUAL,
               trigger_detail: dict | None = None) -> Run:
     """Create a run of `version` and start it, or leave it queued when the workflow is at its
@@ -124,7 +124,7 @@ def start_run(actor, version, *, inputs: dict | None = None, trigger: str = Trig
     return _create_run(actor, version, plan, _resolve_inputs(plan, inputs or {}), trigger, trigger_detail or {})
 
 
-@transaction.atomic
+@batched()
 def rerun_from_failure(actor, run: Run) -> Run:
     """A new run of the same version and inputs that keeps the outputs of the steps that
     succeeded (and were not compensated) and runs the rest."""
@@ -231,11 +231,15 @@ def _set_run_state(run: Run, state: str, actor, *, summary: str | None = None, e
     run.save(update_fields=fields)
     record(actor, f"run.{state}", run, before={"state": before},
            after={"state": state, **({"summary": run.failure_summary} if summary else {}), **(audit_detail or {})})
-    # old_state/new_state repeat before/after for receivers written against either spelling.
-    signals.run_state_changed.send(sender=Run, run=run, before=before, after=state, old_state=before,
-                                   new_state=state, actor=actor)
+    _announce(signals.run_state_changed, sender=Run, run=run, before=before, after=state, actor=actor)
     if before in ACTIVE_RUN_STATES and run.is_finished and plan_for(run.version_id).concurrency is not None:
         _start_queued_runs(run.workflow_id)
+
+
+def _announce(signal, **kwargs) -> None:
+    # The engine's buffered audit events go first, so the chain keeps the order things happened in.
+    flush()
+    signal.send(**kwargs)
 
 
 def _audit_step(actor, run: Run, step_run_id: int, step_id: str, action: str, after: dict | None = None) -> None:
@@ -334,8 +338,8 @@ def _gate(run: Run, row: StepRun, step: StepPlan, actor) -> None:
     _audit_step(actor, run, row.pk, row.step_id, "waiting_approval", {"approval": step.approval})
     if run.state == RunState.RUNNING:
         _set_run_state(run, RunState.WAITING, actor)
-    signals.step_waiting_approval.send(sender=StepRun, step_run=StepRun.objects.get(pk=row.pk), run=run,
-                                       approval=step.approval)
+    _announce(signals.step_waiting_approval, sender=StepRun, step_run=StepRun.objects.get(pk=row.pk), run=run,
+              approval=step.approval)
 
 
 def _template_context(run: Run, plan: Plan, reads_steps: frozenset[str] | None) -> dict:
@@ -416,9 +420,9 @@ def _fail_step(run: Run, plan: Plan, row: StepRun, error_type: str, message: str
     elif step.on_failure == OnFailure.FAIL and run.state in ADVANCING_RUN_STATES:
         _cancel_open_steps(run)
         _compensate_or_finish(run, plan, actor, summary)
-    signals.step_failed.send(sender=StepRun, step_run=StepRun.objects.get(pk=row.pk), run=run,
-                             attempt=StepAttempt.objects.filter(step_run_id=row.pk, kind=AttemptKind.STEP).last(),
-                             error_type=error_type, error_message=message, compensation=False)
+    _announce(signals.step_failed, sender=StepRun, step_run=StepRun.objects.get(pk=row.pk), run=run,
+              attempt=StepAttempt.objects.filter(step_run_id=row.pk, kind=AttemptKind.STEP).last(),
+              error_type=error_type, error_message=message, compensation=False)
 
 
 def _cancel_open_steps(run: Run) -> list[str]:
@@ -462,7 +466,7 @@ def claim_attempt(attempt_id: int, worker: str) -> ClaimedAttempt | None:
     A redelivered message whose claimant died on this host (SIGKILL, OOM) takes the attempt over
     at once instead of waiting for the sweeper."""
     now = timezone.now()
-    with transaction.atomic():
+    with batched():
         claimed = StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.QUEUED).update(
             state=AttemptState.RUNNING, started_at=now, heartbeat_at=now, worker=worker,
             deliveries=F("deliveries") + 1)
@@ -515,7 +519,7 @@ def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
     """Record how an attempt ended and move the run on. False when the result was discarded
     because the attempt was no longer ours (cancelled, finished, or taken over after a crash)."""
     now = timezone.now()
-    with transaction.atomic():
+    with batched():
         run = _lock_run(claimed.run_id)
         ended = StepAttempt.objects.filter(
             pk=claimed.attempt_id, state=AttemptState.RUNNING, worker=claimed.worker,
@@ -600,9 +604,9 @@ def _compensation_ended(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: 
     message = f"Compensation of step {row.step_id} failed: {outcome.error_type}: {outcome.error_message}"
     _audit_step(None, run, row.pk, row.step_id, "compensation_failed", {"error_type": outcome.error_type})
     _set_run_state(run, RunState.FAILED, None, summary=f"{message}. Undo what is left by hand.")
-    signals.step_failed.send(sender=StepRun, step_run=row, run=run,
-                             attempt=StepAttempt.objects.get(pk=claimed.attempt_id), error_type=outcome.error_type,
-                             error_message=outcome.error_message, compensation=True)
+    _announce(signals.step_failed, sender=StepRun, step_run=row, run=run,
+              attempt=StepAttempt.objects.get(pk=claimed.attempt_id), error_type=outcome.error_type,
+              error_message=outcome.error_message, compensation=True)
 
 
 # --- People's decisions -------------------------------------------------------------------------------
@@ -613,7 +617,7 @@ def _lock_step(step_run: StepRun) -> tuple[Run, StepRun]:
     return run, StepRun.objects.get(pk=step_run.pk)
 
 
-@transaction.atomic
+@batched()
 def retry_step(actor, step_run: StepRun, params_override: dict | None = None) -> StepAttempt:
     """Run a failed step of a paused run again (a fresh retry budget), optionally with some
     parameters replaced."""
@@ -644,7 +648,7 @@ def retry_step(actor, step_run: StepRun, params_override: dict | None = None) ->
     return attempt
 
 
-@transaction.atomic
+@batched()
 def skip_step(actor, step_run: StepRun, output: Any = None) -> None:
     """Mark a failed step of a paused run as skipped (its dependents run, seeing `output`)."""
     run, row = _lock_step(step_run)
@@ -668,7 +672,7 @@ def _resume(run: Run, plan: Plan, actor) -> None:
     _settle_run(run, plan, actor)
 
 
-@transaction.atomic
+@batched()
 def release_gate(step_run: StepRun, *, actor=None) -> StepAttempt:
     """An approval was granted: queue the gated step."""
     run, row = _lock_step(step_run)
@@ -692,7 +696,7 @@ def release_gate(step_run: StepRun, *, actor=None) -> StepAttempt:
     return attempt
 
 
-@transaction.atomic
+@batched()
 def reject_gate(step_run: StepRun, reason: str, *, actor=None) -> None:
     """An approval was refused: the step fails (permanently) and its `on_failure` applies."""
     run, row = _lock_step(step_run)
@@ -705,7 +709,7 @@ def reject_gate(step_run: StepRun, reason: str, *, actor=None) -> None:
     _settle_run(run, plan, actor)
 
 
-@transaction.atomic
+@batched()
 def cancel_run(actor, run: Run) -> None:
     """Stop a run: queued and waiting steps never start; running steps' results are discarded."""
     run = _lock_run(run.pk)
@@ -716,7 +720,7 @@ def cancel_run(actor, run: Run) -> None:
                    audit_detail={"cancelled_steps": cancelled})
 
 
-@transaction.atomic
+@batched()
 def abort_run(actor, run: Run) -> None:
     """End an unfinished run as failed without compensation."""
     run = _lock_run(run.pk)
@@ -726,7 +730,7 @@ def abort_run(actor, run: Run) -> None:
                    audit_detail={"cancelled_steps": cancelled})
 
 
-@transaction.atomic
+@batched()
 def compensate_and_abort(actor, run: Run) -> None:
     """Stop a run and undo its completed steps (reverse order of completion); it ends failed."""
     run = _lock_run(run.pk)
@@ -770,13 +774,13 @@ def sweep(now=None) -> SweepReport:
                                       not_before__lt=stale_before).values_list("pk", "queue", "timeout_seconds",
                                                                                "queued_at")[:SWEEP_BATCH]
     for attempt_id, queue, timeout, queued_at in lost:
-        with transaction.atomic():
+        with batched():
             if StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.QUEUED, queued_at=queued_at) \
                     .update(queued_at=now):
                 _send_on_commit(attempt_id, queue, timeout)
                 report.resent += 1
     for workflow_id in set(Run.objects.filter(state=RunState.QUEUED).values_list("workflow_id", flat=True)):
-        with transaction.atomic():
+        with batched():
             report.runs_started += _start_queued_runs(workflow_id)
     return report
 
@@ -793,7 +797,7 @@ def _claimed_from(attempt: StepAttempt) -> ClaimedAttempt:
 def _requeue(attempt: StepAttempt) -> bool:
     """Give a silent worker's attempt to another worker: same attempt, same idempotency key, so
     effects the lost worker already recorded are not repeated."""
-    with transaction.atomic():
+    with batched():
         run = _lock_run(attempt.step_run.run_id)
         if not StepAttempt.objects.filter(pk=attempt.pk, state=AttemptState.RUNNING, worker=attempt.worker) \
                 .update(state=AttemptState.QUEUED, queued_at=timezone.now(), worker=""):

@@ -4,7 +4,7 @@ They are sent inside the engine's transaction, so a receiver's own writes (an ap
 an incident) commit or roll back with the state change they describe. Receivers must be quick
 and must defer slow I/O (mail, webhooks) with `transaction.on_commit`.
 
-- run_state_changed(sender=Run, run, before, after, actor); also old_state/new_state (same values)
+- run_state_changed(sender=Run, run, before, after, actor): the run's state went from `before` to `after`
 - step_failed(sender=StepRun, step_run, attempt, run, error_type, error_message, compensation)
   sent when a step (or its compensation) has failed for good, after the run's state was decided
   (`run.state` is `paused` when a person must decide); `attempt` is the last StepAttempt, or
