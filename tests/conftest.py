@@ -9,6 +9,8 @@ import os
 import pytest
 from rest_framework.test import APIClient
 
+from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types for every test)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -122,3 +124,34 @@ def api_for(db):
         return api
 
     return with_token
+
+
+@pytest.fixture(autouse=True)
+def fresh_plans():
+    # Version ids come back after a rollback on SQLite; cached plans must not outlive a test.
+    from apps.runs.plan import forget_plans
+
+    forget_plans()
+    yield
+    forget_plans()
+
+
+@pytest.fixture
+def drive(monkeypatch):
+    """`drive(run)` plays the worker in this process: every queued attempt is claimed, run and
+    finished until nothing is left, without a broker."""
+    from apps.runs import engine, tasks
+    from apps.runs.models import AttemptState, StepAttempt
+
+    monkeypatch.setattr(engine, "_send_on_commit", lambda *args, **kwargs: None)
+
+    def play(run, *, limit=500):
+        for _ in range(limit):
+            attempt = StepAttempt.objects.filter(step_run__run=run, state=AttemptState.QUEUED).order_by("pk").first()
+            if attempt is None:
+                break
+            tasks.run_attempt.run(attempt.pk)
+        run.refresh_from_db()
+        return run
+
+    return play

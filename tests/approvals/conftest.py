@@ -4,14 +4,6 @@ worker) and run on-commit work at once, so notifications land in mail.outbox."""
 import pytest
 
 from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types)
-from apps.runs.plan import forget_plans
-
-
-@pytest.fixture(autouse=True)
-def fresh_plans():
-    forget_plans()
-    yield
-    forget_plans()
 
 
 @pytest.fixture
@@ -34,25 +26,6 @@ def on_commit(django_capture_on_commit_callbacks):
         return django_capture_on_commit_callbacks(execute=True)
 
     return run
-
-
-@pytest.fixture
-def drive(monkeypatch):
-    from apps.runs import engine, tasks
-    from apps.runs.models import AttemptState, StepAttempt
-
-    monkeypatch.setattr(engine, "_send_on_commit", lambda *args, **kwargs: None)
-
-    def play(run, *, limit=100):
-        for _ in range(limit):
-            attempt = StepAttempt.objects.filter(step_run__run=run, state=AttemptState.QUEUED).order_by("pk").first()
-            if attempt is None:
-                break
-            tasks.run_attempt.run(attempt.pk)
-        run.refresh_from_db()
-        return run
-
-    return play
 
 
 @pytest.fixture

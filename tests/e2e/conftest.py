@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types here too)
-from apps.runs.plan import forget_plans
 
 QUEUES = ("steps", "default", "test-other")
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,12 +92,6 @@ def worker(django_db_setup, django_db_blocker, tmp_path_factory):
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-@pytest.fixture(autouse=True)
-def fresh_plans():
-    forget_plans()
-    yield
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.triggers.conftest import drive, fresh_plans, make_workflow  # noqa: F401  (shared fixtures)
+from tests.triggers.conftest import make_workflow  # noqa: F401  (shared fixture)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 
 from apps.catalog.registry import get_step_type, step_type
 from tests.e2e.conftest import wait_for, worker  # noqa: F401  (real-worker fixtures)
-from tests.runs.conftest import drive, fresh_plans  # noqa: F401  (in-process worker, plan cache reset)
 from tests.runs.factories import step
 
 
