@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any, Iterable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -464,24 +464,42 @@ def claim_attempt(attempt_id: int, worker: str) -> ClaimedAttempt | None:
     """Claim a queued attempt for `worker`; None when another claimant won or it already ended.
 
     A redelivered message whose claimant died on this host (SIGKILL, OOM) takes the attempt over
-    at once instead of waiting for the sweeper."""
+    at once instead of waiting for the sweeper. No transaction: the claim is one statement, and a
+    worker dying before the step run is marked running leaves it queued, which the sweeper's
+    requeue expects anyway."""
     now = timezone.now()
-    with batched():
-        claimed = StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.QUEUED).update(
-            state=AttemptState.RUNNING, started_at=now, heartbeat_at=now, worker=worker,
-            deliveries=F("deliveries") + 1)
-        if not claimed and not _take_over_from_dead_local_worker(attempt_id, worker, now):
+    claimed = _claim_queued(attempt_id, worker, now)
+    if claimed is None:
+        if not _take_over_from_dead_local_worker(attempt_id, worker, now):
             return None
-        attempt = StepAttempt.objects.select_related("step_run").get(pk=attempt_id)
-        if attempt.kind == AttemptKind.STEP:
-            StepRun.objects.filter(pk=attempt.step_run_id, state=StepState.QUEUED).update(
-                state=StepState.RUNNING, started_at=Coalesce("started_at", Value(now)))
-    return ClaimedAttempt(
-        attempt_id=attempt.pk, step_run_id=attempt.step_run_id, run_id=attempt.step_run.run_id,
-        step_id=attempt.step_run.step_id, kind=attempt.kind, number=attempt.number, step_type=attempt.step_type,
-        params=attempt.params, idempotency_key=attempt.idempotency_key, timeout_seconds=attempt.timeout_seconds,
-        worker=worker,
-    )
+        claimed = _claimed_from(StepAttempt.objects.select_related("step_run").get(pk=attempt_id))
+    if claimed.kind == AttemptKind.STEP:
+        StepRun.objects.filter(pk=claimed.step_run_id, state=StepState.QUEUED).update(
+            state=StepState.RUNNING, started_at=Coalesce("started_at", Value(now)))
+    return claimed
+
+
+def _claim_queued(attempt_id: int, worker: str, now) -> ClaimedAttempt | None:
+    """The compare-and-swap queued -> running, returning what the worker needs in the same round
+    trip (Django's update() returns only a count; PostgreSQL and SQLite >= 3.35 both know RETURNING)."""
+    attempt_table, step_table = StepAttempt._meta.db_table, StepRun._meta.db_table
+    started = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {attempt_table} SET state = %s, started_at = %s, heartbeat_at = %s, worker = %s, "
+            f"deliveries = deliveries + 1 WHERE id = %s AND state = %s "
+            f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds, "
+            f"(SELECT s.run_id FROM {step_table} s WHERE s.id = {attempt_table}.step_run_id), "
+            f"(SELECT s.step_id FROM {step_table} s WHERE s.id = {attempt_table}.step_run_id)",
+            [AttemptState.RUNNING, started, started, worker, attempt_id, AttemptState.QUEUED])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    step_run_id, kind, number, step_type, params, idempotency_key, timeout, run_id, step_id = found
+    params = StepAttempt._meta.get_field("params").from_db_value(params, None, connection)
+    return ClaimedAttempt(attempt_id=attempt_id, step_run_id=step_run_id, run_id=run_id, step_id=step_id,
+                          kind=kind, number=number, step_type=step_type, params=params,
+                          idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker)
 
 
 def _take_over_from_dead_local_worker(attempt_id: int, worker: str, now) -> bool:
