@@ -15,17 +15,19 @@ queued -> running of each attempt is recorded on the attempt row (times, worker)
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 import socket
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import reduce
 from typing import Any, Iterable
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -259,27 +261,30 @@ def _load_steps(run: Run, step_ids: Iterable[str] | None = None) -> dict[str, St
 # --- Advancing: which steps start --------------------------------------------------------------
 
 
-def _settled(plan: Plan, row: StepRun) -> bool:
+def _settled(plan: Plan, step_id: str, state: str) -> bool:
     """True when a step no longer holds back the steps that need it."""
-    if row.state in (StepState.SUCCEEDED, StepState.SKIPPED):
+    if state in (StepState.SUCCEEDED, StepState.SKIPPED):
         return True
-    return row.state == StepState.FAILED and plan.steps[row.step_id].on_failure == OnFailure.CONTINUE
+    return state == StepState.FAILED and plan.steps[step_id].on_failure == OnFailure.CONTINUE
 
 
-def _advance(run: Run, plan: Plan, candidates: Iterable[str], actor) -> bool:
+def _advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[str, str] | None = None) -> bool:
     """Start every pending candidate whose needs are settled; skip what `when` or skipped
-    upstreams rule out, following skips downstream. Returns True when an attempt was queued."""
+    upstreams rule out, following skips downstream. `known` maps step ids to the states the caller
+    just gave them, so they are not read back. Returns True when an attempt was queued."""
     worklist = list(dict.fromkeys(candidates))
-    wanted = set(worklist) | {need for sid in worklist for need in plan.steps[sid].needs}
-    rows = _load_steps(run, wanted)
+    rows = _load_steps(run, worklist)
+    known = known or {}
     queued_any = False
     while worklist and run.state in ADVANCING_RUN_STATES:
         step = plan.steps[worklist.pop(0)]
         row = rows[step.id]
-        if row.state != StepState.PENDING or not all(_settled(plan, rows[need]) for need in step.needs):
+        if row.state != StepState.PENDING:
             continue
-        upstream = [rows[need] for need in step.needs]
-        if upstream and all(u.state == StepState.SKIPPED and u.skip_reason != SkipReason.OPERATOR for u in upstream):
+        upstream_skipped = _needs_settled(run, plan, step, rows, known)
+        if upstream_skipped is None:
+            continue
+        if upstream_skipped:
             _skip(run, row, SkipReason.UPSTREAM_SKIPPED, actor)
         else:
             started = _start_step(run, plan, step, row, actor)
@@ -289,10 +294,33 @@ def _advance(run: Run, plan: Plan, candidates: Iterable[str], actor) -> bool:
             if row.state not in (StepState.SKIPPED, StepState.FAILED):
                 continue
         follow = [sid for sid in step.dependents if sid not in rows or rows[sid].state == StepState.PENDING]
-        missing = {sid for sid in follow} | {need for sid in follow for need in plan.steps[sid].needs}
-        rows.update(_load_steps(run, missing - set(rows)))
+        rows.update(_load_steps(run, set(follow) - set(rows)))
         worklist.extend(follow)
     return queued_any
+
+
+def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun],
+                   known: dict[str, str]) -> bool | None:
+    """None while a need of `step` is unsettled; else whether every need was skipped (not by an
+    operator), which skips `step` too. Needs not in hand are checked with EXISTS queries over
+    their positions, so a fan-in costs one small query per finished step, not a read of them all."""
+    in_hand = {need: (rows[need].state, rows[need].skip_reason) if need in rows else (known[need], "")
+               for need in step.needs if need in rows or need in known}
+    if not all(_settled(plan, need, state) for need, (state, _) in in_hand.items()):
+        return None
+    needs = StepRun.objects.filter(run=run).filter(
+        reduce(operator.or_, (Q(position__range=span) for span in step.needs_at), Q(pk__in=[])))
+    if len(in_hand) < len(step.needs):
+        if needs.exclude(state__in=(StepState.SUCCEEDED, StepState.SKIPPED, StepState.FAILED)).exists():
+            return None
+        failed = needs.filter(state=StepState.FAILED).values_list("step_id", flat=True)
+        if not all(_settled(plan, need, StepState.FAILED) for need in failed):
+            return None
+    if not step.needs or any(state != StepState.SKIPPED or reason == SkipReason.OPERATOR
+                             for state, reason in in_hand.values()):
+        return False
+    return len(in_hand) == len(step.needs) or not needs.filter(
+        ~Q(state=StepState.SKIPPED) | Q(skip_reason=SkipReason.OPERATOR)).exists()
 
 
 def _skip(run: Run, row: StepRun, reason: str, actor, output=None) -> None:
@@ -387,14 +415,15 @@ def _settle_run(run: Run, plan: Plan, actor) -> None:
     """Bring the run's state in line with its steps: done, waiting for a person, or blocked."""
     if run.state not in ADVANCING_RUN_STATES:
         return
-    rows = StepRun.objects.filter(run=run, state__in=(*OPEN_STEP_STATES, StepState.FAILED)) \
-        .values_list("step_id", "state")
-    counts = Counter(state for _, state in rows)
-    blocking = [sid for sid, state in rows
-                if state == StepState.FAILED and plan.steps[sid].on_failure != OnFailure.CONTINUE]
+    # Counted in the database: a wide fan-out would otherwise read every open step at each step's end.
+    counts = Counter(dict(StepRun.objects.filter(run=run, state__in=(*OPEN_STEP_STATES, StepState.FAILED))
+                          .order_by().values_list("state").annotate(Count("pk"))))
+    failed = StepRun.objects.filter(run=run, state=StepState.FAILED).values_list("step_id", flat=True) \
+        if counts[StepState.FAILED] else []
+    blocking = [sid for sid in failed if plan.steps[sid].on_failure != OnFailure.CONTINUE]
     if blocking and not (counts[StepState.QUEUED] or counts[StepState.RUNNING]):
         _set_run_state(run, RunState.PAUSED, actor, summary=f"Step {blocking[0]} failed and waits for a decision.")
-    elif not rows or (not blocking and not any(counts[s] for s in OPEN_STEP_STATES)):
+    elif not blocking and not any(counts[s] for s in OPEN_STEP_STATES):
         _set_run_state(run, RunState.SUCCEEDED, actor, summary="")
     elif counts[StepState.WAITING_APPROVAL]:
         _set_run_state(run, RunState.WAITING, actor)
@@ -567,7 +596,8 @@ def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: Atte
     _audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
     if run.state not in ADVANCING_RUN_STATES:
         return
-    queued = _advance(run, plan, plan.steps[claimed.step_id].dependents, None)
+    queued = _advance(run, plan, plan.steps[claimed.step_id].dependents, None,
+                      known={claimed.step_id: StepState.SUCCEEDED})
     # With a successor queued and no person awaited, the run's state cannot have changed.
     if not (queued and run.state == RunState.RUNNING):
         _settle_run(run, plan, None)
@@ -589,7 +619,7 @@ def _step_attempt_failed(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome:
         return
     _fail_step(run, plan, row, outcome.error_type, outcome.error_message, None)
     if step.on_failure == OnFailure.CONTINUE and run.state in ADVANCING_RUN_STATES:
-        _advance(run, plan, step.dependents, None)
+        _advance(run, plan, step.dependents, None, known={step.id: StepState.FAILED})
     _settle_run(run, plan, None)
 
 
@@ -723,7 +753,7 @@ def reject_gate(step_run: StepRun, reason: str, *, actor=None) -> None:
     plan = plan_for(run.version_id)
     _fail_step(run, plan, row, "ApprovalRejected", f"Rejected: {reason}", actor)
     if plan.steps[row.step_id].on_failure == OnFailure.CONTINUE:
-        _advance(run, plan, plan.steps[row.step_id].dependents, actor)
+        _advance(run, plan, plan.steps[row.step_id].dependents, actor, known={row.step_id: StepState.FAILED})
     _settle_run(run, plan, actor)
 
 

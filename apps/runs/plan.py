@@ -6,7 +6,7 @@ asks for it on every step end without touching the spec JSON again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -36,6 +36,9 @@ class StepPlan:
     compensate: dict | None
     # Step ids its templates and condition read; None when a template reads `steps` as a whole.
     reads_steps: frozenset[str] | None
+    # The positions of its needs as (first, last) runs, so a fan-in over hundreds of steps is
+    # queried by a range or two instead of hundreds of ids.
+    needs_at: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,21 @@ def build_plan(version_id: int, spec: dict) -> Plan:
             compensate=step.get("compensate"),
             reads_steps=_steps_read(step),
         )
+    positions = {step_id: step.position for step_id, step in steps.items()}
+    steps = {step_id: replace(step, needs_at=_runs(sorted(positions[need] for need in step.needs)))
+             for step_id, step in steps.items()}
     return Plan(version_id=version_id, name=spec.get("name", ""), inputs=spec.get("inputs") or {},
                 concurrency=spec.get("concurrency"), steps=steps)
+
+
+def _runs(numbers: list[int]) -> tuple[tuple[int, int], ...]:
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return tuple((first, last) for first, last in runs)
 
 
 def _steps_read(step: dict) -> frozenset[str] | None:
