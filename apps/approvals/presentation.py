@@ -7,9 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
-
 from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, RequestKind, RequestState, Verdict
 from apps.approvals.services import last_params, refusal
 from apps.runs.models import AttemptKind, RunState, StepLogLine, StepRun, StepState
@@ -17,7 +14,6 @@ from apps.workflows.services import VersionDiff, diff_versions
 
 LOG_TAIL_LINES = 20
 PAST_DECISIONS = 5
-SUGGESTIONS_TEMPLATE = "knowledge/_suggestions.html"
 
 
 @dataclass
@@ -109,10 +105,3 @@ def _choices_for(request: ApprovalRequest, user) -> tuple[list[str], str]:
     return allowed, "" if allowed else refusals[choices[0]]
 
 
-def suggestions_available() -> bool:
-    """True once the knowledge app ships its suggestions partial."""
-    try:
-        get_template(SUGGESTIONS_TEMPLATE)
-    except TemplateDoesNotExist:
-        return False
-    return True

@@ -10,13 +10,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.access import visible_teams
 from apps.approvals import services
 from apps.approvals.models import CHECKPOINT_CHOICES, ReasonCode, RequestKind, RequestState, Verdict
-from apps.approvals.presentation import decision_context, suggestions_available
+from apps.approvals.presentation import decision_context
 
 PAGE_SIZE = 25
 # Refresh the inbox this often; it pauses while a request is open for reading.
@@ -63,7 +64,6 @@ def _detail_context(request, approval_request, error: str = "", form: dict | Non
     return {
         "ctx": decision_context(approval_request, request.user), "req": approval_request, "error": error,
         "form": form or {}, "reason_codes": ReasonCode.choices, "checkpoint_choices": CHECKPOINT_CHOICES,
-        "suggestions_available": suggestions_available(),
     }
 
 
@@ -140,8 +140,9 @@ def bulk(request):
 def suggestions(request, pk: int):
     """Suggested root causes for a checkpoint, loaded after the page (the index can be slow)."""
     approval_request = services.get_request_for_user(request.user, pk)
-    if not suggestions_available() or approval_request.kind != RequestKind.CHECKPOINT:
-        return render(request, "approvals/_suggestions_missing.html", {"req": approval_request})
+    if approval_request.kind != RequestKind.CHECKPOINT:
+        raise Http404("Only failure checkpoints have suggested root causes.")
+    # Imported here: the index and its faiss import are only for the pages that suggest.
     from apps.knowledge.suggest import suggest_for_failure
 
     found = suggest_for_failure(f"{approval_request.error_type}: {approval_request.error_message}",

@@ -6,7 +6,6 @@ import pytest
 from apps.approvals.models import ApprovalRequest
 from apps.runs import engine
 from apps.runs.models import RunState
-from tests.e2e.conftest import wait_for, worker  # noqa: F401  (the real worker and the run poller)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,6 @@ import pytest
 
 from apps.runs import testing_steps  # noqa: F401  (the worker and this process know the test.* types)
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import wait_for, worker  # noqa: F401  (fixtures, registered by import)
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "node_modules"

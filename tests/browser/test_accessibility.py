@@ -7,7 +7,6 @@ import re
 import pytest
 
 from tests.browser.conftest import AXE_SCRIPT
-from tests.runs.conftest import drive  # noqa: F401  (plays the worker in this process)
 from tests.runs.factories import make_version, step
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -10,7 +10,6 @@ import json
 import pytest
 
 from apps.catalog.registry import get_step_type, step_type
-from tests.e2e.conftest import wait_for, worker  # noqa: F401  (real-worker fixtures)
 from tests.runs.factories import step
 
 

@@ -1,5 +1,8 @@
 """A real Celery worker process (prefork, two children) against the test database.
 
+One per test session, shared by every test that asks for `worker` (registered in
+tests/conftest.py): a second one would compete for the same queues on a shared broker.
+
 The worker gets the test database's URL, the test step types, fast heartbeats, and its own
 broker: a temporary folder for the filesystem broker when CELERY_BROKER_URL is not set, else
 that broker with its queues purged. With CI=true a broker that does not answer fails the run.
@@ -17,7 +20,7 @@ import pytest
 from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types here too)
 
 QUEUES = ("steps", "default", "test-other")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def database_url(settings_dict) -> str:
