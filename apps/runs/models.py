@@ -19,6 +19,7 @@ class Trigger(models.TextChoices):
     FILE = "file", "File arrival"
     UPSTREAM = "upstream", "Upstream workflow"
     BACKFILL = "backfill", "Backfill"
+    QUEUE = "queue", "Queue message"
 
 
 class RunState(models.TextChoices):
@@ -91,6 +92,8 @@ class Run(models.Model):
             models.Index(fields=["workflow", "state"]),
             models.Index(fields=["team", "-created_at"]),
             models.Index(fields=["state", "created_at"]),
+            # The runs list pages newest first across every run a person may see.
+            models.Index(fields=["-created_at", "-id"], name="run_newest_first"),
         ]
 
     def __str__(self) -> str:

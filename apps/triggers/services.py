@@ -31,7 +31,7 @@ RUN_TRIGGER = {
     TriggerSource.WEBHOOK: Trigger.WEBHOOK,
     TriggerSource.FILE: Trigger.FILE,
     # Trigger has no QUEUE choice yet (asked of the runs owner); the value is stored as written.
-    TriggerSource.QUEUE: getattr(Trigger, "QUEUE", TriggerSource.QUEUE.value),
+    TriggerSource.QUEUE: Trigger.QUEUE,
     TriggerSource.UPSTREAM: Trigger.UPSTREAM,
     TriggerSource.BACKFILL: Trigger.BACKFILL,
 }
