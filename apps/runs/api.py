@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from apps.accounts.models import Role
 from apps.runs import engine
 from apps.runs.models import Run, RunState, StepAttempt, StepRun, Trigger
-from apps.runs.views import InputsInvalid, get_run_for_user, get_step_run_for_user, runs_for, start_workflow_run
+from apps.runs.services import InputsInvalid, get_run_for_user, get_step_run_for_user, runs_for, start_workflow_run
 from apps.workflows.services import get_workflow_for_user
 
 

@@ -3,107 +3,37 @@ starting a run from a workflow, and the operator's actions.
 
 Reads go through the team-scoped helpers below (404 outside a person's teams, 403 without the
 operator role for actions); every change goes through `apps.runs.engine`. A transition the run's
-state no longer allows answers 409 with the engine's message. The REST API and the run_workflow
-command share the helpers marked "shared".
+state no longer allows answers 409 with the engine's message. Scoped reads and input checks live in
+`apps.runs.services`, shared with the REST API and the run_workflow command.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, time
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from apps.accounts.access import get_for_user, has_role, scope_to_user, visible_teams
+from apps.accounts.access import has_role, visible_teams
 from apps.accounts.models import Role
 from apps.runs import engine
 from apps.runs.graph import step_graph
-from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepRun, StepState, Trigger
+from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepState, Trigger
 from apps.runs.plan import plan_for
-from apps.workflows.models import Workflow
+from apps.runs.services import InputsInvalid, checked_inputs, get_run_for_user, runs_for, start_workflow_run
 from apps.workflows.services import get_workflow_for_user, workflows_for
-from apps.workflows.spec import validate_inputs
 
 RUNS_PER_PAGE = 25
 LOG_TAIL = 200
 POLL_SECONDS = 2
-FILTERS = ("workflow", "state", "team", "trigger", "since", "until")
 FORM_TYPE_NAMES = {"integer": "a whole number", "number": "a number", "object": "a JSON object",
                    "array": "a JSON list"}
-
-
-# --- Shared with the API and the run_workflow command ---------------------------------------------
-
-class InputsInvalid(Exception):
-    """The inputs do not fit the workflow's declared inputs; `errors` maps each field to why."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
-
-
-def checked_inputs(workflow: Workflow, provided) -> dict:
-    """The run's input values (defaults filled in) for the current version; InputsInvalid otherwise."""
-    version = workflow.current_version
-    if version is None:
-        raise InputsInvalid({"workflow": f"{workflow.name} has no saved version yet: save its YAML first."})
-    values, errors = validate_inputs(version.spec, provided)
-    if errors:
-        raise InputsInvalid({error.path.removeprefix("inputs."): f"{error.message}. {error.hint}" for error in errors})
-    return values
-
-
-def start_workflow_run(actor, workflow: Workflow, provided, trigger: str = Trigger.MANUAL) -> Run:
-    """Check `provided` against the current version's inputs and start a run of it."""
-    values = checked_inputs(workflow, provided)
-    return engine.start_run(actor, workflow.current_version, inputs=values, trigger=trigger)
-
-
-def _day(text: str, end: bool):
-    try:
-        day = datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        return None
-    return timezone.make_aware(datetime.combine(day, time.max if end else time.min))
-
-
-def runs_for(user, filters: dict) -> tuple[QuerySet, dict]:
-    """The runs `user` may see, narrowed by the filters given (workflow id, state, team slug,
-    trigger, since/until as YYYY-MM-DD); also the filters that were understood."""
-    runs = scope_to_user(Run.objects.select_related("workflow", "team", "version", "started_by"), user)
-    chosen = {name: (filters.get(name) or "").strip() for name in FILTERS}
-    if chosen["workflow"].isdigit():
-        runs = runs.filter(workflow_id=int(chosen["workflow"]))
-    if chosen["state"] in RunState.values:
-        runs = runs.filter(state=chosen["state"])
-    if chosen["team"]:
-        runs = runs.filter(team__slug=chosen["team"])
-    if chosen["trigger"] in Trigger.values:
-        runs = runs.filter(trigger=chosen["trigger"])
-    if since := _day(chosen["since"], end=False):
-        runs = runs.filter(created_at__gte=since)
-    if until := _day(chosen["until"], end=True):
-        runs = runs.filter(created_at__lte=until)
-    return runs, chosen
-
-
-def get_run_for_user(user, pk, *, role: str | None = None) -> Run:
-    return get_for_user(Run.objects.select_related("workflow", "team", "version", "started_by", "rerun_of"),
-                        user, pk, role=role)
-
-
-def get_step_run_for_user(user, pk, *, role: str | None = None) -> StepRun:
-    return get_for_user(StepRun.objects.select_related("run", "run__team", "run__workflow"), user, pk,
-                        team_field="run__team", role=role)
 
 
 # --- Pages ------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.runs.engine import InvalidInputs
 from apps.runs.models import RunState, StepState, Trigger
-from apps.runs.views import InputsInvalid, start_workflow_run
+from apps.runs.services import InputsInvalid, start_workflow_run
 from apps.workflows.models import Workflow
 
 DONE_STEP_STATES = (StepState.SUCCEEDED, StepState.SKIPPED, StepState.FAILED, StepState.CANCELLED,

@@ -1,0 +1,80 @@
+"""Reading and starting runs for a person: team-scoped queries and input checks shared by the
+pages, the REST API and the run_workflow command. State changes themselves stay in `engine`."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.accounts.access import get_for_user, scope_to_user
+from apps.runs import engine
+from apps.runs.models import Run, RunState, StepRun, Trigger
+from apps.workflows.models import Workflow
+from apps.workflows.spec import validate_inputs
+
+FILTERS = ("workflow", "state", "team", "trigger", "since", "until")
+
+
+class InputsInvalid(Exception):
+    """The inputs do not fit the workflow's declared inputs; `errors` maps each field to why."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+
+
+def checked_inputs(workflow: Workflow, provided) -> dict:
+    """The run's input values (defaults filled in) for the current version; InputsInvalid otherwise."""
+    version = workflow.current_version
+    if version is None:
+        raise InputsInvalid({"workflow": f"{workflow.name} has no saved version yet: save its YAML first."})
+    values, errors = validate_inputs(version.spec, provided)
+    if errors:
+        raise InputsInvalid({error.path.removeprefix("inputs."): f"{error.message}. {error.hint}" for error in errors})
+    return values
+
+
+def start_workflow_run(actor, workflow: Workflow, provided, trigger: str = Trigger.MANUAL) -> Run:
+    """Check `provided` against the current version's inputs and start a run of it."""
+    values = checked_inputs(workflow, provided)
+    return engine.start_run(actor, workflow.current_version, inputs=values, trigger=trigger)
+
+
+def _day(text: str, end: bool):
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    return timezone.make_aware(datetime.combine(day, time.max if end else time.min))
+
+
+def runs_for(user, filters: dict) -> tuple[QuerySet, dict]:
+    """The runs `user` may see, narrowed by the filters given (workflow id, state, team slug,
+    trigger, since/until as YYYY-MM-DD); also the filters that were understood."""
+    runs = scope_to_user(Run.objects.select_related("workflow", "team", "version", "started_by"), user)
+    chosen = {name: (filters.get(name) or "").strip() for name in FILTERS}
+    if chosen["workflow"].isdigit():
+        runs = runs.filter(workflow_id=int(chosen["workflow"]))
+    if chosen["state"] in RunState.values:
+        runs = runs.filter(state=chosen["state"])
+    if chosen["team"]:
+        runs = runs.filter(team__slug=chosen["team"])
+    if chosen["trigger"] in Trigger.values:
+        runs = runs.filter(trigger=chosen["trigger"])
+    if since := _day(chosen["since"], end=False):
+        runs = runs.filter(created_at__gte=since)
+    if until := _day(chosen["until"], end=True):
+        runs = runs.filter(created_at__lte=until)
+    return runs, chosen
+
+
+def get_run_for_user(user, pk, *, role: str | None = None) -> Run:
+    return get_for_user(Run.objects.select_related("workflow", "team", "version", "started_by", "rerun_of"),
+                        user, pk, role=role)
+
+
+def get_step_run_for_user(user, pk, *, role: str | None = None) -> StepRun:
+    return get_for_user(StepRun.objects.select_related("run", "run__team", "run__workflow"), user, pk,
+                        team_field="run__team", role=role)
