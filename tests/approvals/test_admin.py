@@ -1,0 +1,42 @@
+"""Platform admins configure webhook channels and risk waivers in the admin, audited and with
+the channel secret never shown back."""
+
+import pytest
+
+from apps.approvals.models import NotificationChannel, RiskWaiver
+from apps.audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, platform_admin):
+    platform_admin.is_staff = platform_admin.is_superuser = True
+    platform_admin.save()
+    client.force_login(platform_admin)
+    return client
+
+
+def test_channel_is_created_with_an_encrypted_secret_that_is_never_shown(admin_client):
+    response = admin_client.post("/admin/approvals/notificationchannel/add/", {
+        "name": "ops-slack", "url": "https://hooks.example.com/T1", "secret": "s3cr3t-hmac",
+        "event_kinds": "[]", "enabled": "on",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    channel = NotificationChannel.objects.get(name="ops-slack")
+    assert "s3cr3t-hmac" not in channel.secret_encrypted
+    page = admin_client.get(f"/admin/approvals/notificationchannel/{channel.pk}/change/").content.decode()
+    assert "s3cr3t-hmac" not in page
+    assert AuditEvent.objects.filter(object_type="approvals.notificationchannel").exists()
+
+
+def test_waiver_is_granted_and_revoked_through_the_audited_services(admin_client, team):
+    response = admin_client.post("/admin/approvals/riskwaiver/add/", {
+        "team": team.pk, "step_type": "sql.execute", "reason": "Nightly load writes only to staging.",
+    })
+    assert response.status_code == 302
+    waiver = RiskWaiver.objects.get(team=team, step_type="sql.execute")
+    assert AuditEvent.objects.filter(action="risk_waiver.granted").count() == 1
+    admin_client.post(f"/admin/approvals/riskwaiver/{waiver.pk}/delete/", {"post": "yes"})
+    assert not RiskWaiver.objects.exists()
+    assert AuditEvent.objects.filter(action="risk_waiver.revoked").count() == 1
