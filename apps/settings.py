@@ -148,8 +148,6 @@ LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
-# Django 6 default, opted into now so URL fields without a scheme assume https.
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- Static files: served by whitenoise, no CDN. ---
 STATIC_URL = "/static/"

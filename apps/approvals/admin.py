@@ -10,6 +10,7 @@ from apps.approvals.models import NotificationChannel, RiskWaiver
 
 
 class ChannelForm(forms.ModelForm):
+    url = forms.URLField(assume_scheme="https", max_length=500)
     secret = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
         help_text="The HMAC signing secret. Never shown again; leave blank to keep the current one.")
