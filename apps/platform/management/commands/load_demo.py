@@ -93,7 +93,7 @@ class Command(BaseCommand):
             from apps.incidents.demo import load_demo_incidents
         except ImportError:
             return
-        count = load_demo_incidents()
+        count = len(load_demo_incidents().imported)
         if count:
             self.stdout.write(f"Loaded {count} demo incidents; building the knowledge index (about a minute).")
             # Suggestions need the index; built once here, then kept up to date incrementally.
