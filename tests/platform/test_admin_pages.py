@@ -74,10 +74,15 @@ def test_queue_depth_counts_messages_waiting_in_the_broker(platform_admin, tmp_p
                                          "control_folder": str(folders["control"])}
     try:
         with app.connection_for_write() as conn:
+            # On a server broker (the services pass) the queues outlive the test: start them empty.
+            for name in ("depth-test", "empty-test"):
+                Queue(name, channel=conn.default_channel).declare()
+                conn.default_channel.queue_purge(name)
             producer = conn.Producer()
             for _ in range(3):
                 producer.publish({"n": 1}, routing_key="depth-test", declare=[Queue("depth-test")])
-        depths = {depth.name: depth.messages for depth in queue_depths(["depth-test", "empty-test"], [])}
+            depths = {depth.name: depth.messages for depth in queue_depths(["depth-test", "empty-test"], [])}
+            conn.default_channel.queue_purge("depth-test")
     finally:
         app.conf.broker_transport_options = previous
     assert depths == {"depth-test": 3, "empty-test": 0}
