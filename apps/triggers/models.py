@@ -108,16 +108,17 @@ class BatchState(models.TextChoices):
 
 
 class EventBatch(models.Model):
-    """Events of a batching trigger collected for one run; closed by size or by its window."""
+    """Events of a batching trigger collected for one run; closed when it holds `max_items`
+    events or at `closes_at` (`max_wait` after it opened), whichever comes first."""
 
     workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="event_batches")
     source = models.CharField(max_length=16, choices=TriggerSource.choices)
     state = models.CharField(max_length=8, choices=BatchState.choices, default=BatchState.OPEN)
     max_items = models.PositiveIntegerField(null=True, blank=True)
     opened_at = models.DateTimeField(default=timezone.now)
-    closes_at = models.DateTimeField(null=True, blank=True, help_text="End of the time window, if any.")
+    closes_at = models.DateTimeField(null=True, blank=True, help_text="When `max_wait` runs out, if set.")
     closed_at = models.DateTimeField(null=True, blank=True)
-    close_reason = models.CharField(max_length=16, blank=True)
+    close_reason = models.CharField(max_length=16, blank=True, help_text="The limit that closed it: max_items or max_wait.")
     run = models.OneToOneField("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="event_batch")
 
     class Meta:

@@ -228,8 +228,8 @@ def note_refused(workflow: Workflow, source: str, key: str, error: str, *, paylo
 def add_to_batch(workflow: Workflow, source: str, dedup_key: str, payload: dict,
                  batch_config: dict) -> tuple[TriggerEvent, bool]:
     """Record an event of a batching trigger (False: its key was seen before) and close its
-    batch when it reaches `size`. The workflow's row is locked, so events and closes of one
-    workflow queue one after another and every event lands in exactly one batch."""
+    batch when it holds `max_items` events. The workflow's row is locked, so events and closes of
+    one workflow queue one after another and every event lands in exactly one batch."""
     with transaction.atomic():
         Workflow.objects.select_for_update().filter(pk=workflow.pk).values_list("pk").first()
         event, created = TriggerEvent.objects.get_or_create(workflow=workflow, source=source,
@@ -238,19 +238,20 @@ def add_to_batch(workflow: Workflow, source: str, dedup_key: str, payload: dict,
             return event, False
         batch = EventBatch.objects.filter(workflow=workflow, source=source, state=BatchState.OPEN).first()
         if batch is None:
-            window = batch_config.get("window")
-            batch = EventBatch.objects.create(workflow=workflow, source=source, max_items=batch_config.get("size"),
-                                              closes_at=timezone.now() + timedelta(seconds=window) if window else None)
+            max_wait = batch_config.get("max_wait")
+            closes_at = timezone.now() + timedelta(seconds=max_wait) if max_wait else None
+            batch = EventBatch.objects.create(workflow=workflow, source=source, max_items=batch_config.get("max_items"),
+                                              closes_at=closes_at)
         event.batch = batch
         event.save(update_fields=["batch"])
         if batch.max_items and batch.events.count() >= batch.max_items:
-            _close_batch(batch, "size")
+            _close_batch(batch, "max_items")
             event.run = batch.run
         return event, True
 
 
 def close_due_batches(now: datetime | None = None) -> int:
-    """Close the batches whose time window has passed; returns how many runs started."""
+    """Close the batches whose `max_wait` has passed; returns how many runs started."""
     now = now or timezone.now()
     closed = 0
     for batch_id in EventBatch.objects.filter(state=BatchState.OPEN, closes_at__lte=now).values_list("pk", flat=True):
@@ -259,7 +260,7 @@ def close_due_batches(now: datetime | None = None) -> int:
             Workflow.objects.select_for_update().filter(pk=batch.workflow_id).values_list("pk").first()
             batch.refresh_from_db()
             if batch.state == BatchState.OPEN:
-                _close_batch(batch, "window")
+                _close_batch(batch, "max_wait")
                 closed += 1
     return closed
 

@@ -1,4 +1,5 @@
-"""Micro-batches: one run per batch, closed by size or by time, every event in exactly one run."""
+"""Micro-batches: one run per batch, closed at `max_items` events or after `max_wait`, every
+event in exactly one run."""
 
 import threading
 from datetime import timedelta
@@ -15,8 +16,9 @@ from tests.triggers.conftest import declared
 
 @pytest.fixture
 def batching(make_workflow):
-    def make(size, window):
-        return make_workflow([{"webhook": {"batch": {"size": size, "window": window}}}], inputs=declared(events="array"))
+    def make(max_items, max_wait):
+        return make_workflow([{"webhook": {"batch": {"max_items": max_items, "max_wait": max_wait}}}],
+                             inputs=declared(events="array"))
 
     return make
 
@@ -25,9 +27,9 @@ def add(workflow, n, config):
     return services.add_to_batch(workflow, TriggerSource.WEBHOOK, f"e{n}", {"n": n}, config)
 
 
-def test_batch_closed_by_size_starts_one_run_over_its_events(batching):
+def test_batch_closed_at_max_items_starts_one_run_over_its_events(batching):
     workflow = batching(3, None)
-    config = {"size": 3, "window": None}
+    config = {"max_items": 3, "max_wait": None}
     for n in range(7):
         add(workflow, n, config)
     runs = Run.objects.filter(workflow=workflow).order_by("pk")
@@ -36,16 +38,16 @@ def test_batch_closed_by_size_starts_one_run_over_its_events(batching):
     assert add(workflow, 2, config)[1] is False  # a repeated event key is not added again
 
 
-def test_batch_closed_by_time_window(batching):
+def test_batch_closed_when_max_wait_has_passed(batching):
     workflow = batching(100, 600)
-    config = {"size": 100, "window": 600}
+    config = {"max_items": 100, "max_wait": 600}
     add(workflow, 1, config)
     add(workflow, 2, config)
     assert services.close_due_batches() == 0
     assert services.close_due_batches(timezone.now() + timedelta(seconds=601)) == 1
     run = Run.objects.get(workflow=workflow)
     assert run.inputs["events"] == [{"n": 1}, {"n": 2}]
-    assert EventBatch.objects.get().close_reason == "window"
+    assert EventBatch.objects.get().close_reason == "max_wait"
     add(workflow, 3, config)  # a later event opens a new batch
     assert EventBatch.objects.filter(state=BatchState.OPEN).count() == 1
 
@@ -54,7 +56,7 @@ def test_batch_closed_by_time_window(batching):
 def test_concurrent_events_and_closes_lose_nothing_and_count_nothing_twice(batching, drive):
     # `drive` keeps the started runs' steps out of the broker; only the trigger rows matter here.
     workflow = batching(7, 1)
-    config = {"size": 7, "window": 1}
+    config = {"max_items": 7, "max_wait": 1}
     errors = []
 
     def producer(offset):
@@ -88,8 +90,8 @@ def test_concurrent_events_and_closes_lose_nothing_and_count_nothing_twice(batch
 
 def test_run_page_partial_lists_the_events_of_its_batch(batching, client_for, viewer, outsider):
     workflow = batching(2, None)
-    add(workflow, 1, {"size": 2})
-    add(workflow, 2, {"size": 2})
+    add(workflow, 1, {"max_items": 2})
+    add(workflow, 2, {"max_items": 2})
     run = Run.objects.get(workflow=workflow)
     text = client_for(viewer).get(f"/triggers/runs/{run.pk}/events/").content.decode()
     assert "<code>e1</code>" in text and "<code>e2</code>" in text

@@ -111,8 +111,8 @@ def test_unknown_token_and_workflow_without_webhook_answer_404(client, make_work
     assert post(client, url, secret, {"period": "2026-11"}).status_code == 404
 
 
-def test_batching_webhook_collects_events_until_size(client, make_workflow):
-    workflow = make_workflow([{"webhook": {"batch": {"size": 2, "window": None}}}],
+def test_batching_webhook_collects_events_until_max_items(client, make_workflow):
+    workflow = make_workflow([{"webhook": {"batch": {"max_items": 2, "max_wait": None}}}],
                              inputs={"events": {"type": "array", "required": True, "default": None, "description": ""}})
     endpoint, secret = services.rotate_webhook_secret(None, workflow)
     url = f"/triggers/hooks/{endpoint.token}/"

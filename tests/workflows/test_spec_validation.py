@@ -317,6 +317,42 @@ def test_file_trigger_paths_must_stay_in_the_landing_folder():
     assert "triggers[1].file.marker" in errors
 
 
+def test_batch_limits_are_normalized_to_a_count_and_seconds():
+    result = load_spec(SIMPLE_SPEC + spec_text("""
+        triggers:
+          - webhook:
+              batch: {max_items: 50, max_wait: 10m}
+          - queue:
+              connection: events
+              queue: invoices
+              batch: {max_wait: 30s}
+    """))
+    assert result.ok, result.errors
+    assert result.spec["triggers"] == [
+        {"webhook": {"batch": {"max_items": 50, "max_wait": 600}}},
+        {"queue": {"connection": "events", "queue": "invoices", "batch": {"max_items": None, "max_wait": 30}}},
+    ]
+
+
+def test_old_batch_field_names_are_refused_with_their_new_names():
+    errors = errors_of(SIMPLE_SPEC + spec_text("""
+        triggers:
+          - webhook:
+              batch: {size: 20, window: 10m}
+    """))
+    assert errors["triggers[0].webhook.batch.size"].message == "`size` is not a field here"
+    assert "`max_items`" in errors["triggers[0].webhook.batch.size"].hint
+    assert "`max_wait`" in errors["triggers[0].webhook.batch.window"].hint
+
+
+def test_batch_that_waits_zero_seconds_is_refused():
+    errors = errors_of(SIMPLE_SPEC + spec_text("""
+        triggers:
+          - queue: {connection: events, queue: invoices, batch: {max_items: 10, max_wait: 0s}}
+    """))
+    assert "cannot wait 0 seconds" in errors["triggers[0].queue.batch.max_wait"].message
+
+
 def test_unknown_approver_group_is_refused():
     error = errors_of(one_step("""
           - id: second

@@ -11,7 +11,7 @@ so the engine never has to know about shorthand forms. Durations are whole secon
                                            # "required" is true unless the input has a default
       "triggers": [                        # each a one-key dict:
         {"schedule": {"cron": "0 2 * * *", "timezone": "UTC", "calendar": None, "catch_up": "skip" | "once" | "each"}}
-        | {"webhook": {"batch": None | {"size": 100 | None, "window": 60 | None}}}
+        | {"webhook": {"batch": None | {"max_items": 100 | None, "max_wait": 600 | None}}}
         | {"file": {"path": "incoming/*.csv", "marker": None | "incoming/READY"}}
         | {"queue": {"connection": "events", "queue": "invoices", "batch": None | {...}}}
         | {"after": {"workflow": "nightly-etl", "status": "succeeded" | "failed" | "finished"}}
@@ -93,7 +93,7 @@ def _input(declared: dict[str, Any]) -> dict[str, Any]:
 def _batch(batch: dict[str, Any] | None) -> dict[str, Any] | None:
     if batch is None:
         return None
-    return {"size": batch.get("size"), "window": parse_duration(batch.get("window"))}
+    return {"max_items": batch.get("max_items"), "max_wait": parse_duration(batch.get("max_wait"))}
 
 
 def _trigger(trigger: dict[str, Any]) -> dict[str, Any]:

@@ -127,11 +127,12 @@ SPEC_SCHEMA = {
             },
         },
         "batch": {
-            "description": "Micro-batching: start one run per `size` events or per `window`, whichever comes first.",
+            "description": "Micro-batching: start one run per `max_items` events, or `max_wait` after a batch's "
+                           "first event, whichever comes first.",
             "type": "object",
             "additionalProperties": False,
             "minProperties": 1,
-            "properties": {"size": {"type": "integer", "minimum": 1}, "window": {"$ref": "#/$defs/duration"}},
+            "properties": {"max_items": {"type": "integer", "minimum": 1}, "max_wait": {"$ref": "#/$defs/duration"}},
         },
         "trigger": {
             "description": "Exactly one of schedule, webhook, file, queue or after.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 import zoneinfo
 from functools import lru_cache
 from typing import Any, Iterable
@@ -22,7 +23,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from apps.catalog.registry import all_step_types, get_step_type
 from apps.workflows.spec.errors import Path, SpecError, SpecResult
-from apps.workflows.spec.normalize import needs_of, normalize
+from apps.workflows.spec.normalize import needs_of, normalize, parse_duration
 from apps.workflows.spec.parse import LocatedDocument, parse_yaml
 from apps.workflows.spec.schema import (
     CLOCK_PATTERN, DURATION_PATTERN, INPUT_NAME_PATTERN, NAME_PATTERN, SPEC_SCHEMA, STEP_ID_PATTERN,
@@ -50,6 +51,8 @@ _PATTERN_HELP = {
     INPUT_NAME_PATTERN: ("is not a valid input name",
                          "Use lower-case letters, digits and _, starting with a letter, such as `period_end`."),
 }
+# Fields whose name changed, by (parent field, old name): a spec using the old name is told the new one.
+_RENAMED_FIELDS = {("batch", "size"): "max_items", ("batch", "window"): "max_wait"}
 
 
 def load_spec(text: str) -> SpecResult:
@@ -110,9 +113,10 @@ def _translate(error: ValidationError, document: LocatedDocument, path: Path) ->
     elif kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         for extra in (key for key in instance if key not in allowed):
-            yield document.error((*path, extra), f"`{extra}` is not a field here",
-                                 _did_you_mean(extra, allowed, "Remove it; allowed here: " + ", ".join(allowed) + "."),
-                                 at_key=True)
+            renamed = _RENAMED_FIELDS.get((path[-1] if path else None, extra))
+            hint = f"It is called `{renamed}` now: write `{renamed}:` instead." if renamed else \
+                _did_you_mean(extra, allowed, "Remove it; allowed here: " + ", ".join(allowed) + ".")
+            yield document.error((*path, extra), f"`{extra}` is not a field here", hint, at_key=True)
     elif kind == "pattern":
         message, hint = _PATTERN_HELP.get(value, (f"does not match {value}", "Change it to match the pattern."))
         # A key checked by `propertyNames` is reported at the key itself.
@@ -392,10 +396,23 @@ class _SemanticCheck:
                     if isinstance(value, str) and (value.startswith("/") or ".." in value.split("/")):
                         self.error(("triggers", index, "file", key), f"`{value}` leaves the landing folder",
                                    'Write a path relative to the landing root, without "..", such as "usage/*.csv".')
+            for kind in ("webhook", "queue"):
+                body = trigger.get(kind)
+                if isinstance(body, dict) and isinstance(body.get("batch"), dict):
+                    self.check_batch(("triggers", index, kind, "batch"), body["batch"])
             after = trigger.get("after")
             if isinstance(after, dict) and after.get("workflow") == self.data.get("name"):
                 self.error(("triggers", index, "after", "workflow"), "a workflow cannot start after itself",
                            "Name another workflow, or use a schedule trigger to repeat this one.")
+
+    def check_batch(self, path: Path, batch: dict) -> None:
+        # A zero wait would mean "no time limit", which surprises whoever wrote it; say so instead.
+        wait = batch.get("max_wait")
+        readable = type(wait) is int or (isinstance(wait, str) and re.fullmatch(DURATION_PATTERN, wait))
+        if readable and parse_duration(wait) == 0:
+            self.error((*path, "max_wait"), "a batch cannot wait 0 seconds",
+                       "Give the longest time a batch may collect events, such as 10m, or remove `max_wait` "
+                       "to close batches by `max_items` alone.")
 
     def check_calendar(self, path: Path, text: str) -> None:
         # Triggers own calendars; imported here so the spec module loads without them.
