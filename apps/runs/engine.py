@@ -308,9 +308,9 @@ def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun
                for need in step.needs if need in rows or need in known}
     if not all(_settled(plan, need, state) for need, (state, _) in in_hand.items()):
         return None
-    needs = StepRun.objects.filter(run=run).filter(
-        reduce(operator.or_, (Q(position__range=span) for span in step.needs_at), Q(pk__in=[])))
-    if len(in_hand) < len(step.needs):
+    all_in_hand = len(in_hand) == len(step.needs)
+    if not all_in_hand:
+        needs = _need_rows(run, step)
         if needs.exclude(state__in=(StepState.SUCCEEDED, StepState.SKIPPED, StepState.FAILED)).exists():
             return None
         failed = needs.filter(state=StepState.FAILED).values_list("step_id", flat=True)
@@ -319,8 +319,13 @@ def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun
     if not step.needs or any(state != StepState.SKIPPED or reason == SkipReason.OPERATOR
                              for state, reason in in_hand.values()):
         return False
-    return len(in_hand) == len(step.needs) or not needs.filter(
+    return all_in_hand or not _need_rows(run, step).filter(
         ~Q(state=StepState.SKIPPED) | Q(skip_reason=SkipReason.OPERATOR)).exists()
+
+
+def _need_rows(run: Run, step: StepPlan):
+    return StepRun.objects.filter(run=run).filter(
+        reduce(operator.or_, (Q(position__range=span) for span in step.needs_at)))
 
 
 def _skip(run: Run, row: StepRun, reason: str, actor, output=None) -> None:

@@ -6,7 +6,7 @@ asks for it on every step end without touching the spec JSON again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -38,7 +38,7 @@ class StepPlan:
     reads_steps: frozenset[str] | None
     # The positions of its needs as (first, last) runs, so a fan-in over hundreds of steps is
     # queried by a range or two instead of hundreds of ids.
-    needs_at: tuple[tuple[int, int], ...] = ()
+    needs_at: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def build_plan(version_id: int, spec: dict) -> Plan:
     for step in spec["steps"]:
         for need in step.get("needs") or []:
             dependents[need].append(step["id"])
+    positions = {step["id"]: position for position, step in enumerate(spec["steps"])}
     steps = {}
     for position, step in enumerate(spec["steps"]):
         steps[step["id"]] = StepPlan(
@@ -79,15 +80,14 @@ def build_plan(version_id: int, spec: dict) -> Plan:
             approval=step.get("approval"),
             compensate=step.get("compensate"),
             reads_steps=_steps_read(step),
+            needs_at=_runs(sorted(positions[need] for need in step.get("needs") or ())),
         )
-    positions = {step_id: step.position for step_id, step in steps.items()}
-    steps = {step_id: replace(step, needs_at=_runs(sorted(positions[need] for need in step.needs)))
-             for step_id, step in steps.items()}
     return Plan(version_id=version_id, name=spec.get("name", ""), inputs=spec.get("inputs") or {},
                 concurrency=spec.get("concurrency"), steps=steps)
 
 
 def _runs(numbers: list[int]) -> tuple[tuple[int, int], ...]:
+    """Sorted numbers as (first, last) runs of consecutive ones: [1, 2, 3, 7] -> ((1, 3), (7, 7))."""
     runs: list[list[int]] = []
     for number in numbers:
         if runs and number == runs[-1][1] + 1:
