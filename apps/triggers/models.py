@@ -76,6 +76,8 @@ class TriggerBinding(models.Model):
     match_name = models.CharField(max_length=200, blank=True, db_index=True)
     # Schedules: slots up to here were handled (started or skipped); the tick looks only after it.
     handled_until = models.DateTimeField(default=timezone.now)
+    # Redis streams: the group of a new binding reads entries from this moment on, not older history.
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["workflow", "position"]

@@ -14,6 +14,7 @@ so the engine never has to know about shorthand forms. Durations are whole secon
         | {"webhook": {"batch": None | {"max_items": 100 | None, "max_wait": 600 | None}}}
         | {"file": {"path": "incoming/*.csv", "marker": None | "incoming/READY"}}
         | {"queue": {"connection": "events", "queue": "invoices", "batch": None | {...}}}
+                                           # a RabbitMQ queue, or a Redis stream on a redis connection
         | {"after": {"workflow": "nightly-etl", "status": "succeeded" | "failed" | "finished"}}
       ],
       "sla": {"max_duration": 3600 | None, "finish_by": "06:00" | None, "timezone": "UTC"} | None,

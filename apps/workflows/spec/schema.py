@@ -164,6 +164,9 @@ SPEC_SCHEMA = {
                     "properties": {"path": {"type": "string", "minLength": 1}, "marker": {"type": "string"}},
                 },
                 "queue": {
+                    "description": "One run per message on `queue` of catalog connection `connection`: a RabbitMQ "
+                                   "queue, or on a redis connection a Redis stream whose entries' fields are the "
+                                   "inputs.",
                     "type": "object",
                     "required": ["connection", "queue"],
                     "additionalProperties": False,

@@ -1,16 +1,18 @@
+"""`manage.py consume_queue_triggers`: the long-running consumer of every `queue` trigger."""
+
 import time
 
 from django.core.management.base import BaseCommand
 
 from apps.logging import get_logger
-from apps.triggers.consumers import QueueConfigError, consume, queue_bindings
+from apps.triggers.consumers import BROKER_DOWN, QueueConfigError, consume, queue_bindings
 
 logger = get_logger("flowdeck.triggers")
 
 
 class Command(BaseCommand):
-    help = ("Consume the queues of `queue` triggers and start a run per message. Runs until stopped; "
-            "--once drains every queue and exits.")
+    help = ("Consume the queues of `queue` triggers (RabbitMQ queues, Redis streams) and start a run per "
+            "message. Runs until stopped; --once drains every queue and exits.")
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Drain each queue once, then exit.")
@@ -26,7 +28,7 @@ class Command(BaseCommand):
                 except QueueConfigError as exc:
                     self.stderr.write(f"{binding.workflow}: {exc}")
                     continue
-                except OSError as exc:
+                except BROKER_DOWN as exc:
                     # A broker that is down must not stop the other queues; the next round retries.
                     logger.warning("queue trigger broker unreachable", workflow=str(binding.workflow), error=str(exc))
                     continue
