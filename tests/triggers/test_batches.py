@@ -1,6 +1,7 @@
 """Micro-batches: one run per batch, closed at `max_items` events or after `max_wait`, every
 event in exactly one run."""
 
+import importlib
 import threading
 from datetime import timedelta
 
@@ -96,3 +97,13 @@ def test_run_page_partial_lists_the_events_of_its_batch(batching, client_for, vi
     text = client_for(viewer).get(f"/triggers/runs/{run.pk}/events/").content.decode()
     assert "<code>e1</code>" in text and "<code>e2</code>" in text
     assert client_for(outsider).get(f"/triggers/runs/{run.pk}/events/").status_code == 404
+
+
+def test_bindings_saved_with_the_old_batch_names_are_migrated(make_workflow):
+    from django.apps import apps
+
+    migration = importlib.import_module("apps.triggers.migrations.0003_batch_max_items_max_wait")
+    workflow = make_workflow([{"queue": {"connection": "events", "queue": "q", "batch": {"size": 5, "window": 60}}}])
+    migration.forwards(apps, None)
+    binding = workflow.trigger_bindings.get()
+    assert binding.config["batch"] == {"max_items": 5, "max_wait": 60}
