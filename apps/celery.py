@@ -3,9 +3,22 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
 
 app = Celery("flowdeck")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _close_old_connections(**kwargs):
+    # With connections reused across tasks (CELERY_DB_REUSE_MAX), drop expired or broken ones the
+    # way Django does around each request.
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
+task_prerun.connect(_close_old_connections, weak=False)
+task_postrun.connect(_close_old_connections, weak=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
@@ -22,6 +23,17 @@ CONTEXT_ROOTS = ("inputs", "steps", "run")
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
 
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+# Steps render the same few templates over and over: compile each source once per process.
+@lru_cache(maxsize=2048)
+def _expression(source: str):
+    return _env.compile_expression(source, undefined_to_none=False)
+
+
+@lru_cache(maxsize=2048)
+def _template(source: str):
+    return _env.from_string(source)
 
 
 class TemplateEvaluationError(Exception):
@@ -43,8 +55,8 @@ def render_params(value: Any, context: dict[str, Any]) -> Any:
     whole = _WHOLE_EXPRESSION.match(value)
     try:
         if whole and "{{" not in whole.group("expr") and "}}" not in whole.group("expr"):
-            return _defined(_env.compile_expression(whole.group("expr"), undefined_to_none=False)(**context))
-        return _env.from_string(value).render(**context)
+            return _defined(_expression(whole.group("expr"))(**context))
+        return _template(value).render(**context)
     except TemplateError as exc:
         raise TemplateEvaluationError(f"template {value!r} failed: {exc}") from exc
 
@@ -52,7 +64,7 @@ def render_params(value: Any, context: dict[str, Any]) -> Any:
 def evaluate_condition(expression: str, context: dict[str, Any]) -> bool:
     """The truth of a `when` expression such as `inputs.amount > 100 and steps.check.output.ok`."""
     try:
-        return bool(_defined(_env.compile_expression(expression, undefined_to_none=False)(**context)))
+        return bool(_defined(_expression(expression)(**context)))
     except TemplateError as exc:
         raise TemplateEvaluationError(f"condition {expression!r} failed: {exc}") from exc
 
