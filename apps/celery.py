@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
 
@@ -20,5 +20,9 @@ def _close_old_connections(**kwargs):
     close_old_connections()
 
 
-task_prerun.connect(_close_old_connections, weak=False)
-task_postrun.connect(_close_old_connections, weak=False)
+@worker_init.connect
+def _connection_hygiene_in_workers(**kwargs):
+    # Only in worker processes (children inherit it): tasks applied in a web or test process
+    # must not close that process's connection in the middle of its transaction.
+    task_prerun.connect(_close_old_connections, weak=False)
+    task_postrun.connect(_close_old_connections, weak=False)

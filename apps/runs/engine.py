@@ -726,8 +726,9 @@ def _resume(run: Run, plan: Plan, actor) -> None:
 
 
 @batched()
-def release_gate(step_run: StepRun, *, actor=None) -> StepAttempt:
-    """An approval was granted: queue the gated step."""
+def release_gate(step_run: StepRun, *, actor=None) -> StepAttempt | None:
+    """An approval was granted: queue the gated step. When its parameters cannot be rendered the
+    step fails instead (its `on_failure` applies) and None is returned: the approval still stands."""
     run, row = _lock_step(step_run)
     if row.state != StepState.WAITING_APPROVAL or run.state not in ADVANCING_RUN_STATES:
         raise TransitionNotAllowed(f"Step {row.step_id} is not waiting for approval in an active run "
@@ -739,9 +740,10 @@ def release_gate(step_run: StepRun, *, actor=None) -> StepAttempt:
         params = {**render_params(step.params, _template_context(run, plan, step.reads_steps)),
                   **(row.params_override or {})}
     except TemplateEvaluationError as exc:
-        _fail_step(run, plan, row, "TemplateError", str(exc), actor)
+        # Recorded, not raised: raising would roll the failure back and leave the step waiting.
+        _fail_step(run, plan, row, "TemplateError", f"The approved step cannot start: {exc}", actor)
         _settle_run(run, plan, actor)
-        raise EngineError(f"The approved step cannot start: {exc}") from None
+        return None
     _audit_step(actor, run, row.pk, row.step_id, "released")
     attempt = _queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type,
                              step.queue or step_type.queue, params, step.timeout or step_type.timeout_seconds)

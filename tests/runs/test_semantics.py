@@ -184,6 +184,18 @@ def test_approval_gate_waits_then_runs_when_released(team, operator, approver, d
         engine.release_gate(run.step_runs.get(step_id="risky"))
 
 
+def test_approved_step_whose_parameters_cannot_render_fails_and_stays_failed(team, operator, approver, drive):
+    version = make_version(team, [step("pay", params={"amount": "{{ inputs.missing }}"},
+                                       approval={"group": "billing-approvers", "quorum": 1})])
+    run = drive(engine.start_run(operator, version))
+    assert states(run)["pay"] == StepState.WAITING_APPROVAL
+    assert engine.release_gate(run.step_runs.get(step_id="pay"), actor=approver) is None
+    run.refresh_from_db()
+    pay = run.step_runs.get(step_id="pay")
+    assert pay.state == StepState.FAILED and pay.error_type == "TemplateError"
+    assert "cannot start" in pay.error_message and run.state == RunState.FAILED
+
+
 def test_concurrency_keeps_extra_runs_queued_until_one_ends(team, operator, drive):
     version = make_version(team, [step("a")], concurrency=1)
     first = engine.start_run(operator, version)
