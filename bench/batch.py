@@ -17,12 +17,11 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.engine import ROOT, VAR, bench_database_url, machine, stop_workers
+from bench.engine import ROOT, VAR, bench_database_url, machine, start_workers, stop_workers
 
 BAD_EVERY = 200
 CHUNK_SIZE = 20_000
@@ -84,24 +83,6 @@ def single_process_loop(path: Path) -> tuple[float, int, int]:
     return time.monotonic() - started, kept, rejected
 
 
-def start_workers(count: int) -> list[subprocess.Popen]:
-    workers = []
-    for number in range(count):
-        log = VAR / f"bench-batch-worker-{number}.log"
-        workers.append(subprocess.Popen(
-            [str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "-I", "apps.runs.batch",
-             "--pool=prefork", "--concurrency=1", "-Q", "steps,default", "-n", f"batch{number}-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-            cwd=ROOT, env=os.environ.copy(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
-        deadline = time.monotonic() + 60
-        while "[tasks]" not in log.read_text():
-            if workers[-1].poll() is not None or time.monotonic() > deadline:
-                stop_workers(workers)
-                raise SystemExit(f"worker {number} did not start; see {log}")
-            time.sleep(0.1)
-    return workers
-
-
 def run_batch_map(team, path: Path):
     from django.conf import settings
 
@@ -145,7 +126,7 @@ def main() -> None:
         raise SystemExit(f"the single-process loop kept {kept} and rejected {rejected}: the data is not as generated")
     team = Team.objects.create(slug="bench", name="Bench")
     worker_count = int(os.environ.get("BENCH_WORKERS", "2"))
-    workers = start_workers(worker_count)
+    workers = start_workers(worker_count, label="bench-batch", include="apps.runs.batch")
     try:
         map_seconds, output = run_batch_map(team, path)
     finally:
