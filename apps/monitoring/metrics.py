@@ -1,5 +1,7 @@
-"""The Prometheus /metrics endpoint: a collector that reads the database at scrape time, so
-every process (web, workers) reports the same numbers and nothing is kept in memory.
+"""The Prometheus /metrics endpoint: a collector that reads the database (and asks the broker
+for its queue depths) at scrape time, so every process (web, workers) reports the same numbers
+and nothing is kept in memory. A broker that does not answer within a couple of seconds is
+reported as `flowdeck_broker_up 0`; the other series are still served.
 
 Protected by a bearer token (FLOWDECK_METRICS_TOKEN); without one configured it answers 404,
 so a fresh install does not publish its numbers.
@@ -15,10 +17,14 @@ from django.http import Http404, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from apps.logging import get_logger
+from apps.monitoring.broker_queues import BrokerUnavailable, known_queues, message_counts
+from apps.monitoring.counters import index_queries_total
 from apps.monitoring.models import Alert, AlertState, SlaState, SlaStatus
 from apps.runs.models import AttemptKind, AttemptState, Run, RunState, StepAttempt, StepRun, StepState
 
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
+logger = get_logger("flowdeck.monitoring")
 
 
 def metrics_token() -> str:
@@ -33,11 +39,13 @@ class FlowdeckCollector:
             runs.add_metric([state], counts.get(state, 0))
         yield runs
         yield self._step_durations()
-        queued = GaugeMetricFamily("flowdeck_queue_depth", "Step attempts waiting in each queue.", labels=["queue"])
+        queued = GaugeMetricFamily("flowdeck_queue_depth", "Step attempts queued for each queue, by the database.",
+                                   labels=["queue"])
         for queue, depth in StepAttempt.objects.filter(state=AttemptState.QUEUED).values_list("queue") \
                 .annotate(n=Count("pk")).values_list("queue", "n"):
             queued.add_metric([queue], depth)
         yield queued
+        yield from self._broker_queues()
         yield GaugeMetricFamily("flowdeck_pending_approvals", "Steps waiting for an approval decision.",
                                 value=StepRun.objects.filter(state=StepState.WAITING_APPROVAL).count())
         yield CounterMetricFamily("flowdeck_sla_breaches", "Runs that missed their SLA.",
@@ -49,7 +57,8 @@ class FlowdeckCollector:
                 .values_list("kind", "n"):
             alerts.add_metric([kind], n)
         yield alerts
-        yield from self._index_queries()
+        yield CounterMetricFamily("flowdeck_index_queries", "Queries served by the knowledge index, by every process.",
+                                  value=index_queries_total())
 
     def _step_durations(self):
         histogram = HistogramMetricFamily("flowdeck_step_duration_seconds", "Durations of finished step attempts.",
@@ -63,14 +72,22 @@ class FlowdeckCollector:
             histogram.add_metric([row["step_type"]], buckets + [("+Inf", row["total"])], row["sum_ms"] / 1000)
         return histogram
 
-    def _index_queries(self):
-        # Reported only when the knowledge app exposes a query counter.
+    def _broker_queues(self):
+        up = GaugeMetricFamily("flowdeck_broker_up", "1 when the broker answered the queue-depth question in time.")
         try:
-            from apps.knowledge.index import index_queries_total
-        except ImportError:
+            counts = message_counts(known_queues())
+        except BrokerUnavailable as exc:
+            logger.warning("broker queue depths unavailable", error=str(exc))
+            up.add_metric([], 0)
+            yield up
             return
-        yield CounterMetricFamily("flowdeck_index_queries", "Queries served by the knowledge index.",
-                                  value=index_queries_total())
+        up.add_metric([], 1)
+        yield up
+        messages = GaugeMetricFamily("flowdeck_broker_queue_messages", "Messages waiting in each queue, counted by "
+                                     "the broker (a queue it has never seen holds 0).", labels=["queue"])
+        for queue, count in counts.items():
+            messages.add_metric([queue], count or 0)
+        yield messages
 
 
 def metrics_view(request):

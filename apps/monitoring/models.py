@@ -1,10 +1,12 @@
 """Watching runs by exception: SLA status per run, per-workflow anomaly thresholds, and alerts.
 
 An Alert is raised only for exceptions (SLA at risk or breached, an anomaly, a paused run, an
-approval about to expire) and is deduplicated by its key: while an alert with that key is open,
-a repeat only counts and touches it. Only `apps.monitoring.services` writes these rows.
+approval about to expire, a queue message set aside) and is deduplicated by its key: while an
+alert with that key is open, a repeat only counts and touches it. Only `apps.monitoring.services`
+writes these rows; MetricCounter rows are written only by `apps.monitoring.counters`.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -61,6 +63,7 @@ class AlertKind(models.TextChoices):
     ANOMALY = "anomaly", "Unusual run"
     RUN_PAUSED = "run_paused", "Run paused"
     APPROVAL_EXPIRING = "approval_expiring", "Approval about to expire"
+    DEAD_LETTER = "dead_letter", "Queue message set aside"
 
 
 class AlertState(models.TextChoices):
@@ -82,6 +85,10 @@ class Alert(models.Model):
     opened_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Someone said they are on it; the alert stays open until resolved.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
 
     class Meta:
         ordering = ["-last_seen_at", "-id"]
@@ -91,3 +98,13 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.title}"
+
+
+class MetricCounter(models.Model):
+    """A monotonic count that any process adds to and /metrics reads (`apps.monitoring.counters`)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from apps.monitoring.broker_queues import BROKER_TIMEOUT_SECONDS, BrokerUnavailable, broker_label, message_counts
+
 # Celery's broadcast waits this long for workers to answer; the page waits at most this much.
 INSPECT_TIMEOUT_SECONDS = 1.0
-BROKER_TIMEOUT_SECONDS = 2
 # The engine's sweeper is scheduled every FLOWDECK_SWEEP_INTERVAL_SECONDS; beat is presumed
 # down when no periodic task ran for several of those intervals.
 BEAT_STALE_INTERVALS = 4
@@ -46,13 +47,6 @@ def database_check() -> Check:
     return Check("Database", True, f"{connection.vendor} answers", latency_ms=(time.monotonic() - started) * 1000)
 
 
-def _broker_label() -> str:
-    url = settings.CELERY_BROKER_URL
-    scheme = url.split("://", 1)[0]
-    host = url.split("@")[-1].split("://")[-1].split("/")[0]
-    return f"{scheme}://{host}" if host else f"{scheme}://"
-
-
 def broker_check() -> Check:
     from apps.celery import app
 
@@ -61,9 +55,9 @@ def broker_check() -> Check:
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
     except Exception as exc:  # noqa: BLE001
-        return Check("Broker", False, f"{_broker_label()} does not answer: {exc}",
+        return Check("Broker", False, f"{broker_label()} does not answer: {exc}",
                      "Check CELERY_BROKER_URL and that the broker is running; queued steps wait until it is back.")
-    return Check("Broker", True, f"{_broker_label()} answers", latency_ms=(time.monotonic() - started) * 1000)
+    return Check("Broker", True, f"{broker_label()} answers", latency_ms=(time.monotonic() - started) * 1000)
 
 
 def last_beat_tick() -> datetime | None:
@@ -154,40 +148,13 @@ class QueueDepth:
     note: str = ""
 
 
-def known_queues() -> list[str]:
-    """The queues steps and tasks are sent to: the default queue and every step type's queue."""
-    from apps.catalog.registry import all_step_types
-
-    return sorted({settings.CELERY_TASK_DEFAULT_QUEUE, *(step.queue for step in all_step_types())})
-
-
 def queue_depths(queues: list[str], workers: list[WorkerInfo]) -> list[QueueDepth]:
-    """Messages waiting in each queue, asked of the broker with a passive declare (kombu maps it
-    to LLEN on Redis, queue_declare(passive) on RabbitMQ and a count of files on the filesystem
-    broker); a queue the broker has never seen holds nothing."""
-    from amqp.exceptions import NotFound
-    from kombu.exceptions import ChannelError
-
-    from apps.celery import app
-
+    """Messages waiting in each queue (asked of the broker, `apps.monitoring.broker_queues`) and
+    the workers consuming it; a queue the broker has never seen holds nothing."""
     consumers = {queue: [w.name for w in workers if queue in w.queues] for queue in queues}
-    depths = []
     try:
-        with app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
-            for queue in queues:
-                # A failed passive declare closes the channel on RabbitMQ: one channel per queue.
-                channel = conn.channel()
-                try:
-                    _, messages, _ = channel.queue_declare(queue=queue, passive=True)
-                    depths.append(QueueDepth(queue, messages, consumers[queue]))
-                except (ChannelError, NotFound):
-                    depths.append(QueueDepth(queue, 0, consumers[queue], "not declared yet"))
-                finally:
-                    try:
-                        channel.close()
-                    except Exception:  # noqa: BLE001  (already closed by the broker)
-                        pass
-    except Exception as exc:  # noqa: BLE001
-        return [QueueDepth(queue, None, consumers[queue], f"broker did not answer: {exc}") for queue in queues]
-    return depths
+        counts = message_counts(queues)
+    except BrokerUnavailable as exc:
+        return [QueueDepth(queue, None, consumers[queue], str(exc)) for queue in queues]
+    return [QueueDepth(queue, 0, consumers[queue], "not declared yet") if counts[queue] is None
+            else QueueDepth(queue, counts[queue], consumers[queue]) for queue in queues]

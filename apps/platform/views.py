@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.access import require_platform_admin
 from apps.accounts.models import Membership, Team, User
 from apps.catalog.registry import all_step_types, get_step_type
+from apps.monitoring.broker_queues import known_queues
 from apps.platform import health
 from apps.platform.overview import SEARCH_KINDS, search
 from apps.workflows import editor
@@ -59,7 +60,7 @@ def workers(request):
     if not request.htmx:
         return render(request, "platform/workers.html", {"timeout": health.INSPECT_TIMEOUT_SECONDS})
     report = health.worker_report()
-    queues = sorted(set(health.known_queues()) | {q for w in report.workers for q in w.queues})
+    queues = sorted(set(known_queues()) | {q for w in report.workers for q in w.queues})
     return render(request, "platform/workers.html#report", {
         "report": report, "depths": health.queue_depths(queues, report.workers),
     })
