@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("apps.incidents.api")),
     path("", include("apps.knowledge.api")),
     path("", include("apps.triggers.api")),
+    path("", include("apps.monitoring.api")),
 ]

@@ -8,7 +8,8 @@ settings and alerts.
 - `check_anomalies(run)` compares a finished run's duration and record count with the
   workflow's recent history (median and MAD) and alerts when it is unusual.
 - `raise_alert` / `close_alert`: alerts are deduplicated by key while open and sent through
-  `apps.approvals.notify` to the people who can act.
+  `apps.approvals.notify` to the people who can act; a person acknowledges (`acknowledge_alert`)
+  or resolves (`resolve_alert`) one by hand.
 """
 
 from __future__ import annotations
@@ -68,15 +69,46 @@ def raise_alert(*, team, kind: str, dedup_key: str, title: str, workflow=None, r
     return alert, True
 
 
+class AlertError(Exception):
+    """A change the alert's state does not allow; pages and the API answer 409 with the message."""
+
+
 def close_alert(dedup_key: str, actor=None, reason: str = "") -> Alert | None:
+    """Close the open alert with this key, if any (the condition it reported has gone)."""
     with transaction.atomic():
         alert = Alert.objects.select_for_update().filter(dedup_key=dedup_key, state=AlertState.OPEN).first()
-        if alert is None:
-            return None
-        alert.state, alert.closed_at = AlertState.CLOSED, timezone.now()
-        alert.save(update_fields=["state", "closed_at"])
-        record(actor, "alert.closed", alert, after={"reason": reason})
+        return _close(alert, actor, reason) if alert is not None else None
+
+
+def resolve_alert(actor, alert_pk: int, reason: str = "") -> Alert:
+    """A person closes an alert; if the problem happens again, a new alert opens."""
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().get(pk=alert_pk)
+        if alert.state != AlertState.OPEN:
+            raise AlertError(f"This alert was already closed at {alert.closed_at:%Y-%m-%d %H:%M %Z}.")
+        return _close(alert, actor, reason or "resolved by hand")
+
+
+def acknowledge_alert(actor, alert_pk: int) -> Alert:
+    """A person says they are on it: the alert stays open, showing who and since when."""
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("acknowledged_by").get(pk=alert_pk)
+        if alert.state != AlertState.OPEN:
+            raise AlertError("This alert is closed: there is nothing left to acknowledge.")
+        if alert.acknowledged_at is not None:
+            raise AlertError(f"{alert.acknowledged_by or 'Someone'} already acknowledged this alert at "
+                             f"{alert.acknowledged_at:%Y-%m-%d %H:%M %Z}.")
+        alert.acknowledged_at, alert.acknowledged_by = timezone.now(), actor
+        alert.save(update_fields=["acknowledged_at", "acknowledged_by"])
+        record(actor, "alert.acknowledged", alert)
         return alert
+
+
+def _close(alert: Alert, actor, reason: str) -> Alert:
+    alert.state, alert.closed_at = AlertState.CLOSED, timezone.now()
+    alert.save(update_fields=["state", "closed_at"])
+    record(actor, "alert.closed", alert, after={"reason": reason})
+    return alert
 
 
 def _team_operators(team):

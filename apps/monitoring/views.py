@@ -32,7 +32,7 @@ def alert_list(request):
 
 @login_required
 def alert_detail(request, pk):
-    alert = get_for_user(Alert.objects.select_related("workflow", "team", "run"), request.user, pk)
+    alert = get_for_user(Alert.objects.select_related("workflow", "team", "run", "acknowledged_by"), request.user, pk)
     return render(request, "monitoring/alert.html", {
         "alert": alert, "can_close": has_role(request.user, alert.team, Role.OPERATOR)})
 
@@ -41,11 +41,23 @@ def alert_detail(request, pk):
 @require_POST
 def alert_close(request, pk):
     alert = get_for_user(Alert.objects.all(), request.user, pk, role=Role.OPERATOR)
-    if alert.state == AlertState.OPEN:
-        services.close_alert(alert.dedup_key, request.user, reason="closed by hand")
+    try:
+        services.resolve_alert(request.user, alert.pk, reason="closed by hand")
         messages.success(request, "Alert closed. If the problem happens again a new alert opens.")
-    else:
-        messages.info(request, "This alert was already closed.")
+    except services.AlertError as exc:
+        messages.info(request, str(exc))
+    return redirect("monitoring:alert", pk=alert.pk)
+
+
+@login_required
+@require_POST
+def alert_acknowledge(request, pk):
+    alert = get_for_user(Alert.objects.all(), request.user, pk, role=Role.OPERATOR)
+    try:
+        services.acknowledge_alert(request.user, alert.pk)
+        messages.success(request, "Acknowledged: the team sees you are on it. Close the alert once it is fixed.")
+    except services.AlertError as exc:
+        messages.info(request, str(exc))
     return redirect("monitoring:alert", pk=alert.pk)
 
 
