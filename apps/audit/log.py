@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditChainHead, AuditEvent
@@ -140,8 +140,7 @@ def _append(events: list[AuditEvent]) -> None:
         return
     # No savepoint of its own: the caller's transaction (or this one) rolls back as a whole.
     with transaction.atomic(savepoint=False):
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        sequence, previous_hash = head.last_sequence, head.last_hash
+        sequence, previous_hash = _lock_chain_head()
         for event in events:
             sequence += 1
             # Stamped under the lock, so times never run backwards along the chain.
@@ -151,9 +150,51 @@ def _append(events: list[AuditEvent]) -> None:
                 action=event.action, object_type=event.object_type, object_id=event.object_id,
                 team_label=event.team_label, data_hash=event.data_hash, previous_hash=event.previous_hash,
             )
-        AuditEvent.objects.bulk_create(events)
-        head.last_sequence, head.last_hash = sequence, previous_hash
-        head.save(update_fields=["last_sequence", "last_hash"])
+        _insert_and_move_head(events, sequence, previous_hash)
+
+
+# Plain SQL: the engine appends once per step, and the ORM's query building cost more than the
+# statements themselves.
+_EVENT_COLUMNS = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+_HEAD = AuditChainHead._meta.db_table
+# Keeps a wide fan-out's events under SQLite's limit of bound parameters per statement.
+_EVENTS_PER_INSERT = 500
+
+
+def _lock_chain_head() -> tuple[int, str]:
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT last_sequence, last_hash FROM {_HEAD} WHERE id = 1{lock}")
+        found = cursor.fetchone()
+    if found is None:  # the first event ever
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        found = head.last_sequence, head.last_hash
+    return found
+
+
+def _insert_and_move_head(events: list[AuditEvent], sequence: int, last_hash: str) -> None:
+    columns = ", ".join(field.column for field in _EVENT_COLUMNS)
+    row = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
+    move = f"UPDATE {_HEAD} SET last_sequence = %s, last_hash = %s WHERE id = 1"
+    with connection.cursor() as cursor:
+        for start in range(0, len(events), _EVENTS_PER_INSERT):
+            chunk = events[start:start + _EVENTS_PER_INSERT]
+            insert = (f"INSERT INTO {AuditEvent._meta.db_table} ({columns}) VALUES {', '.join([row] * len(chunk))} "
+                      f"RETURNING id")
+            values = [field.get_db_prep_save(getattr(event, field.attname), connection)
+                      for event in chunk for field in _EVENT_COLUMNS]
+            last = start + _EVENTS_PER_INSERT >= len(events)
+            if last and connection.vendor == "postgresql":  # one round trip: a data-modifying CTE
+                cursor.execute(f"WITH inserted AS ({insert}), moved AS ({move}) SELECT id FROM inserted",
+                               values + [sequence, last_hash])
+            else:
+                cursor.execute(insert, values)
+            # Rows come back in the order they were inserted (Django's bulk_create relies on it too).
+            for event, (pk,) in zip(chunk, cursor.fetchall()):
+                event.pk = pk
+                event._state.adding = False
+            if last and connection.vendor != "postgresql":
+                cursor.execute(move, [sequence, last_hash])
 
 
 @dataclass

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from apps.audit.log import batched, flush, record
 from apps.catalog.registry import Risk, get_step_type
-from apps.runs import signals
+from apps.runs import signals, statements
 from apps.runs.models import (
     ACTIVE_RUN_STATES, AttemptKind, AttemptState, Run, RunState, SkipReason, StepAttempt, StepRun, StepState,
     Trigger,
@@ -214,7 +214,7 @@ def _start_queued_runs(workflow_id: int) -> int:
 
 
 def _lock_run(run_id: int) -> Run:
-    return Run.objects.select_for_update(of=("self",)).select_related("team").get(pk=run_id)
+    return statements.lock_run(run_id)
 
 
 def _set_run_state(run: Run, state: str, actor, *, summary: str | None = None, extra_fields=(),
@@ -249,13 +249,8 @@ def _audit_step(actor, run: Run, step_run_id: int, step_id: str, action: str, af
            after={"run": run.pk, "step": step_id, **(after or {})})
 
 
-def _load_steps(run: Run, step_ids: Iterable[str] | None = None) -> dict[str, StepRun]:
-    rows = StepRun.objects.filter(run=run).only(
-        "id", "run_id", "step_id", "state", "skip_reason", "attempt", "retry_budget_from", "params_override",
-        "finished_at")
-    if step_ids is not None:
-        rows = rows.filter(step_id__in=list(step_ids))
-    return {row.step_id: row for row in rows}
+def _load_steps(run: Run, step_ids: Iterable[str]) -> dict[str, StepRun]:
+    return statements.load_steps(run.pk, step_ids)
 
 
 # --- Advancing: which steps start --------------------------------------------------------------
@@ -393,15 +388,11 @@ def _template_context(run: Run, plan: Plan, reads_steps: frozenset[str] | None) 
 def _queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_name: str, queue: str,
                    params: dict, timeout: int, countdown: float = 0) -> StepAttempt:
     now = timezone.now()
-    suffix = f"{number}" if kind == AttemptKind.STEP else f"compensate:{number}"
-    attempt = StepAttempt.objects.create(
-        step_run=row, kind=kind, number=number, idempotency_key=f"{row.run_id}:{step.id}:{suffix}",
-        step_type=type_name, queue=queue, params=params, timeout_seconds=timeout, queued_at=now,
-        not_before=now + timedelta(seconds=countdown),
-    )
+    attempt = statements.queue_attempt(
+        row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number, step_type=type_name, queue=queue,
+        params=params, timeout=timeout, now=now, not_before=now + timedelta(seconds=countdown))
     if kind == AttemptKind.STEP:
         row.state, row.attempt = StepState.QUEUED, number
-        row.save(update_fields=["state", "attempt"])
     _send_on_commit(attempt.pk, queue, timeout, countdown)
     return attempt
 
@@ -502,38 +493,19 @@ def claim_attempt(attempt_id: int, worker: str) -> ClaimedAttempt | None:
     worker dying before the step run is marked running leaves it queued, which the sweeper's
     requeue expects anyway."""
     now = timezone.now()
-    claimed = _claim_queued(attempt_id, worker, now)
-    if claimed is None:
-        if not _take_over_from_dead_local_worker(attempt_id, worker, now):
-            return None
-        claimed = _claimed_from(StepAttempt.objects.select_related("step_run").get(pk=attempt_id))
+    found = statements.claim(attempt_id, worker, now)
+    if found is not None:
+        step_run_id, kind, number, step_type, params, idempotency_key, timeout, run_id, step_id = found
+        return ClaimedAttempt(attempt_id=attempt_id, step_run_id=step_run_id, run_id=run_id, step_id=step_id,
+                              kind=kind, number=number, step_type=step_type, params=params,
+                              idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker)
+    if not _take_over_from_dead_local_worker(attempt_id, worker, now):
+        return None
+    claimed = _claimed_from(StepAttempt.objects.select_related("step_run").get(pk=attempt_id))
     if claimed.kind == AttemptKind.STEP:
         StepRun.objects.filter(pk=claimed.step_run_id, state=StepState.QUEUED).update(
             state=StepState.RUNNING, started_at=Coalesce("started_at", Value(now)))
     return claimed
-
-
-def _claim_queued(attempt_id: int, worker: str, now) -> ClaimedAttempt | None:
-    """The compare-and-swap queued -> running, returning what the worker needs in the same round
-    trip (Django's update() returns only a count; PostgreSQL and SQLite >= 3.35 both know RETURNING)."""
-    attempt_table, step_table = StepAttempt._meta.db_table, StepRun._meta.db_table
-    started = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {attempt_table} SET state = %s, started_at = %s, heartbeat_at = %s, worker = %s, "
-            f"deliveries = deliveries + 1 WHERE id = %s AND state = %s "
-            f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds, "
-            f"(SELECT s.run_id FROM {step_table} s WHERE s.id = {attempt_table}.step_run_id), "
-            f"(SELECT s.step_id FROM {step_table} s WHERE s.id = {attempt_table}.step_run_id)",
-            [AttemptState.RUNNING, started, started, worker, attempt_id, AttemptState.QUEUED])
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    step_run_id, kind, number, step_type, params, idempotency_key, timeout, run_id, step_id = found
-    params = StepAttempt._meta.get_field("params").from_db_value(params, None, connection)
-    return ClaimedAttempt(attempt_id=attempt_id, step_run_id=step_run_id, run_id=run_id, step_id=step_id,
-                          kind=kind, number=number, step_type=step_type, params=params,
-                          idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker)
 
 
 def _take_over_from_dead_local_worker(attempt_id: int, worker: str, now) -> bool:
@@ -573,17 +545,17 @@ def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
     now = timezone.now()
     with batched():
         run = _lock_run(claimed.run_id)
-        ended = StepAttempt.objects.filter(
-            pk=claimed.attempt_id, state=AttemptState.RUNNING, worker=claimed.worker,
-        ).update(
-            state=AttemptState.FAILED if outcome.failed else AttemptState.SUCCEEDED, ended_at=now,
-            output=None if outcome.failed else outcome.output, output_artifact=outcome.output_artifact,
-            error_type=outcome.error_type[:200], error_message=outcome.error_message,
-            error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
-            duration_ms=outcome.duration_ms, records_in=outcome.records_in, records_out=outcome.records_out,
-            records_rejected=outcome.records_rejected, log_lines_dropped=outcome.log_lines_dropped,
-        )
-        if not ended:
+        # A step's success is recorded on its step run in the same statement.
+        succeeded = claimed.kind == AttemptKind.STEP and not outcome.failed
+        if not statements.end_attempt(
+                claimed.attempt_id, claimed.worker, now, failed=outcome.failed, output=outcome.output,
+                output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
+                error_message=outcome.error_message,
+                error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
+                duration_ms=outcome.duration_ms,
+                records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
+                log_lines_dropped=outcome.log_lines_dropped,
+                succeeded_step_run_id=claimed.step_run_id if succeeded else None):
             return False
         plan = plan_for(run.version_id)
         if claimed.kind == AttemptKind.COMPENSATION:
@@ -591,13 +563,11 @@ def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
         elif outcome.failed:
             _step_attempt_failed(run, plan, claimed, outcome)
         else:
-            _step_succeeded(run, plan, claimed, outcome, now)
+            _step_succeeded(run, plan, claimed)
     return True
 
 
-def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: AttemptOutcome, now) -> None:
-    StepRun.objects.filter(pk=claimed.step_run_id).update(
-        state=StepState.SUCCEEDED, output=outcome.output, finished_at=now, error_type="", error_message="")
+def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt) -> None:
     _audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
     if run.state not in ADVANCING_RUN_STATES:
         return

@@ -7,6 +7,7 @@ Messages are acked late and requeued if the worker dies, so a crash loses no att
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -49,8 +50,8 @@ def execute(claimed: engine.ClaimedAttempt) -> engine.AttemptOutcome | None:
     """Run the step's code; None when the attempt was revoked while it ran."""
     ctx = AttemptContext(claimed)
     started = time.monotonic()
-    beat = _Heartbeat(claimed)
-    beat.start()
+    beats = heartbeats()
+    beats.watch(claimed)
     try:
         step_type = get_step_type(claimed.step_type)
         if step_type is None:
@@ -70,7 +71,7 @@ def execute(claimed: engine.ClaimedAttempt) -> engine.AttemptOutcome | None:
                 traceback=traceback.format_exc(limit=20))
         outcome = engine.AttemptOutcome(error_type=type(exc).__name__, error_message=str(exc), permanent=permanent)
     finally:
-        beat.stop()
+        beats.forget(claimed)
     ctx.flush_logs()
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     outcome.records_in, outcome.records_out = ctx.records_in, ctx.records_out
@@ -78,22 +79,49 @@ def execute(claimed: engine.ClaimedAttempt) -> engine.AttemptOutcome | None:
     return outcome
 
 
-class _Heartbeat(threading.Thread):
-    """Beats every FLOWDECK_HEARTBEAT_SECONDS while the step runs, even if its code never calls
-    ctx.heartbeat, so the sweeper can tell a long step from a dead worker."""
+class _Heartbeats(threading.Thread):
+    """One thread per worker process that beats for the attempts running in it every
+    FLOWDECK_HEARTBEAT_SECONDS, even if their code never calls ctx.heartbeat, so the sweeper can
+    tell a long step from a dead worker. One long-lived thread, not one per attempt: starting and
+    joining a thread for each step cost more than a short step itself."""
 
-    def __init__(self, claimed: engine.ClaimedAttempt):
-        super().__init__(name=f"heartbeat-{claimed.attempt_id}", daemon=True)
-        self._claimed = claimed
-        self._stopped = threading.Event()
+    def __init__(self):
+        super().__init__(name="flowdeck-heartbeats", daemon=True)
+        self._running: dict[int, engine.ClaimedAttempt] = {}
+        self._lock = threading.Lock()
+
+    def watch(self, claimed: engine.ClaimedAttempt) -> None:
+        with self._lock:
+            self._running[claimed.attempt_id] = claimed
+
+    def forget(self, claimed: engine.ClaimedAttempt) -> None:
+        with self._lock:
+            self._running.pop(claimed.attempt_id, None)
 
     def run(self) -> None:
-        try:
-            while not self._stopped.wait(settings.FLOWDECK_HEARTBEAT_SECONDS):
-                engine.heartbeat(self._claimed)
-        finally:
-            connection.close()  # this thread's own connection
+        while True:
+            time.sleep(settings.FLOWDECK_HEARTBEAT_SECONDS)
+            with self._lock:
+                running = list(self._running.values())
+            if not running:
+                connection.close()  # this thread's own connection: none is held while idle
+                continue
+            try:
+                for claimed in running:
+                    engine.heartbeat(claimed)
+            except Exception:  # noqa: BLE001  (a failed beat is retried next round; the thread must live)
+                logger.exception("heartbeat failed")
+                connection.close()
 
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=settings.FLOWDECK_HEARTBEAT_SECONDS)
+
+_heartbeats: _Heartbeats | None = None
+_heartbeats_pid: int | None = None
+
+
+def heartbeats() -> _Heartbeats:
+    """This process's heartbeat thread, started on first use (and again in a forked child)."""
+    global _heartbeats, _heartbeats_pid
+    if _heartbeats is None or _heartbeats_pid != os.getpid():
+        _heartbeats, _heartbeats_pid = _Heartbeats(), os.getpid()
+        _heartbeats.start()
+    return _heartbeats
