@@ -218,6 +218,8 @@ FLOWDECK_DATA_ROOT = Path(env_str("FLOWDECK_DATA_ROOT", str(VAR_DIR / "data")))
 FLOWDECK_LANDING_ROOT = Path(env_str("FLOWDECK_LANDING_ROOT", str(VAR_DIR / "landing")))
 FLOWDECK_WEBHOOK_MAX_BYTES = env_int("FLOWDECK_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024)
 FLOWDECK_WEBHOOK_RATE_PER_MINUTE = env_int("FLOWDECK_WEBHOOK_RATE_PER_MINUTE", 60, minimum=1)
+# A queue message whose handling failed this many times is set aside as a dead letter.
+FLOWDECK_TRIGGER_MAX_DELIVERIES = env_int("FLOWDECK_TRIGGER_MAX_DELIVERIES", 5, minimum=1)
 # /metrics answers only with `Authorization: Bearer <this>`; empty keeps it closed.
 FLOWDECK_METRICS_TOKEN = env_str("FLOWDECK_METRICS_TOKEN")
 FLOWDECK_OPENLINEAGE_URL = env_str("FLOWDECK_OPENLINEAGE_URL")

@@ -92,7 +92,7 @@ def resolve_alert(actor, alert_pk: int, reason: str = "") -> Alert:
 def acknowledge_alert(actor, alert_pk: int) -> Alert:
     """A person says they are on it: the alert stays open, showing who and since when."""
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("acknowledged_by").get(pk=alert_pk)
+        alert = Alert.objects.select_for_update().get(pk=alert_pk)
         if alert.state != AlertState.OPEN:
             raise AlertError("This alert is closed: there is nothing left to acknowledge.")
         if alert.acknowledged_at is not None:

@@ -1,16 +1,19 @@
 """REST API of the triggers app (mounted under /api/v1/), on the same domain functions as the
-pages: team-scoped reads (404 outside your teams), backfills need the operator role (403)."""
+pages: team-scoped reads (404 outside your teams), backfills and replaying set-aside queue
+messages need the operator role (403)."""
 
 from django.urls import path
-from rest_framework import serializers, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import get_for_user
 from apps.accounts.models import Role
 from apps.runs.models import Run
-from apps.triggers import services
-from apps.triggers.models import Backfill, TriggerEvent
+from apps.triggers import dead_letters, services
+from apps.triggers.models import Backfill, DeadLetter, DeadLetterState, TriggerEvent
 from apps.workflows.models import Workflow
 
 
@@ -34,6 +37,16 @@ class TriggerEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = TriggerEvent
         fields = ["id", "source", "dedup_key", "payload", "received_at", "slot_at", "batch", "run", "error"]
+
+
+class DeadLetterSerializer(serializers.ModelSerializer):
+    replayed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = DeadLetter
+        fields = ["id", "workflow", "source", "connection", "queue", "message_key", "body", "error", "deliveries",
+                  "state", "created_at", "replayed_at", "replayed_by", "replay_outcome"]
+        read_only_fields = fields
 
 
 class NextRunsView(APIView):
@@ -81,10 +94,41 @@ class RunTriggerEventsView(APIView):
         return Response(TriggerEventSerializer(services.events_of_run(run)[:500], many=True).data)
 
 
+class WorkflowDeadLettersView(generics.ListAPIView):
+    """Queue messages of a workflow set aside after failing on every delivery, newest first."""
+
+    serializer_class = DeadLetterSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("state", OpenApiTypes.STR, enum=DeadLetterState.values,
+                                                description="Only set-aside or only replayed messages.")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        workflow = get_for_user(Workflow.objects.all(), self.request.user, self.kwargs["pk"])
+        letters = workflow.dead_letters.select_related("replayed_by")
+        state = self.request.query_params.get("state")
+        return letters.filter(state=state) if state in DeadLetterState.values else letters
+
+
+class DeadLetterReplayView(APIView):
+    @extend_schema(request=None, responses={200: DeadLetterSerializer, 409: OpenApiTypes.OBJECT},
+                   description="Record the message again as if just delivered (a run already started for it is "
+                               "not started twice). 409 when already replayed, or when it fails again.")
+    def post(self, request, pk):
+        letter = get_for_user(DeadLetter.objects.all(), request.user, pk, role=Role.OPERATOR)
+        try:
+            return Response(DeadLetterSerializer(dead_letters.replay(request.user, letter.pk)).data)
+        except services.TriggerError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+
+
 urlpatterns = [
     path("workflows/<int:pk>/next-runs/", NextRunsView.as_view(), name="api-workflow-next-runs"),
     path("workflows/<int:pk>/backfills/", BackfillCreateView.as_view(), name="api-workflow-backfills"),
     path("backfills/<int:pk>/", BackfillView.as_view(), name="api-backfill"),
     path("backfills/<int:pk>/cancel/", BackfillCancelView.as_view(), name="api-backfill-cancel"),
     path("runs/<int:pk>/trigger-events/", RunTriggerEventsView.as_view(), name="api-run-trigger-events"),
+    path("workflows/<int:pk>/dead-letters/", WorkflowDeadLettersView.as_view(), name="api-workflow-dead-letters"),
+    path("dead-letters/<int:pk>/replay/", DeadLetterReplayView.as_view(), name="api-dead-letter-replay"),
 ]

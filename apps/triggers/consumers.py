@@ -6,6 +6,11 @@ A message is acknowledged only after its TriggerEvent and run are committed. If 
 dies in between, the message is delivered again (RabbitMQ redelivers it; a Redis stream keeps
 it pending until another consumer claims it); its key (the message id, or the stream entry id)
 finds the event already in the ledger, so the redelivery starts nothing and is acknowledged.
+
+A message whose handling raises is given back (RabbitMQ requeues it, and this queue waits for
+the next round; a Redis entry stays pending and is read again next round) and counted; after
+FLOWDECK_TRIGGER_MAX_DELIVERIES deliveries it is set aside as a dead letter and acknowledged
+(`apps.triggers.dead_letters`), so one poison message neither loops forever nor blocks its queue.
 """
 
 from __future__ import annotations
@@ -14,15 +19,18 @@ import hashlib
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import kombu.exceptions
 import redis
+from django.conf import settings
 from kombu import Connection as BrokerConnection
 
 from apps.catalog.models import Connection, ConnectionKind
-from apps.triggers import services
+from apps.logging import get_logger
+from apps.triggers import dead_letters, services
 from apps.triggers.models import TriggerBinding, TriggerKind, TriggerSource
 from apps.triggers.streams import StreamEntry, StreamReader, consumer_name, group_name
 from apps.workflows.spec import validate_inputs
@@ -30,6 +38,8 @@ from apps.workflows.spec import validate_inputs
 QUEUE_KINDS = (ConnectionKind.RABBITMQ, ConnectionKind.REDIS)
 # What a broker that is down or unreachable raises; the command goes on with the other queues.
 BROKER_DOWN = (OSError, kombu.exceptions.OperationalError, redis.ConnectionError, redis.TimeoutError)
+SET_ASIDE, FAILED = "set_aside", "failed"
+logger = get_logger("flowdeck.triggers")
 
 
 class QueueConfigError(Exception):
@@ -39,7 +49,20 @@ class QueueConfigError(Exception):
 @dataclass
 class ConsumeReport:
     messages: int = 0
-    outcomes: Counter = field(default_factory=Counter)  # started / repeat / refused
+    outcomes: Counter = field(default_factory=Counter)  # started / repeat / refused / failed / set_aside
+
+
+@dataclass
+class Delivery:
+    """One message as the broker handed it over, and what settling it takes."""
+
+    source: str  # the connection kind
+    key: str
+    body: str
+    payload: dict | None
+    redelivered: bool
+    ack: Callable[[], None]
+    give_back: Callable[[], None]
 
 
 def queue_connection(connection_name: str) -> Connection:
@@ -115,16 +138,61 @@ def _payload(message) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
-def handle_message(binding: TriggerBinding, message) -> str:
-    """Record one kombu message, then acknowledge it."""
-    key, payload = message_id(message), _payload(message)
+def record_body(binding: TriggerBinding, source: str, key: str, payload: dict | None) -> str:
+    """Record one message's body (a Redis entry's fields, or a RabbitMQ body parsed as JSON)."""
+    if source == ConnectionKind.REDIS:
+        if payload is None:
+            return refuse_message(binding, key, "The entry's fields are not UTF-8 text; write each input as a "
+                                                "text field, numbers and lists as JSON text.")
+        return record_message(binding, key, payload, stream_inputs(binding.workflow.current_version.spec, payload))
     if payload is None:
-        result = refuse_message(binding, key, "The message body is not a JSON object; publish the workflow's "
-                                              "inputs as a JSON object.")
-    else:
-        result = record_message(binding, key, payload)
-    message.ack()
-    return result
+        return refuse_message(binding, key, "The message body is not a JSON object; publish the workflow's "
+                                            "inputs as a JSON object.")
+    return record_message(binding, key, payload)
+
+
+def settle(binding: TriggerBinding, delivery: Delivery) -> str:
+    """Record one delivered message and acknowledge it. When recording raises, give it back to be
+    delivered again, or set it aside once it has been delivered FLOWDECK_TRIGGER_MAX_DELIVERIES times."""
+    limit, workflow = settings.FLOWDECK_TRIGGER_MAX_DELIVERIES, binding.workflow
+    deliveries = dead_letters.count_delivery(workflow, delivery.key) if delivery.redelivered else 1
+    if deliveries > limit:
+        # Past the limit with its last failure never noted: it stopped its consumer every time.
+        error = dead_letters.last_error(workflow, delivery.key) or \
+            "The consumer stopped (crashed or was killed) while handling it, on every delivery."
+        return _set_aside(binding, delivery, error, deliveries)
+    try:
+        outcome = record_body(binding, delivery.source, delivery.key, delivery.payload)
+    except BROKER_DOWN:
+        raise
+    except Exception as exc:  # noqa: BLE001  (any failure of a message's handling counts the same)
+        error = f"{type(exc).__name__}: {exc}"
+        logger.warning("queue message failed", workflow=str(workflow), message=delivery.key,
+                       deliveries=deliveries, error=error)
+        if deliveries >= limit:
+            return _set_aside(binding, delivery, error, deliveries)
+        dead_letters.note_failure(workflow, delivery.key, error)
+        delivery.give_back()
+        return FAILED
+    if delivery.redelivered:
+        dead_letters.settled(workflow, delivery.key)
+    delivery.ack()
+    return outcome
+
+
+def _set_aside(binding: TriggerBinding, delivery: Delivery, error: str, deliveries: int) -> str:
+    dead_letters.set_aside(binding, source=delivery.source, message_key=delivery.key, body=delivery.body,
+                           payload=delivery.payload, error=error, deliveries=deliveries)
+    delivery.ack()
+    return SET_ASIDE
+
+
+def rabbitmq_delivery(message) -> Delivery:
+    body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
+    # Quorum queues count deliveries themselves; classic queues only say "redelivered".
+    redelivered = bool(message.delivery_info.get("redelivered") or (message.headers or {}).get("x-delivery-count"))
+    return Delivery(ConnectionKind.RABBITMQ, message_id(message), body, _payload(message), redelivered,
+                    ack=message.ack, give_back=message.requeue)
 
 
 def _consume_rabbitmq(binding: TriggerBinding, *, once: bool, poll_seconds: float) -> ConsumeReport:
@@ -141,8 +209,10 @@ def _consume_rabbitmq(binding: TriggerBinding, *, once: bool, poll_seconds: floa
                 except queue.Empty:
                     break
                 report.messages += 1
-                report.outcomes[handle_message(binding, message)] += 1
-                if not once and time.monotonic() >= deadline:
+                outcome = settle(binding, rabbitmq_delivery(message))
+                report.outcomes[outcome] += 1
+                # A message given back is next in line again: retry it next round, not at once.
+                if outcome == FAILED or (not once and time.monotonic() >= deadline):
                     break
         finally:
             queue.close()
@@ -169,17 +239,12 @@ def stream_inputs(spec: dict, fields: dict[str, str]) -> dict:
     return inputs
 
 
-def handle_entry(binding: TriggerBinding, reader: StreamReader, entry: StreamEntry) -> str:
-    """Record one stream entry, then acknowledge it."""
-    key = f"redis:{reader.stream}:{entry.entry_id}"
-    if entry.fields is None:
-        result = refuse_message(binding, key, "The entry's fields are not UTF-8 text; write each input as a text "
-                                              "field, numbers and lists as JSON text.")
-    else:
-        inputs = stream_inputs(binding.workflow.current_version.spec, entry.fields)
-        result = record_message(binding, key, entry.fields, inputs)
-    reader.ack(entry.entry_id)
-    return result
+def stream_delivery(reader: StreamReader, entry: StreamEntry, *, redelivered: bool) -> Delivery:
+    return Delivery(ConnectionKind.REDIS, f"redis:{reader.stream}:{entry.entry_id}",
+                    json.dumps(entry.fields) if entry.fields is not None else "(not UTF-8 text)", entry.fields,
+                    redelivered, ack=lambda: reader.ack(entry.entry_id),
+                    # Left pending in the group: the next round reads it again from the backlog.
+                    give_back=lambda: None)
 
 
 def _consume_stream(binding: TriggerBinding, *, once: bool, poll_seconds: float) -> ConsumeReport:
@@ -199,7 +264,7 @@ def _consume_stream(binding: TriggerBinding, *, once: bool, poll_seconds: float)
         deadline = time.monotonic() + poll_seconds
         for entry in reader.backlog():
             report.messages += 1
-            report.outcomes[handle_entry(binding, reader, entry)] += 1
+            report.outcomes[settle(binding, stream_delivery(reader, entry, redelivered=True))] += 1
         while True:
             # Draining (`once`) never waits; polling waits for new entries until the deadline.
             wait_ms = None if once else int((deadline - time.monotonic()) * 1000)
@@ -210,7 +275,7 @@ def _consume_stream(binding: TriggerBinding, *, once: bool, poll_seconds: float)
                 break
             for entry in entries:
                 report.messages += 1
-                report.outcomes[handle_entry(binding, reader, entry)] += 1
+                report.outcomes[settle(binding, stream_delivery(reader, entry, redelivered=False))] += 1
     finally:
         client.close()
     return report

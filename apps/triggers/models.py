@@ -5,7 +5,8 @@ Every start goes through one ledger, TriggerEvent, unique per (workflow, source,
 a schedule slot, a webhook's Idempotency-Key, a file's path and sha256, a queue message id or
 an upstream run id. A repeat of the same key finds the row and starts nothing, which is what
 makes redelivery, restarts and overlapping ticks safe. Only `apps.triggers.services` writes
-these rows.
+these rows, and `apps.triggers.dead_letters` the queue messages that keep failing (QueueDelivery,
+DeadLetter).
 """
 
 from django.conf import settings
@@ -208,3 +209,55 @@ class UpstreamShare(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow} shared with {self.team}"
+
+
+class QueueDelivery(models.Model):
+    """A queue message delivered again, or whose handling failed: how many deliveries so far and
+    the last error. Kept only while the message is unsettled: removed once it is recorded or set
+    aside, so a healthy queue writes nothing here."""
+
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="+")
+    message_key = models.CharField(max_length=300)
+    deliveries = models.PositiveIntegerField(default=1)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "message_key"], name="unique_queue_delivery")]
+
+    def __str__(self) -> str:
+        return f"{self.message_key} delivered {self.deliveries} time(s)"
+
+
+class DeadLetterState(models.TextChoices):
+    SET_ASIDE = "set_aside", "Set aside"
+    REPLAYED = "replayed", "Replayed"
+
+
+class DeadLetter(models.Model):
+    """A queue message whose handling failed FLOWDECK_TRIGGER_MAX_DELIVERIES times: acknowledged
+    on the broker so it stops blocking the queue, kept here with its body to be replayed."""
+
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="dead_letters")
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=16, help_text="The connection kind: rabbitmq or redis.")
+    connection = models.CharField(max_length=200)
+    queue = models.CharField(max_length=300, help_text="The RabbitMQ queue or Redis stream.")
+    message_key = models.CharField(max_length=300, help_text="Its key in the trigger ledger.")
+    body = models.TextField(help_text="The message body (a Redis entry's fields as JSON), as received.")
+    payload = models.JSONField(null=True, blank=True, help_text="The body as a JSON object, when it is one.")
+    error = models.TextField()
+    deliveries = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=DeadLetterState.choices, default=DeadLetterState.SET_ASIDE)
+    created_at = models.DateTimeField(default=timezone.now)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replayed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    replay_outcome = models.CharField(max_length=16, blank=True, help_text="started, repeat or refused.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workflow", "state"])]
+
+    def __str__(self) -> str:
+        return f"dead letter {self.message_key} of {self.workflow}"

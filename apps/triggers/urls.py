@@ -11,5 +11,6 @@ urlpatterns = [
     path("backfills/<int:pk>/", views.backfill_detail, name="backfill"),
     path("backfills/<int:pk>/cancel/", views.backfill_cancel, name="backfill_cancel"),
     path("runs/<int:run_pk>/events/", views.run_events, name="run_events"),
+    path("dead-letters/<int:pk>/replay/", views.dead_letter_replay, name="dead_letter_replay"),
     path("hooks/<str:token>/", views.webhook, name="webhook"),
 ]

@@ -20,11 +20,12 @@ from django.views.decorators.http import require_POST
 from apps.accounts.access import get_for_user, has_role
 from apps.accounts.models import Role
 from apps.runs.models import Run
-from apps.triggers import services, webhooks
-from apps.triggers.models import Backfill, TriggerBinding
+from apps.triggers import dead_letters, services, webhooks
+from apps.triggers.models import Backfill, DeadLetter, DeadLetterState, TriggerBinding
 from apps.workflows.models import Workflow
 
 EVENTS_PER_PAGE = 25
+DEAD_LETTERS_SHOWN = 50
 
 
 def _workflow(request, pk, role=None) -> Workflow:
@@ -52,6 +53,7 @@ def workflow_triggers(request, pk):
         if hasattr(workflow, "webhook") else "",
         "events": Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page")),
         "backfills": workflow.backfills.all()[:10],
+        "dead_letters": workflow.dead_letters.filter(state=DeadLetterState.SET_ASIDE)[:DEAD_LETTERS_SHOWN],
         "can_author": has_role(request.user, workflow.team, Role.AUTHOR),
         "can_operate": has_role(request.user, workflow.team, Role.OPERATOR),
         "new_secret": request.session.pop(f"webhook-secret-{workflow.pk}", ""),
@@ -121,6 +123,18 @@ def backfill_cancel(request, pk):
     except services.TriggerError as exc:
         messages.error(request, str(exc))
     return redirect("triggers:backfill", pk=backfill.pk)
+
+
+@login_required
+@require_POST
+def dead_letter_replay(request, pk):
+    letter = get_for_user(DeadLetter.objects.all(), request.user, pk, role=Role.OPERATOR)
+    try:
+        replayed = dead_letters.replay(request.user, letter.pk)
+        messages.success(request, f"Message replayed: {replayed.replay_outcome}.")
+    except services.TriggerError as exc:
+        messages.error(request, str(exc))
+    return redirect(reverse("triggers:workflow", args=[letter.workflow_id]) + "#dead-letters")
 
 
 @login_required
