@@ -544,18 +544,17 @@ def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
     because the attempt was no longer ours (cancelled, finished, or taken over after a crash)."""
     now = timezone.now()
     with batched():
-        run = _lock_run(claimed.run_id)
-        # A step's success is recorded on its step run in the same statement.
+        # A step's success is recorded on its step run at once.
         succeeded = claimed.kind == AttemptKind.STEP and not outcome.failed
-        if not statements.end_attempt(
-                claimed.attempt_id, claimed.worker, now, failed=outcome.failed, output=outcome.output,
-                output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
-                error_message=outcome.error_message,
-                error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
-                duration_ms=outcome.duration_ms,
-                records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
-                log_lines_dropped=outcome.log_lines_dropped,
-                succeeded_step_run_id=claimed.step_run_id if succeeded else None):
+        run, ours = statements.lock_run_and_end_attempt(
+            claimed.run_id, claimed.attempt_id, claimed.worker, now, failed=outcome.failed, output=outcome.output,
+            output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
+            error_message=outcome.error_message,
+            error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
+            duration_ms=outcome.duration_ms, records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
+            log_lines_dropped=outcome.log_lines_dropped,
+            succeeded_step_run_id=claimed.step_run_id if succeeded else None)
+        if not ours:
             return False
         plan = plan_for(run.version_id)
         if claimed.kind == AttemptKind.COMPENSATION:

@@ -42,11 +42,18 @@ def _when(value: datetime | None):
 
 def lock_run(run_id: int) -> Run:
     """The run, its row locked until the transaction ends, with its team's slug (for audit)."""
+    return _locked_run(_lock_run_sql(), [run_id], run_id)
+
+
+def _lock_run_sql() -> str:
     lock = " FOR UPDATE OF r" if connection.features.has_select_for_update_of else ""
     columns = ", ".join(f"r.{column}" for column in RUN_COLUMNS)
-    rows = list(Run.objects.raw(
-        f"SELECT {columns}, t.slug AS team_slug FROM {RUN} r JOIN {TEAM} t ON t.id = r.team_id "
-        f"WHERE r.id = %s{lock}", [run_id]))
+    return (f"SELECT {columns}, t.slug AS team_slug FROM {RUN} r JOIN {TEAM} t ON t.id = r.team_id "
+            f"WHERE r.id = %s{lock}")
+
+
+def _locked_run(sql: str, params: list, run_id: int) -> Run:
+    rows = list(Run.objects.raw(sql, params))
     if not rows:
         raise Run.DoesNotExist(f"Run {run_id} does not exist.")
     run = rows[0]
@@ -90,36 +97,43 @@ def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
     return (*found[:4], params, *found[5:])
 
 
-def end_attempt(attempt_id: int, worker: str, now: datetime, *, failed: bool, output: Any, output_artifact: str,
-                error_type: str, error_message: str, error_signature: str, duration_ms: int | None,
-                records: tuple[int, int, int], log_lines_dropped: int,
-                succeeded_step_run_id: int | None = None) -> bool:
-    """End a running attempt that `worker` still holds; with `succeeded_step_run_id`, also mark
-    that step run succeeded with the attempt's output. False when the attempt was not ours."""
-    stored_output = _json(StepAttempt, "output", None if failed else output)
+def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, now: datetime, *, failed: bool,
+                             output: Any, output_artifact: str, error_type: str, error_message: str,
+                             error_signature: str, duration_ms: int | None, records: tuple[int, int, int],
+                             log_lines_dropped: int, succeeded_step_run_id: int | None = None) -> tuple[Run, bool]:
+    """Lock the run (as `lock_run`), then end a running attempt that `worker` still holds; with
+    `succeeded_step_run_id`, also mark that step run succeeded with the attempt's output. Returns
+    the run and whether the attempt was still ours."""
     end_sql = (f"UPDATE {ATTEMPT} SET state = %s, ended_at = %s, output = %s, output_artifact = %s, "
                f"error_type = %s, error_message = %s, error_signature = %s, duration_ms = %s, records_in = %s, "
                f"records_out = %s, records_rejected = %s, log_lines_dropped = %s "
                f"WHERE id = %s AND state = %s AND worker = %s")
     ended = _when(now)
-    end_params = [AttemptState.FAILED if failed else AttemptState.SUCCEEDED, ended, stored_output, output_artifact,
-                  error_type, error_message, error_signature, duration_ms, *records, log_lines_dropped,
+    end_params = [AttemptState.FAILED if failed else AttemptState.SUCCEEDED, ended,
+                  _json(StepAttempt, "output", None if failed else output), output_artifact, error_type,
+                  error_message, error_signature, duration_ms, *records, log_lines_dropped,
                   attempt_id, AttemptState.RUNNING, worker]
     succeed_sql = (f"UPDATE {STEP} SET state = %s, output = %s, finished_at = %s, error_type = '', "
                    f"error_message = '' WHERE id = %s")
     succeed_params = [StepState.SUCCEEDED, _json(StepRun, "output", output), ended, succeeded_step_run_id]
+    if _combined():
+        # The attempt's update waits on the run's lock (it reads `locked`), so the lock order is
+        # the same as everywhere else: run first.
+        succeed = (f", succeeded AS ({succeed_sql} AND EXISTS (SELECT 1 FROM ended))"
+                   if succeeded_step_run_id is not None else "")
+        run = _locked_run(
+            f"WITH locked AS ({_lock_run_sql()}), ended AS ({end_sql} AND EXISTS (SELECT 1 FROM locked) "
+            f"RETURNING id){succeed} SELECT locked.*, (SELECT count(*) FROM ended) AS ended_count FROM locked",
+            [run_id] + end_params + (succeed_params if succeeded_step_run_id is not None else []), run_id)
+        return run, bool(run.ended_count)
+    run = lock_run(run_id)
     with connection.cursor() as cursor:
-        if succeeded_step_run_id is not None and _combined():
-            cursor.execute(f"WITH ended AS ({end_sql} RETURNING id), succeeded AS ({succeed_sql} "
-                           f"AND EXISTS (SELECT 1 FROM ended)) SELECT count(*) FROM ended",
-                           end_params + succeed_params)
-            return bool(cursor.fetchone()[0])
         cursor.execute(end_sql, end_params)
         if not cursor.rowcount:
-            return False
+            return run, False
         if succeeded_step_run_id is not None:
             cursor.execute(succeed_sql, succeed_params)
-    return True
+    return run, True
 
 
 def load_steps(run_id: int, step_ids: Iterable[str]) -> dict[str, StepRun]:
