@@ -79,3 +79,69 @@ def test_demo_history_loads_hundreds_of_resolved_incidents_into_existing_teams_o
     assert Incident.objects.filter(team=team).exists()
     assert Incident.objects.filter(team__isnull=True).exists()
     assert not Incident.objects.exclude(status=IncidentStatus.RESOLVED).exists()
+
+
+POSTMORTEM = """Summary
+Between 14:02 and 14:51 UTC about 38% of checkout requests returned HTTP 502.
+
+Timeline
+14:00 A routing rule was merged.
+14:35 Someone noticed the rule said "prefix" where 'exact' was meant; a \\ and a tab\there.
+
+Root cause
+The rule matched /checkout as well as /checkout/v2."""
+
+
+@pytest.mark.django_db
+def test_post_mortem_export_with_long_texts_other_column_names_and_foreign_labels_is_imported(tmp_path):
+    lines = [
+        {"title": "Checkout 502s after a routing change", "description": POSTMORTEM, "category": "Config change"},
+        {"Title": "Payments down at the provider", "Body": ["Impact: cards failed.", "Cause: provider outage."],
+         "Root cause category": ["dependency failure", "payments"], "occurred_at": "March 9, 2024 14:02"},
+        {"title": "Release broke prices", "text": "A null discount. " * 3000, "root_cause_category": "deploy bug",
+         "occurred_at": 1709993000, "resolution": None, "source_url": None},
+        {"title": "Wrong label", "text": "Something", "root_cause_category": "--"},
+    ]
+    path = write(tmp_path, "export.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n")
+
+    report = import_history(path)
+
+    assert report.errors == [(4, "root_cause_category '--' has no letters or digits")]
+    checkout = Incident.objects.get(title="Checkout 502s after a routing change")
+    assert checkout.description == POSTMORTEM  # newlines, quotes, tabs and backslashes kept as written
+    assert checkout.root_cause_category.slug == "config-change"
+    payments = Incident.objects.get(title="Payments down at the provider")
+    assert payments.description == "Impact: cards failed.\n\nCause: provider outage."
+    assert payments.root_cause_category.slug == "dependency-outage"
+    assert (payments.occurred_at.year, payments.occurred_at.month, payments.occurred_at.hour) == (2024, 3, 14)
+    release = Incident.objects.get(title="Release broke prices")
+    assert len(release.description) > 50_000 and release.occurred_at.year == 2024
+    assert release.root_cause_category.name == "deploy bug"  # a label we do not ship is kept as written
+
+
+@pytest.mark.django_db
+def test_semicolon_csv_from_a_windows_tool_with_a_huge_quoted_field_is_imported(tmp_path):
+    body = ('He said ""it\'s fine"";\nthen the café; list went down.\n\n' * 4000).strip()  # > csv's 128 KiB default
+    text = ("Title;Description;Root_Cause_Category;Occurred_At\n"
+            f'Mail list outage;"{body}";Human Error;2023-06-09\n'
+            "No label;text;;2023-06-10\n")
+    path = tmp_path / "export.csv"
+    path.write_bytes(text.encode("cp1252"))
+
+    report = import_history(path)
+
+    incident = Incident.objects.get(title="Mail list outage")
+    assert incident.description == body.replace('""', '"')
+    assert "café" in incident.description
+    assert incident.root_cause_category.slug == "human-error"
+    assert report.errors == [(text.count("\n"), "missing root_cause_category")]  # the last line
+
+
+@pytest.mark.django_db
+def test_json_array_export_reports_bad_items_by_position(tmp_path):
+    items = [GOOD, "not an object", {**GOOD, "title": "Later", "occurred_at": "when the moon is full"}]
+    report = import_history(write(tmp_path, "export.json", json.dumps(items, indent=2)))
+
+    assert [number for number, _ in report.errors] == [2, 3]
+    assert "occurred_at" in report.errors[1][1]
+    assert list(Incident.objects.values_list("title", flat=True)) == ["Disk full on lz-01"]
