@@ -266,11 +266,12 @@ def _settled(plan: Plan, step_id: str, state: str) -> bool:
 def _advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[str, str] | None = None) -> bool:
     """Start every pending candidate whose needs are settled; skip what `when` or skipped
     upstreams rule out, following skips downstream. `known` maps step ids to the states the caller
-    just gave them, so they are not read back. Returns True when an attempt was queued."""
+    just gave them, so they are not read back. Returns True when the run certainly has work left:
+    an attempt was queued, or a candidate still waits for needs that are not settled yet."""
     worklist = list(dict.fromkeys(candidates))
     rows = _load_steps(run, worklist)
     known = known or {}
-    queued_any = False
+    work_left = False
     while worklist and run.state in ADVANCING_RUN_STATES:
         step = plan.steps[worklist.pop(0)]
         row = rows[step.id]
@@ -278,6 +279,7 @@ def _advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict
             continue
         upstream_skipped = _needs_settled(run, plan, step, rows, known)
         if upstream_skipped is None:
+            work_left = True
             continue
         if upstream_skipped:
             _skip(run, row, SkipReason.UPSTREAM_SKIPPED, actor)
@@ -285,13 +287,13 @@ def _advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict
             started = _start_step(run, plan, step, row, actor)
             if started is None:
                 continue
-            queued_any |= started
+            work_left |= started
             if row.state not in (StepState.SKIPPED, StepState.FAILED):
                 continue
         follow = [sid for sid in step.dependents if sid not in rows or rows[sid].state == StepState.PENDING]
         rows.update(_load_steps(run, set(follow) - set(rows)))
         worklist.extend(follow)
-    return queued_any
+    return work_left
 
 
 def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun],
@@ -570,10 +572,11 @@ def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt) -> None:
     _audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
     if run.state not in ADVANCING_RUN_STATES:
         return
-    queued = _advance(run, plan, plan.steps[claimed.step_id].dependents, None,
-                      known={claimed.step_id: StepState.SUCCEEDED})
-    # With a successor queued and no person awaited, the run's state cannot have changed.
-    if not (queued and run.state == RunState.RUNNING):
+    work_left = _advance(run, plan, plan.steps[claimed.step_id].dependents, None,
+                         known={claimed.step_id: StepState.SUCCEEDED})
+    # A success only changes a running run's state when it was the last open step: with a
+    # successor queued or still waiting for its other needs, there is nothing to count.
+    if not (work_left and run.state == RunState.RUNNING):
         _settle_run(run, plan, None)
 
 
