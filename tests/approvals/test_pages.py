@@ -18,6 +18,18 @@ def test_inbox_lists_what_the_approver_may_decide(waiting_gate, approver, client
     assert "payroll" in page.content.decode()
 
 
+def test_inbox_pages_most_urgent_first(waiting_gate, approver, client_for, monkeypatch):
+    monkeypatch.setattr("apps.approvals.views.PAGE_SIZE", 1)
+    older, newer = waiting_gate(), waiting_gate(name="payroll-2")
+    client = client_for(approver)
+    first = client.get("/approvals/").content.decode()
+    assert "2 requests waiting for you" in first and "Page 1 of 2" in first
+    assert f'id="request-{older.pk}"' in first and f'id="request-{newer.pk}"' not in first
+    second = client.get("/approvals/?page=2").content.decode()
+    assert "Page 2 of 2" in second and f'id="request-{newer.pk}"' in second
+    assert "Page 2 of 2" in client.get("/approvals/?page=5").content.decode()
+
+
 def test_inbox_is_empty_for_people_who_cannot_decide(waiting_gate, operator, viewer, client_for):
     waiting_gate()
     for person in (operator, viewer):

@@ -66,6 +66,23 @@ def test_run_list_is_paginated(client_for, team, operator, viewer):
     assert "Page 2 of 2" in client.get(reverse("runs:list"), {"page": 2}).text
 
 
+def test_run_list_past_the_count_cap_pages_newest_first_to_the_end(client_for, team, operator, viewer, monkeypatch):
+    monkeypatch.setattr("apps.runs.views.RUNS_PER_PAGE", 10)
+    monkeypatch.setattr("apps.runs.views.RUNS_COUNT_CAP", 25)
+    version = make_version(team, [step("only")], name="long-history")
+    runs = [engine.start_run(operator, version) for _ in range(32)]
+    client = client_for(viewer)
+    first = client.get(reverse("runs:list")).text
+    assert "Page 1 of many" in first and "page=2" in first and "Older runs" in first
+    assert f"#{runs[-1].pk}<" in first and f"#{runs[-10].pk}<" in first and f"#{runs[-11].pk}<" not in first
+    last = client.get(reverse("runs:list"), {"page": 4}).text
+    assert "Page 4 of many" in last and "Older runs" not in last and "Newer runs" in last
+    assert f"#{runs[0].pk}<" in last and f"#{runs[1].pk}<" in last and f"#{runs[2].pk}<" not in last
+    past_the_end = client.get(reverse("runs:list"), {"page": 9}).text
+    assert "Page 4 of 4" in past_the_end and f"#{runs[0].pk}<" in past_the_end
+    assert "Page 1 of many" in client.get(reverse("runs:list"), {"page": "x"}).text
+
+
 def test_empty_run_list_says_how_to_start_one(client_for, viewer):
     assert "No runs yet in your teams" in client_for(viewer).get(reverse("runs:list")).text
 
