@@ -3,12 +3,14 @@
 PostgreSQL database fd_bench_pages (on the server of DATABASE_URL, else 127.0.0.1:5432) holds
 100,000 runs, 1,000,000 step runs and as many step attempts, written with COPY once and kept
 between runs of the benchmark (BENCH_PAGES_REBUILD=1 rebuilds it). A real server (gunicorn,
-BENCH_SERVER_WORKERS processes) serves the console; BENCH_CLIENTS threads (default 20) with
+BENCH_SERVER_WORKERS sync processes) serves the console; BENCH_CLIENTS threads (default 20) with
 httpx open the runs list, a run's page, the approval inbox and home, each client pausing
 BENCH_THINK_SECONDS between pages as a person does. Reported per page and person: p50, p95,
-p99 and max latency, first for one client alone (the pages' service time), then for all
-clients at once; the goal is p95 under 150 ms. The load generator shares the machine with the
-server and PostgreSQL, so run it on an otherwise idle machine.
+p99 and max latency seen by the client, and p95 inside the server (gunicorn's request time,
+which leaves out waiting for a free worker), first for one client alone (the pages' service
+time), then for all clients at once; the goal is p95 under 150 ms. The load generator shares
+the machine with the server and PostgreSQL: it reports its own CPU use, and the machine's load
+average is printed before and after, so run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -39,6 +42,7 @@ REQUESTS_PER_PAGE = int(os.environ.get("BENCH_REQUESTS_PER_PAGE", "200"))
 THINK_SECONDS = float(os.environ.get("BENCH_THINK_SECONDS", "1.0"))
 SERVER_WORKERS = int(os.environ.get("BENCH_SERVER_WORKERS", str(max(2, (os.cpu_count() or 2) * 2))))
 PASSWORD = "bench-pages"
+ACCESS_LOG = VAR / "bench-pages-access.log"
 # Run states of the generated history, by share: mostly finished, some needing people.
 STATE_SHARES = [("succeeded", 0.88), ("failed", 0.06), ("paused", 0.01), ("waiting", 0.02), ("running", 0.03)]
 
@@ -210,10 +214,11 @@ def ensure_history() -> None:
 
 def start_server() -> subprocess.Popen:
     log = VAR / "bench-pages-server.log"
+    ACCESS_LOG.write_text("")
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = ([str(gunicorn), "apps.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", str(SERVER_WORKERS), "--access-logfile",
-                "/dev/null"] if gunicorn.exists()
-               else [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"])
+    # The access log holds each request's path and its time inside the server, in microseconds.
+    command = [str(gunicorn), "apps.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", str(SERVER_WORKERS),
+               "--access-logfile", str(ACCESS_LOG), "--access-logformat", "%(U)s|%(q)s|%(s)s|%(D)s"]
     env = {**os.environ, "DEBUG": "0", "DB_CONN_MAX_AGE": "600"}
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                               start_new_session=True)
@@ -223,7 +228,7 @@ def start_server() -> subprocess.Popen:
     while time.monotonic() < deadline:
         try:
             httpx.get(f"http://127.0.0.1:{PORT}/accounts/login/", timeout=2)
-            print(f"server: {' '.join(command[:1] + command[2:])}", flush=True)
+            print(f"server: gunicorn, {SERVER_WORKERS} sync workers", flush=True)
             return server
         except httpx.HTTPError:
             if server.poll() is not None:
@@ -254,9 +259,31 @@ def page_paths(username: str) -> dict[str, list[str]]:
             "inbox": ["/approvals/"], "home": ["/"]}
 
 
+@dataclass
+class Phase:
+    """One phase of load: client-side latencies and the server's own request times, in ms per page."""
+
+    latencies: dict[str, list[float]]
+    server: dict[str, list[float]]
+    generator_cpu: float  # share of one core the load generator used
+
+
+def _server_times(paths: dict[str, list[str]], log_offset: int) -> dict[str, list[float]]:
+    page_of = {path: name for name, page_paths in paths.items() for path in page_paths}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    with ACCESS_LOG.open() as log:
+        log.seek(log_offset)
+        for line in log:
+            path, query, _status, micros = line.rstrip("\n").split("|")
+            name = page_of.get(f"{path}?{query}" if query else path)
+            if name:
+                times[name].append(int(micros) / 1000)
+    return times
+
+
 def hammer(cookie: str, paths: dict[str, list[str]], *, clients: int = CLIENTS, think_seconds: float = THINK_SECONDS,
-           requests_per_page: int = REQUESTS_PER_PAGE) -> dict[str, list[float]]:
-    """`clients` threads, each opening the pages in turn; latencies in ms per page."""
+           requests_per_page: int = REQUESTS_PER_PAGE) -> Phase:
+    """`clients` threads, each opening the pages in turn."""
     import httpx
 
     latencies: dict[str, list[float]] = {name: [] for name in paths}
@@ -279,30 +306,53 @@ def hammer(cookie: str, paths: dict[str, list[str]], *, clients: int = CLIENTS, 
                     latencies[name].append(elapsed)
                 time.sleep(think_seconds * rng.uniform(0.5, 1.5))
 
+    log_offset = ACCESS_LOG.stat().st_size
+    cpu_before, wall_before = time.process_time(), time.monotonic()
     threads = [threading.Thread(target=client, args=(plan[n::clients],)) for n in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    generator_cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
     if errors:
         print(f"  {len(errors)} failed requests, first: {errors[:3]}", flush=True)
-    return latencies
+    time.sleep(0.2)  # the workers' last log lines
+    return Phase(latencies, _server_times(paths, log_offset), generator_cpu)
 
 
 def _percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-def report(who: str, latencies: dict[str, list[float]]) -> bool:
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def report(who: str, phase: Phase) -> bool:
     ok = True
-    for name, values in latencies.items():
+    for name, values in phase.latencies.items():
         p95 = _percentile(values, 0.95)
         ok &= p95 < GOAL_P95_MS
-        print(f"  {who:<22} {name:<11} n={len(values):<4} p50={statistics.median(values):6.1f} ms  "
-              f"p95={p95:6.1f} ms  p99={_percentile(values, 0.99):6.1f} ms  max={max(values):6.1f} ms  "
-              f"{'ok' if p95 < GOAL_P95_MS else 'SLOW'}", flush=True)
+        print(f"| {who} | {name} | {len(values)} | {statistics.median(values):.1f} | {p95:.1f} | "
+              f"{_percentile(values, 0.99):.1f} | {max(values):.1f} | {_percentile(phase.server[name], 0.95):.1f} | "
+              f"{'ok' if p95 < GOAL_P95_MS else 'SLOW'} |", flush=True)
     return ok
+
+
+def machine() -> str:
+    import platform
+
+    from django.db import connection
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        database = f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
+    return f"CPU {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; {database}"
 
 
 def main() -> None:
@@ -311,15 +361,24 @@ def main() -> None:
     ensure_history()
     server = start_server()
     try:
+        print(f"machine: {machine()}", flush=True)
+        print(f"load average (1, 5, 15 min) at start: {load_average()}", flush=True)
         print(f"{CLIENTS} clients, {THINK_SECONDS} s think time, {SERVER_WORKERS} server workers, "
-              f"goal p95 < {GOAL_P95_MS} ms", flush=True)
-        ok = True
+              f"goal p95 < {GOAL_P95_MS} ms; latencies in ms", flush=True)
+        print("| who | page | n | p50 | p95 | p99 | max | server p95 | goal |\n| --- | --- | --- | --- | --- | --- | --- "
+              "| --- | --- |", flush=True)
+        ok, generator = True, []
         for username in ("bench-operator", "bench-admin"):
             cookie, paths = session_cookie(username), page_paths(username)
             hammer(cookie, paths, requests_per_page=CLIENTS)  # warms every server worker's caches and connections
             # One client alone gives each page's service time, apart from queueing on a busy machine.
             report(f"{username} alone", hammer(cookie, paths, clients=1, think_seconds=0, requests_per_page=50))
-            ok &= report(f"{username} x{CLIENTS}", hammer(cookie, paths))
+            loaded = hammer(cookie, paths)
+            ok &= report(f"{username} x{CLIENTS}", loaded)
+            generator.append(loaded.generator_cpu)
+        print(f"load generator CPU under {CLIENTS} clients: {', '.join(f'{share:.0%}' for share in generator)} "
+              f"of one core", flush=True)
+        print(f"load average (1, 5, 15 min) at end: {load_average()}", flush=True)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
