@@ -49,7 +49,16 @@ class DeadLetterSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class NextRunSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(help_text="The start, in UTC.")
+    local = serializers.DateTimeField(help_text="The start in the schedule's time zone.")
+    timezone = serializers.CharField()
+    cron = serializers.CharField()
+
+
 class NextRunsView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("n", OpenApiTypes.INT, description="How many (at most 50).")],
+                   responses=NextRunSerializer(many=True))
     def get(self, request, pk):
         workflow = get_for_user(Workflow.objects.all(), request.user, pk)
         try:
@@ -61,6 +70,7 @@ class NextRunsView(APIView):
 
 
 class BackfillCreateView(APIView):
+    @extend_schema(request=BackfillRequestSerializer, responses={201: BackfillSerializer})
     def post(self, request, pk):
         workflow = get_for_user(Workflow.objects.all(), request.user, pk, role=Role.OPERATOR)
         given = BackfillRequestSerializer(data=request.data)
@@ -74,11 +84,13 @@ class BackfillCreateView(APIView):
 
 
 class BackfillView(APIView):
+    @extend_schema(responses=BackfillSerializer)
     def get(self, request, pk):
         return Response(BackfillSerializer(get_for_user(Backfill.objects.all(), request.user, pk)).data)
 
 
 class BackfillCancelView(APIView):
+    @extend_schema(request=None, responses={200: BackfillSerializer, 409: OpenApiTypes.OBJECT})
     def post(self, request, pk):
         backfill = get_for_user(Backfill.objects.all(), request.user, pk, role=Role.OPERATOR)
         try:
@@ -89,6 +101,7 @@ class BackfillCancelView(APIView):
 
 
 class RunTriggerEventsView(APIView):
+    @extend_schema(responses=TriggerEventSerializer(many=True))
     def get(self, request, pk):
         run = get_for_user(Run.objects.all(), request.user, pk)
         return Response(TriggerEventSerializer(services.events_of_run(run)[:500], many=True).data)

@@ -162,3 +162,10 @@ def test_the_trigger_page_lists_set_aside_messages_with_a_replay_button(set_asid
     after = client_for(operator).post(reverse("triggers:dead_letter_replay", args=[set_aside.pk]), follow=True)
     assert "Message replayed: started" in after.content.decode()
     assert "Queue messages set aside" not in after.content.decode()  # the started run is among the events now
+
+
+def test_openapi_documents_dead_letters_and_the_other_trigger_endpoints(client_for, operator):
+    paths = set(client_for(operator).get("/api/schema/", {"format": "json"}).json()["paths"])
+    assert {"/api/v1/workflows/{id}/dead-letters/", "/api/v1/dead-letters/{id}/replay/",
+            "/api/v1/workflows/{id}/next-runs/", "/api/v1/workflows/{id}/backfills/", "/api/v1/backfills/{id}/",
+            "/api/v1/backfills/{id}/cancel/", "/api/v1/runs/{id}/trigger-events/"} <= paths
