@@ -189,8 +189,8 @@ def _set_aside(binding: TriggerBinding, delivery: Delivery, error: str, deliveri
 
 def rabbitmq_delivery(message) -> Delivery:
     body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
-    # Quorum queues count deliveries themselves; classic queues only say "redelivered".
-    redelivered = bool(message.delivery_info.get("redelivered") or (message.headers or {}).get("x-delivery-count"))
+    # Classic queues only flag a redelivery; how many there were is counted in QueueDelivery.
+    redelivered = bool(message.delivery_info.get("redelivered"))
     return Delivery(ConnectionKind.RABBITMQ, message_id(message), body, _payload(message), redelivered,
                     ack=message.ack, give_back=message.requeue)
 
