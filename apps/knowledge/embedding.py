@@ -3,7 +3,10 @@
 Loading all-MiniLM-L6-v2 costs several seconds, so nothing loads it at Django start-up: the
 first call to `get_encoder()` does, under a lock, and every later call in the process reuses it.
 Vectors are cached by content hash in a small SQLite file under var/knowledge, so a rebuild or
-a second worker never embeds the same text twice. Tests may install a small encoder with
+a second worker never embeds the same text twice. The model reads at most 256 word pieces, so
+a long text (a post-mortem of several pages) is embedded passage by passage and its vector is
+the weighted mean of its passages' (`embed_documents`, `encode_query`); a short text is one
+passage and gets the model's own vector of it. Tests may install a small encoder with
 `use_encoder` when embedding quality is not what they check.
 """
 
@@ -16,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 from django.conf import settings
+
+from apps.knowledge.textproc import content_hash, passage_weight, passages
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 QUERY_BATCH = 4
@@ -134,3 +139,30 @@ def embed(texts: list[str], hashes: list[str], *, encoder: Encoder | None = None
     if not texts:
         return np.zeros((0, encoder.dimension), dtype=np.float32)
     return np.vstack([found[key] for key in hashes]).astype(np.float32)
+
+
+def _pooled(passage_lists: list[list[str]], vectors_of: dict[str, np.ndarray], dimension: int) -> np.ndarray:
+    pooled = np.zeros((len(passage_lists), dimension), dtype=np.float32)
+    for row, pieces in enumerate(passage_lists):
+        for piece in pieces:
+            pooled[row] += passage_weight(piece) * vectors_of[piece] if len(pieces) > 1 else vectors_of[piece]
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return pooled / np.where(norms == 0, 1, norms)
+
+
+def embed_documents(texts: list[str], *, encoder: Encoder | None = None, cache: EmbeddingCache | None = None,
+                    progress=None) -> np.ndarray:
+    """One vector per text, pooled over its passages; passages are embedded once and cached by hash.
+    `progress(n)` counts passages."""
+    encoder = encoder or get_encoder()
+    passage_lists = [passages(text) or [text] for text in texts]
+    unique = list(dict.fromkeys(piece for pieces in passage_lists for piece in pieces))
+    vectors = embed(unique, [content_hash(piece) for piece in unique], encoder=encoder, cache=cache, progress=progress)
+    return _pooled(passage_lists, dict(zip(unique, vectors)), encoder.dimension)
+
+
+def encode_query(text: str, encoder: Encoder | None = None) -> np.ndarray:
+    """The vector of a query, pooled like a document's (no cache: a query is rarely seen twice)."""
+    encoder = encoder or get_encoder()
+    pieces = passages(text) or [text]
+    return _pooled([pieces], dict(zip(pieces, encoder.encode(pieces))), encoder.dimension)[0]

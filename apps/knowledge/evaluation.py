@@ -14,11 +14,11 @@ import numpy as np
 
 from apps.incidents.importer import HistoryRow
 from apps.incidents.taxonomy import DEFAULT_CATEGORIES, canonical_slug
-from apps.knowledge.embedding import embed
+from apps.knowledge.embedding import embed_documents
 from apps.knowledge.index import Document, KnowledgeIndex, doc_id
 from apps.knowledge.indexing import incident_text
-from apps.knowledge.ranking import (TEMPERATURE, WEIGHTS, allowed_mask, category_prototypes, rank,
-                                    score_categories)
+from apps.knowledge.ranking import (TEMPERATURE, WEIGHTS, allowed_mask, category_history, category_prototypes,
+                                    rank, score_categories)
 from apps.knowledge.runbooks import RUNBOOK_DIR, parse_runbook
 from apps.knowledge.textproc import content_hash
 
@@ -84,9 +84,9 @@ def prepare(rows: list[HistoryRow], progress=None):
         incident_docs.append(Document(id=doc_id("incident", i + 1), kind="incident", ref=str(i), title=row.title,
                                       text=text, hash=content_hash(text), category=label))
     documents = incident_docs + _background_documents()
-    vectors = embed([d.text for d in documents], [d.hash for d in documents], progress=progress)
+    vectors = embed_documents([d.text for d in documents], progress=progress)
     queries = [incident_text(r.title, r.text, r.error_message) for r in rows]
-    query_vectors = embed(queries, [content_hash(q) for q in queries], progress=progress)
+    query_vectors = embed_documents(queries, progress=progress)
     index = KnowledgeIndex(directory=None)
     index.upsert(documents, vectors)
     return index, labels, queries, query_vectors
@@ -106,11 +106,12 @@ def evaluate(prepared, *, folds: int = 5, mode: str = "hybrid", seed: int = 13, 
         candidates = sorted({labels[i] for i in training})
         majority = Counter(labels[i] for i in training).most_common(1)[0][0]
         prototypes = category_prototypes(index, allowed) if mode != "lexical" else None
+        history = category_history(index, allowed)
         for i in sorted(held_out):
             vector = query_vectors[i] if mode != "lexical" else None
             ranked = rank(index, queries[i], vector, mode=mode, allowed=allowed)
-            scores = score_categories(index, ranked, vector, candidates, prototypes=prototypes, weights=weights,
-                                      temperature=temperature)
+            scores = score_categories(index, ranked, vector, candidates, prototypes=prototypes, history=history,
+                                      weights=weights, temperature=temperature)
             order = [s.category for s in scores]
             truth = labels[i]
             if truth in order:

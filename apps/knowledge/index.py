@@ -59,9 +59,10 @@ class KnowledgeIndex:
         self.lexical = None
         self._position: dict[int, int] = {}
         # Per-loaded-index caches of the suggestion code (category centroids, candidate labels).
-        self.cached_prototypes: dict | None = None
+        self.cached_prototypes: tuple | None = None
         self.cached_candidates: list[str] | None = None
         self.kinds = np.zeros(0, dtype=object)
+        self.positions_by_kind: dict[str, np.ndarray] = {}
         self.ids = np.zeros(0, dtype=np.int64)
         self.team_ids = np.zeros(0, dtype=np.int64)
         self.background_positions = np.zeros(0, dtype=np.int64)
@@ -94,6 +95,8 @@ class KnowledgeIndex:
         self._position = {doc.id: i for i, doc in enumerate(self.docs)}
         # Column views of the documents, so per-query filtering is vectorized.
         self.kinds = np.array([doc.kind for doc in self.docs], dtype=object)
+        # Comparing 100,000 Python strings costs milliseconds a query: positions are kept per kind.
+        self.positions_by_kind = {kind: np.flatnonzero(self.kinds == kind) for kind in KIND_CODES}
         self.ids = np.array([doc.id for doc in self.docs], dtype=np.int64)
         self.team_ids = np.array([-1 if doc.team_id is None else doc.team_id for doc in self.docs], dtype=np.int64)
         self.background_positions = np.flatnonzero(self.kinds != "incident")

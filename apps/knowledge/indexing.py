@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
-from apps.knowledge.embedding import embed, get_encoder
+from apps.knowledge.embedding import embed_documents, get_encoder
 from apps.knowledge.index import Document, IndexReader, KnowledgeIndex, doc_id, writing
 from apps.knowledge.models import IndexBuild, RunbookSection
 from apps.knowledge.textproc import content_hash, normalize_signature
@@ -31,9 +31,13 @@ def reader() -> IndexReader:
     return _reader
 
 
+# Long enough for a post-mortem of several pages; beyond it a text is usually logs.
+TEXT_LIMIT = 20_000
+
+
 def incident_text(title: str, text: str, error_message: str = "", root_cause: str = "") -> str:
     signature = normalize_signature(error_message) if error_message else ""
-    return "\n".join(p for p in (title, text[:1500], signature, root_cause[:500]) if p)
+    return "\n".join(p for p in (title, text[:TEXT_LIMIT], signature, root_cause[:TEXT_LIMIT // 4]) if p)
 
 
 def incident_document(incident: Incident) -> Document:
@@ -67,7 +71,7 @@ def _all_documents() -> list[Document]:
 
 
 def _embed(documents: list[Document], progress=None):
-    return embed([d.text for d in documents], [d.hash for d in documents], progress=progress)
+    return embed_documents([d.text for d in documents], progress=progress)
 
 
 def build_index(requested_by=None, progress=None) -> IndexBuild:

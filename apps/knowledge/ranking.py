@@ -8,9 +8,14 @@ Root-cause hypotheses score every candidate category from three kinds of evidenc
 failure can match a category even without a close neighbour:
   neighbours   the categories of the most similar resolved incidents, by fused rank, each
                weighted by operators' feedback (a confirmed root cause counts more);
+  prototype    similarity to the centroid of the category's past incidents (dense only);
   description  how well the failure matches the category's own description and the runbook
-               sections written for it;
-  prototype    similarity to the centroid of the category's past incidents (dense only).
+               sections written for it.
+Neighbours and prototypes work for any label a team uses. Descriptions exist only for the
+categories we ship or an admin described, so they count as a centred prior: above or below the
+average described category, zero for a label without one (an imported label is not penalised
+for lacking our prose), and fading as a category gathers its own resolved incidents, which say
+better than our prose how this team words it.
 The weighted sum becomes a distribution by a softmax whose temperature was fitted on the dev
 set (`manage.py knowledge_eval --fit`), so a confidence of 0.7 is right about 70% of the time.
 """
@@ -27,13 +32,17 @@ RRF_K = 60
 # evidence that embeddings blur: then the lexical ranking counts this much more in the fusion.
 CODE_MATCH_WEIGHT = 2.0
 MODES = ("dense", "lexical", "hybrid")
-# Fitted by 5-fold cross-validation on fixtures/incidents/dev_set.jsonl; see knowledge_eval.
-WEIGHTS = {"neighbours": 1.0, "description": 2.0, "prototype": 0.5}
-TEMPERATURE = 0.3
+# Chosen by 5-fold cross-validation on fixtures/incidents/dev_set.jsonl, also with its labels
+# renamed to ones we ship no description for (all of them, or half), so that the weights hold
+# for a team's own taxonomy and not only for ours; see knowledge_eval.
+WEIGHTS = {"neighbours": 1.0, "description": 2.0, "prototype": 1.0}
+TEMPERATURE = 0.2
 NEIGHBOURS = 15
 DENSE_SHARPNESS = 0.1  # cosine differences that matter between two categories
 LEXICAL_SHARPNESS = 0.1  # fraction of the best BM25 score
 EXACT_SEARCH_LIMIT = 20_000
+# A category's description counts as much as this many of its own resolved incidents.
+DESCRIPTION_PRIOR_INCIDENTS = 10.0
 
 
 @dataclass
@@ -67,7 +76,8 @@ def _rank_positions(scores: np.ndarray, positions: np.ndarray, limit: int, requi
 def allowed_mask(index: KnowledgeIndex, *, team_ids=None, excluded_ids=()) -> np.ndarray:
     """Documents a query may use: background knowledge, shared history, incidents of `team_ids`
     (None: every team), never `excluded_ids` (the incident itself, a held-out fold)."""
-    incidents = index.kinds == "incident"
+    incidents = np.zeros(len(index.docs), dtype=bool)
+    incidents[index.positions_by_kind.get("incident", [])] = True
     allowed = np.ones(len(index.docs), dtype=bool)
     if team_ids is not None:
         allowed &= ~incidents | (index.team_ids == -1) | np.isin(index.team_ids, list(team_ids))
@@ -84,7 +94,6 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
     docs = index.docs
     if not docs:
         return Ranked(by_kind={})
-    kinds = index.kinds
     if allowed is None:
         allowed = np.ones(len(docs), dtype=bool)
     dense = lexical = None
@@ -106,7 +115,8 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
             lexical_weight = CODE_MATCH_WEIGHT
     by_kind = {}
     for kind in ("incident", "runbook", "category"):
-        positions = np.flatnonzero((kinds == kind) & allowed)
+        positions = index.positions_by_kind.get(kind, np.zeros(0, dtype=np.int64))
+        positions = positions[allowed[positions]]
         fused: dict[int, float] = defaultdict(float)
         if dense is not None:
             for r, p in enumerate(_rank_positions(dense, positions, limit * 2, require_positive=False)):
@@ -171,8 +181,10 @@ def _normalized(values: dict[str, float]) -> dict[str, float]:
 
 def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.ndarray | None, candidates: list[str],
                      *, weights_by_doc: dict[int, float] | None = None, prototypes: dict[str, np.ndarray] | None = None,
-                     weights: dict[str, float] | None = None, temperature: float = TEMPERATURE) -> list[CategoryScore]:
-    """Candidate categories, most likely first, with confidences summing to 1."""
+                     history: dict[str, int] | None = None, weights: dict[str, float] | None = None,
+                     temperature: float = TEMPERATURE) -> list[CategoryScore]:
+    """Candidate categories, most likely first, with confidences summing to 1.
+    `history`: resolved incidents per category (see category_history), which fade descriptions."""
     weights = weights or WEIGHTS
     weights_by_doc = weights_by_doc or {}
     candidate_set = set(candidates)
@@ -187,7 +199,12 @@ def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nda
         neighbour_votes[doc.category] += weights_by_doc.get(doc.id, 1.0) / (hit.rank + 3)
         support[doc.category].append(hit.position)
 
-    description_votes = _description_evidence(index, ranked, candidate_set)
+    described = _description_evidence(index, ranked, candidate_set)
+    history = history or {}
+    description_votes = {
+        category: (value - 1.0 / len(described))
+        * DESCRIPTION_PRIOR_INCIDENTS / (DESCRIPTION_PRIOR_INCIDENTS + history.get(category, 0))
+        for category, value in described.items()}
 
     prototype_scores: dict[str, float] = {}
     if prototypes and query_vector is not None and ranked.dense is not None:
@@ -212,6 +229,15 @@ def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nda
         for s, p in zip(scores, probabilities):
             s.confidence = float(p)
     return scores
+
+
+def category_history(index: KnowledgeIndex, allowed: np.ndarray | None = None) -> dict[str, int]:
+    """How many resolved incidents of each category the index holds."""
+    counts: dict[str, int] = defaultdict(int)
+    for position in index.positions_by_kind.get("incident", []):
+        if allowed is None or allowed[position]:
+            counts[index.docs[position].category] += 1
+    return dict(counts)
 
 
 def category_prototypes(index: KnowledgeIndex, allowed: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -9,18 +9,26 @@ another weighs more among neighbours, one marked not helpful weighs less.
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.urls import NoReverseMatch, reverse
 
 from apps.accounts.access import visible_team_ids
 from apps.incidents.models import Incident, RootCauseCategory
-from apps.knowledge.embedding import get_encoder
+from apps.knowledge.embedding import encode_query
 from apps.knowledge.index import KnowledgeIndex, doc_id
 from apps.knowledge.indexing import incident_text, reader
 from apps.knowledge.models import Feedback, RunbookSection, TargetKind, Verdict
-from apps.knowledge.ranking import allowed_mask, category_prototypes, rank, score_categories
+from apps.knowledge.ranking import allowed_mask, category_history, category_prototypes, rank, score_categories
 from apps.knowledge.textproc import normalize_signature
 
+try:  # /metrics counts the queries served; knowledge works without the monitoring app
+    from apps.monitoring.counters import count_index_query
+except ImportError:  # pragma: no cover
+    def count_index_query() -> None:
+        pass
+
+# A query longer than this (a whole imported post-mortem) is cut: its first pages say enough.
+QUERY_LIMIT = 8000
 FEEDBACK_EFFECT = {Verdict.ROOT_CAUSE: 1.0, Verdict.HELPFUL: 0.25, Verdict.NOT_HELPFUL: -0.5}
 
 
@@ -92,10 +100,10 @@ def feedback_weights() -> dict[int, float]:
     return {key: min(4.0, max(0.2, value)) for key, value in weights.items()}
 
 
-def _prototypes(index: KnowledgeIndex) -> dict:
-    """Category centroids, computed once per loaded index (a reload is a new object)."""
+def _prototypes(index: KnowledgeIndex) -> tuple[dict, dict]:
+    """Category centroids and incident counts, computed once per loaded index (a reload is a new object)."""
     if index.cached_prototypes is None:
-        index.cached_prototypes = category_prototypes(index)
+        index.cached_prototypes = (category_prototypes(index), category_history(index))
     return index.cached_prototypes
 
 
@@ -109,15 +117,17 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     if not len(index):
         return Suggestions(index_ready=False)
     query = "\n".join(p for p in (text, normalize_signature(error_signature or "")) if p)
-    vector = get_encoder().encode([query[:4000]])[0]
+    vector = encode_query(query[:QUERY_LIMIT])
+    count_index_query()
     if user is not None:
         team_ids = visible_team_ids(user)
     excluded = {doc_id("incident", exclude_incident_id)} if exclude_incident_id else set()
     allowed = allowed_mask(index, team_ids=team_ids, excluded_ids=excluded)
-    ranked = rank(index, query, vector, mode="hybrid", allowed=allowed)
+    ranked = rank(index, query[:QUERY_LIMIT], vector, mode="hybrid", allowed=allowed)
     candidates = _candidates(index)
+    prototypes, history = _prototypes(index)
     scores = score_categories(index, ranked, vector, candidates, weights_by_doc=feedback_weights(),
-                              prototypes=_prototypes(index))
+                              prototypes=prototypes, history=history)
     names = dict(RootCauseCategory.objects.values_list("slug", "name"))
     section_by_category = _runbook_sections_by_category()
     hypotheses = []
@@ -188,3 +198,18 @@ def suggest_for_incident(incident: Incident, user=None, team_ids=None) -> Sugges
     text = incident_text(incident.title, incident.description or incident.log_tail[-1500:], incident.error_message)
     return suggest_for_failure(text, incident.error_signature or incident.error_message, user=user,
                                team_ids=team_ids, exclude_incident_id=incident.pk)
+
+
+def search_runbook_sections(query: str) -> list[RunbookSection]:
+    """Runbook sections for a search: hybrid retrieval when the index is built, else text match."""
+    index = reader().get()
+    if len(index):
+        ranked = rank(index, query, encode_query(query[:QUERY_LIMIT]), mode="hybrid", limit=40)
+        count_index_query()
+        ids = [int(index.docs[h.position].ref) for h in ranked.by_kind.get("runbook", [])]
+        found = RunbookSection.objects.select_related("runbook").in_bulk(ids)
+        return [found[i] for i in ids if i in found]
+    condition = Q()
+    for word in query.split():
+        condition &= Q(body__icontains=word) | Q(heading__icontains=word) | Q(runbook__title__icontains=word)
+    return list(RunbookSection.objects.filter(condition).select_related("runbook")[:200])

@@ -2,8 +2,11 @@
 
 Error text carries exact tokens (ORA-00060, HTTP 429, ECONNREFUSED, host names) that
 embeddings blur; the lexical side keeps them whole and also splits them into their parts.
+Prose (post-mortems imported from other tools) needs the opposite care: common English words
+are dropped and plurals folded, so "certificates expired" matches "certificate expiry" notes.
 `normalize_signature` removes what changes between two occurrences of the same failure
-(ids, timestamps, addresses, counters) so recurrences look alike.
+(ids, timestamps, addresses, counters) so recurrences look alike. `passages` cuts a long text
+into pieces the embedding model reads whole (all-MiniLM-L6-v2 stops at 256 word pieces).
 """
 
 import hashlib
@@ -22,8 +25,20 @@ _PARTS = re.compile(r"[a-z]+|\d+", re.I)
 STOPWORDS = frozenset(
     "a an and are as at be been but by for from had has have in into is it its of on or our that the their then "
     "there these this to was we were which while with will after before when during not no all also than so "
-    "because due out up over".split()
+    "because due out up over about again against am any being both can could did do does doing down each "
+    "few further he her here hers him his how i if me more most my myself nor off once only other ours "
+    "ourselves own same she should some such them themselves those through too under until us very what "
+    "where who whom why would you your yours just us may might must shall one two also however".split()
 )
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A passage in words: ~1.3 word pieces a word keeps it under the model's 256-piece limit.
+PASSAGE_WORDS = 160
+# Headings or lead-ins of the part of a post-mortem that says why it happened.
+_CAUSE_SECTION = re.compile(r"(^|\n)\s*(#+\s*)?(root[ -]?causes?|causes?|why it happened|what went wrong|analysis"
+                            r"|contributing factors?|diagnosis)\b", re.I)
+_CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
+# A blank line, or a line that starts a heading, a list item or a timeline entry.
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:#+\s|[-*]\s|\d{1,2}:\d{2}))")
 
 
 def normalize_signature(text: str) -> str:
@@ -37,6 +52,19 @@ def normalize_signature(text: str) -> str:
     return _SPACES.sub(" ", text).strip().lower()[:500]
 
 
+def fold_plural(word: str) -> str:
+    """Harman's S-stemmer: plural nouns and third-person verbs to their base (queries -> query)."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and not word.endswith(("eies", "aies")):
+        return word[:-3] + "y"
+    if word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
+        return word[:-1]
+    if word.endswith("s") and not word.endswith(("us", "ss")):
+        return word[:-1]
+    return word
+
+
 def lexical_tokens(text: str) -> list[str]:
     """Whole tokens (codes, hosts, exception names) plus their alphabetic and numeric parts."""
     tokens = []
@@ -44,11 +72,48 @@ def lexical_tokens(text: str) -> list[str]:
         token = token.strip(".:/-")
         if not token or token in STOPWORDS:
             continue
-        tokens.append(token)
+        tokens.append(fold_plural(token))
         parts = _PARTS.findall(token)
         if len(parts) > 1:
-            tokens.extend(p for p in parts if p not in STOPWORDS and (len(p) > 1 or p.isdigit()))
+            tokens.extend(fold_plural(p) for p in parts if p not in STOPWORDS and (len(p) > 1 or p.isdigit()))
     return tokens
+
+
+def passages(text: str, max_words: int = PASSAGE_WORDS) -> list[str]:
+    """`text` in order as pieces of at most `max_words` words: whole paragraphs packed together
+    while they fit (a section stays with its heading), a longer paragraph cut at sentences, a
+    longer sentence at words. A short text is one passage, unchanged."""
+    if len(text.split()) <= max_words:
+        return [text] if text.strip() else []
+    units = []  # (text, words): whole paragraphs, or the pieces of one too long to be a passage
+    for paragraph in filter(None, (p.strip() for p in _PARAGRAPH_BREAK.split(text))):
+        if len(paragraph.split()) <= max_words:
+            units.append(paragraph)
+            continue
+        for sentence in _SENTENCE_END.split(paragraph):
+            words = sentence.split()
+            units.extend(" ".join(words[i:i + max_words]) for i in range(0, len(words), max_words))
+    found, current, words = [], [], 0
+    for unit in units:
+        count = len(unit.split())
+        if current and words + count > max_words:
+            found.append("\n".join(current))
+            current, words = [], 0
+        current.append(unit)
+        words += count
+    if current:
+        found.append("\n".join(current))
+    return found
+
+
+def passage_weight(passage: str) -> float:
+    """How much a passage counts in its document's vector: the explanation of the cause more,
+    a timeline (clock times, one line each) less, since every incident's timeline looks alike."""
+    if _CAUSE_SECTION.search(passage):
+        return 2.0
+    if len(_CLOCK.findall(passage)) >= 3:
+        return 0.5
+    return 1.0
 
 
 def content_hash(text: str) -> str:

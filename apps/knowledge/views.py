@@ -5,7 +5,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -15,36 +14,19 @@ from apps.incidents.access import get_incident_for_user, may_triage
 from apps.knowledge import llm, services
 from apps.knowledge.embedding import MODEL_NAME, encoder_loaded
 from apps.knowledge.indexing import reader
-from apps.knowledge.models import EvaluationResult, Feedback, Runbook, RunbookSection, TargetKind
+from apps.knowledge.models import EvaluationResult, Feedback, Runbook, TargetKind
+from apps.knowledge.suggest import search_runbook_sections
 
 
 @login_required
 def runbook_list(request):
     query = request.GET.get("q", "").strip()
     if query:
-        sections = search_sections(query)
+        sections = search_runbook_sections(query)
         page = Paginator(sections, 20).get_page(request.GET.get("page"))
         return render(request, "knowledge/runbooks.html", {"query": query, "page": page, "searching": True})
     page = Paginator(Runbook.objects.all(), 30).get_page(request.GET.get("page"))
     return render(request, "knowledge/runbooks.html", {"query": "", "page": page, "searching": False})
-
-
-def search_sections(query: str) -> list[RunbookSection]:
-    """Runbook sections for a search: hybrid retrieval when the index is built, else text match."""
-    index = reader().get()
-    if len(index):
-        from apps.knowledge.embedding import get_encoder
-        from apps.knowledge.ranking import rank
-
-        ranked = rank(index, query, get_encoder().encode([query])[0], mode="hybrid", limit=40)
-        ids = [int(index.docs[h.position].ref) for h in ranked.by_kind.get("runbook", [])]
-        found = RunbookSection.objects.select_related("runbook").in_bulk(ids)
-        return [found[i] for i in ids if i in found]
-    words = query.split()
-    condition = Q()
-    for word in words:
-        condition &= Q(body__icontains=word) | Q(heading__icontains=word) | Q(runbook__title__icontains=word)
-    return list(RunbookSection.objects.filter(condition).select_related("runbook")[:200])
 
 
 @login_required

@@ -115,3 +115,17 @@ def test_runbooks_are_listed_searched_and_shown_with_section_anchors(client_for,
     runbook = Runbook.objects.get(path="lock-timeouts-deadlocks.md")
     detail = client.get(f"/knowledge/runbooks/{runbook.pk}/").content.decode()
     assert 'id="symptoms"' in detail and "ORA-00060" in detail
+
+
+def test_every_query_served_by_the_index_is_counted_for_metrics(history, viewer, fake_encoder, monkeypatch):
+    from apps.knowledge import suggest
+
+    counted = []
+    monkeypatch.setattr(suggest, "count_index_query", lambda: counted.append(1))
+    suggest_for_failure("No space left on device", user=viewer)
+    assert counted == []  # no index yet: nothing was served from it
+
+    indexing.build_index()
+    suggest_for_failure("No space left on device", user=viewer)
+    suggest.search_runbook_sections("disk full")
+    assert len(counted) == 2
