@@ -132,6 +132,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": env_float("FLOWDECK_BROKER_POLL_SECONDS", 0.01, minimum=0.001),
     }
 else:
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # kombu's Redis transport, surviving a Redis restart while steps run (see apps/broker.py).
+        CELERY_BROKER_TRANSPORT = "apps.broker:RedisTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 # State lives in the database; Celery results are never read.
 CELERY_TASK_IGNORE_RESULT = True

@@ -61,13 +61,42 @@ def _use_broker(tmp_path_factory) -> dict:
     return {}
 
 
-@pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker, tmp_path_factory):
+def start_worker(env: dict, logdir: Path, name: str) -> subprocess.Popen:
+    """A prefork worker (two children) with `env`, started and consuming, or the test fails."""
+    logfile = logdir / "worker.log"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "--pool=prefork", "--concurrency=2",
+         "-Q", ",".join(QUEUES), "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+         "--loglevel=INFO"],
+        cwd=ROOT, env=env, stdout=logfile.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while "ready." not in (logfile.read_text() if logfile.exists() else ""):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_worker(process)
+            pytest.fail(f"the Celery worker did not start:\n{logfile.read_text() if logfile.exists() else ''}")
+        time.sleep(0.2)
+    process.logfile = logfile
+    return process
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def worker_env(extra: dict) -> dict:
+    """The environment of a test worker: the test database, test step types, fast heartbeats."""
     from django.db import connection
 
-    env = {
+    return {
         **os.environ,
-        **_use_broker(tmp_path_factory),
+        **extra,
         "DATABASE_URL": database_url(connection.settings_dict),
         "FLOWDECK_TEST_STEP_TYPES": "1",
         "FLOWDECK_HEARTBEAT_SECONDS": "1",
@@ -75,26 +104,13 @@ def worker(django_db_setup, django_db_blocker, tmp_path_factory):
         "LOG_FORMAT": "console",
         "LOG_LEVEL": "INFO",  # the worker's "ready." line is how we know it consumes
     }
-    logfile = tmp_path_factory.mktemp("worker") / "worker.log"
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "--pool=prefork", "--concurrency=2",
-         "-Q", ",".join(QUEUES), "-n", f"e2e-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
-         "--loglevel=INFO"],
-        cwd=ROOT, env=env, stdout=logfile.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while "ready." not in (logfile.read_text() if logfile.exists() else ""):
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the Celery worker did not start:\n{logfile.read_text() if logfile.exists() else ''}")
-        time.sleep(0.2)
-    process.logfile = logfile
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    process = start_worker(worker_env(_use_broker(tmp_path_factory)), tmp_path_factory.mktemp("worker"), "e2e")
     yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    stop_worker(process)
 
 
 @pytest.fixture
