@@ -70,7 +70,8 @@ class KeyPaginator(Paginator):
         except PageNotAnInteger:
             return self.page(1)
         except EmptyPage:
-            # Past the end of an uncounted history: count it once to find the last page.
+            # Below 1 or past the end: the last page, as Paginator.get_page shows; finding it
+            # past the count cap takes one full count.
             self.count_cap = None
             for name in ("count", "num_pages"):
                 self.__dict__.pop(name, None)
