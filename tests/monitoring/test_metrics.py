@@ -72,8 +72,8 @@ def index_queries(text: str) -> float:
 
 @pytest.mark.django_db(transaction=True)
 def test_index_queries_counted_by_other_processes_show_in_one_scrape(scraped):
-    # The knowledge app does not call count_index_query yet (its call site is the knowledge
-    # helper's): this counts through the counter's own function, as every process will.
+    # Counts as every web and worker process does (test_index_query_metric.py goes through a real
+    # knowledge query).
     from django.db import connection
 
     from apps.monitoring.counters import count_index_query
