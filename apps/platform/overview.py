@@ -41,8 +41,9 @@ def home_panels(user, now=None) -> HomePanels:
 
     now = now or timezone.now()
     inbox = inbox_for(user)
+    runs = _runs(user)
     # Paused runs wait for a decision whatever their age; failures matter while they are recent.
-    attention = _runs(user).filter(Q(state=RunState.PAUSED)
+    attention = runs.filter(Q(state=RunState.PAUSED)
                                    | Q(state=RunState.FAILED, created_at__gte=now - RECENT_FAILURE_WINDOW))
     at_risk = scope_to_user(SlaStatus.objects.select_related("run", "run__workflow"), user) \
         .filter(state__in=[SlaState.AT_RISK, SlaState.BREACHED]).exclude(run__state__in=FINISHED_RUN_STATES)
@@ -54,7 +55,7 @@ def home_panels(user, now=None) -> HomePanels:
         approvals=approvals.object_list,
         attention=list(attention[:PANEL_SIZE]),
         at_risk=list(at_risk.order_by("deadline")[:PANEL_SIZE]),
-        recent_runs=list(_runs(user)[:PANEL_SIZE]),
+        recent_runs=list(runs[:PANEL_SIZE]),
     )
 
 
