@@ -208,6 +208,9 @@ FLOWDECK_HEARTBEAT_SECONDS = env_int("FLOWDECK_HEARTBEAT_SECONDS", 5, minimum=1)
 # An attempt whose heartbeat is older than this is presumed lost with its worker and requeued.
 FLOWDECK_STALE_AFTER_SECONDS = env_int("FLOWDECK_STALE_AFTER_SECONDS", 60, minimum=2)
 FLOWDECK_SWEEP_INTERVAL_SECONDS = env_int("FLOWDECK_SWEEP_INTERVAL_SECONDS", 30, minimum=1)
+# A worker runs the steps its own step made ready (same queue, no retry delay) itself, without a
+# broker round trip each, for up to this long per task; then it hands back to the broker (0: never).
+FLOWDECK_HANDOFF_SECONDS = env_float("FLOWDECK_HANDOFF_SECONDS", 30, minimum=0)
 FLOWDECK_STEP_LOG_MAX_LINES = env_int("FLOWDECK_STEP_LOG_MAX_LINES", 1000, minimum=10)
 # Registers the test.* step types (tests and benchmarks only).
 FLOWDECK_TEST_STEP_TYPES = env_bool("FLOWDECK_TEST_STEP_TYPES", False)

@@ -20,6 +20,7 @@ import os
 import random
 import socket
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import reduce
@@ -80,6 +81,7 @@ class ClaimedAttempt:
     idempotency_key: str
     timeout_seconds: int
     worker: str
+    queue: str = "steps"
 
 
 @dataclass
@@ -100,6 +102,27 @@ class AttemptOutcome:
     @property
     def failed(self) -> bool:
         return bool(self.error_type)
+
+
+@dataclass
+class Handoff:
+    """A finishing worker's offer to run one successor attempt itself instead of sending it
+    through the broker: the first attempt queued without delay on `queue` whose timeout fits in
+    `max_timeout`. The kept attempt is committed as queued like any other; if the worker dies
+    before claiming it, the sweeper re-sends it as it does for any lost message."""
+
+    queue: str
+    max_timeout: float
+    attempt_id: int | None = None
+
+    def take(self, attempt_id: int, queue: str, timeout: int, countdown: float) -> bool:
+        if self.attempt_id is None and not countdown and queue == self.queue and timeout <= self.max_timeout:
+            self.attempt_id = attempt_id
+            return True
+        return False
+
+
+_handoff: ContextVar[Handoff | None] = ContextVar("flowdeck_handoff", default=None)
 
 
 @dataclass
@@ -400,11 +423,18 @@ def _queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_na
 
 
 def _send_on_commit(attempt_id: int, queue: str, timeout: int, countdown: float = 0) -> None:
+    handoff = _handoff.get()
+    if handoff is not None and handoff.take(attempt_id, queue, timeout, countdown):
+        return
+
     def send():
         from apps.runs.tasks import run_attempt
 
+        # The worker enforces `timeout` itself (apps.runs.tasks); Celery's limits are the backstop
+        # and leave room for the successors the worker may keep (Handoff).
+        soft_limit = timeout + settings.FLOWDECK_HANDOFF_SECONDS
         run_attempt.apply_async(args=[attempt_id], queue=queue, countdown=countdown or None,
-                                soft_time_limit=timeout, time_limit=timeout + HARD_TIME_LIMIT_GRACE_SECONDS)
+                                soft_time_limit=soft_limit, time_limit=soft_limit + HARD_TIME_LIMIT_GRACE_SECONDS)
 
     transaction.on_commit(send)
 
@@ -497,10 +527,10 @@ def claim_attempt(attempt_id: int, worker: str) -> ClaimedAttempt | None:
     now = timezone.now()
     found = statements.claim(attempt_id, worker, now)
     if found is not None:
-        step_run_id, kind, number, step_type, params, idempotency_key, timeout, run_id, step_id = found
+        step_run_id, kind, number, step_type, params, idempotency_key, timeout, queue, run_id, step_id = found
         return ClaimedAttempt(attempt_id=attempt_id, step_run_id=step_run_id, run_id=run_id, step_id=step_id,
                               kind=kind, number=number, step_type=step_type, params=params,
-                              idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker)
+                              idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker, queue=queue)
     if not _take_over_from_dead_local_worker(attempt_id, worker, now):
         return None
     claimed = _claimed_from(StepAttempt.objects.select_related("step_run").get(pk=attempt_id))
@@ -541,9 +571,18 @@ def heartbeat(claimed: ClaimedAttempt, progress: dict | None = None) -> bool:
     return bool(alive)
 
 
-def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
+def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome, handoff: Handoff | None = None) -> bool:
     """Record how an attempt ended and move the run on. False when the result was discarded
-    because the attempt was no longer ours (cancelled, finished, or taken over after a crash)."""
+    because the attempt was no longer ours (cancelled, finished, or taken over after a crash).
+    With `handoff`, one successor this queues may be kept for the caller to run (see Handoff)."""
+    token = _handoff.set(handoff)
+    try:
+        return _finish_attempt(claimed, outcome)
+    finally:
+        _handoff.reset(token)
+
+
+def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
     now = timezone.now()
     with batched():
         # A step's success is recorded on its step run at once.
@@ -817,7 +856,7 @@ def _claimed_from(attempt: StepAttempt) -> ClaimedAttempt:
         attempt_id=attempt.pk, step_run_id=attempt.step_run_id, run_id=attempt.step_run.run_id,
         step_id=attempt.step_run.step_id, kind=attempt.kind, number=attempt.number, step_type=attempt.step_type,
         params=attempt.params, idempotency_key=attempt.idempotency_key, timeout_seconds=attempt.timeout_seconds,
-        worker=attempt.worker,
+        worker=attempt.worker, queue=attempt.queue,
     )
 
 

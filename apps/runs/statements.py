@@ -65,11 +65,11 @@ def _locked_run(sql: str, params: list, run_id: int) -> Run:
 def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
     """Compare-and-swap a queued attempt to running for `worker` and mark its step run running;
     returns (step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds,
-    run_id, step_id), or None when it was not queued."""
+    queue, run_id, step_id), or None when it was not queued."""
     started = _when(now)
     claim_sql = (f"UPDATE {ATTEMPT} SET state = %s, started_at = %s, heartbeat_at = %s, worker = %s, "
                  f"deliveries = deliveries + 1 WHERE id = %s AND state = %s "
-                 f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds")
+                 f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds, queue")
     claim_params = [AttemptState.RUNNING, started, started, worker, attempt_id, AttemptState.QUEUED]
     mark_params = [StepState.RUNNING, started, AttemptKind.STEP, StepState.QUEUED]
     with connection.cursor() as cursor:

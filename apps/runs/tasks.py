@@ -8,9 +8,11 @@ Messages are acked late and requeued if the worker dies, so a crash loses no att
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import traceback
+from contextlib import contextmanager, nullcontext
 
 import structlog
 from celery import shared_task
@@ -26,16 +28,58 @@ from apps.runs.context import AttemptContext, AttemptRevoked
 logger = get_logger("flowdeck.runs")
 
 
-@shared_task(name="flowdeck.runs.run_attempt", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_attempt(attempt_id: int) -> None:
-    claimed = engine.claim_attempt(attempt_id, engine.worker_identity())
-    if claimed is None:
-        return
-    with structlog.contextvars.bound_contextvars(run_id=claimed.run_id, step_id=claimed.step_id,
-                                                 attempt=claimed.number, attempt_kind=claimed.kind):
-        outcome = execute(claimed)
-        if outcome is not None and not engine.finish_attempt(claimed, outcome):
-            logger.info("attempt result discarded: it was cancelled or taken over")
+@shared_task(name="flowdeck.runs.run_attempt", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             bind=True)
+def run_attempt(self, attempt_id: int) -> None:
+    """Carry out the attempt, then each successor it made ready that this worker may keep (see
+    engine.Handoff): a chain of steps runs here without a broker round trip per step.
+
+    In a worker, each attempt's `timeout` is enforced here with a timer signal; Celery's own
+    limits on the task (the attempt's timeout plus FLOWDECK_HANDOFF_SECONDS) are the backstop
+    that also bounds how long this task may keep successors."""
+    started = time.monotonic()
+    soft_limit = (self.request.timelimit or (None, None))[1]
+    # Timer signals only reach the main thread; elsewhere (tests calling this directly) the
+    # step runs without a limit and nothing is kept.
+    in_worker = bool(soft_limit) and threading.current_thread() is threading.main_thread()
+    while attempt_id is not None:
+        claimed = engine.claim_attempt(attempt_id, engine.worker_identity())
+        if claimed is None:
+            return
+        handoff = _handoff(claimed, started, soft_limit) if in_worker else None
+        with structlog.contextvars.bound_contextvars(run_id=claimed.run_id, step_id=claimed.step_id,
+                                                     attempt=claimed.number, attempt_kind=claimed.kind):
+            with _time_limit(claimed.timeout_seconds) if in_worker else nullcontext():
+                outcome = execute(claimed)
+            if outcome is not None and not engine.finish_attempt(claimed, outcome, handoff):
+                logger.info("attempt result discarded: it was cancelled or taken over")
+                return
+        attempt_id = handoff.attempt_id if handoff is not None else None
+
+
+def _handoff(claimed: engine.ClaimedAttempt, started: float, soft_limit: float) -> engine.Handoff | None:
+    """What this task may keep after `claimed`: a successor whose timeout still fits in the
+    task's time limit, while the hand-off window lasts."""
+    elapsed = time.monotonic() - started
+    if elapsed >= settings.FLOWDECK_HANDOFF_SECONDS:
+        return None
+    return engine.Handoff(queue=claimed.queue, max_timeout=soft_limit - elapsed - 1)
+
+
+@contextmanager
+def _time_limit(seconds: int):
+    """Raise SoftTimeLimitExceeded in the step after `seconds`, as Celery's soft limit does."""
+
+    def expire(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @shared_task(name="flowdeck.runs.sweep_runs", ignore_result=True)
