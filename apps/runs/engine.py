@@ -106,20 +106,21 @@ class AttemptOutcome:
 
 @dataclass
 class Handoff:
-    """A finishing worker's offer to run one successor attempt itself instead of sending it
-    through the broker: the first attempt queued without delay on `queue` whose timeout fits in
-    `max_timeout`. The kept attempt is committed as queued like any other; if the worker dies
-    before claiming it, the sweeper re-sends it as it does for any lost message."""
+    """A finishing worker's offer to run one successor itself instead of sending it through the
+    broker: the first attempt made ready without delay on `queue` whose timeout fits in
+    `max_timeout` is created already claimed by `worker` (in the same transaction), and no
+    message is sent for it. If the worker dies, the attempt's heartbeat goes stale and the
+    sweeper requeues it, as for any worker lost mid-step."""
 
     queue: str
     max_timeout: float
-    attempt_id: int | None = None
+    worker: str
+    kept: ClaimedAttempt | None = None
 
-    def take(self, attempt_id: int, queue: str, timeout: int, countdown: float) -> bool:
-        if self.attempt_id is None and not countdown and queue == self.queue and timeout <= self.max_timeout:
-            self.attempt_id = attempt_id
-            return True
-        return False
+    def wants(self, queue: str, timeout: int, countdown: float) -> bool:
+        # Not from inside a savepoint (a signal receiver's): it could roll back while the run commits.
+        return (self.kept is None and not countdown and queue == self.queue and timeout <= self.max_timeout
+                and not transaction.get_connection().savepoint_ids)
 
 
 _handoff: ContextVar[Handoff | None] = ContextVar("flowdeck_handoff", default=None)
@@ -413,20 +414,25 @@ def _template_context(run: Run, plan: Plan, reads_steps: frozenset[str] | None) 
 def _queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_name: str, queue: str,
                    params: dict, timeout: int, countdown: float = 0) -> StepAttempt:
     now = timezone.now()
+    handoff = _handoff.get()
+    keep = handoff is not None and handoff.wants(queue, timeout, countdown)
     attempt = statements.queue_attempt(
         row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number, step_type=type_name, queue=queue,
-        params=params, timeout=timeout, now=now, not_before=now + timedelta(seconds=countdown))
+        params=params, timeout=timeout, now=now, not_before=now + timedelta(seconds=countdown),
+        claimed_by=handoff.worker if keep else "")
     if kind == AttemptKind.STEP:
-        row.state, row.attempt = StepState.QUEUED, number
-    _send_on_commit(attempt.pk, queue, timeout, countdown)
+        row.state, row.attempt = StepState.RUNNING if keep else StepState.QUEUED, number
+    if keep:
+        handoff.kept = ClaimedAttempt(
+            attempt_id=attempt.pk, step_run_id=row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number,
+            step_type=type_name, params=params, idempotency_key=attempt.idempotency_key, timeout_seconds=timeout,
+            worker=handoff.worker, queue=queue)
+    else:
+        _send_on_commit(attempt.pk, queue, timeout, countdown)
     return attempt
 
 
 def _send_on_commit(attempt_id: int, queue: str, timeout: int, countdown: float = 0) -> None:
-    handoff = _handoff.get()
-    if handoff is not None and handoff.take(attempt_id, queue, timeout, countdown):
-        return
-
     def send():
         from apps.runs.tasks import run_attempt
 

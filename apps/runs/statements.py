@@ -148,24 +148,33 @@ def load_steps(run_id: int, step_ids: Iterable[str]) -> dict[str, StepRun]:
 
 
 def queue_attempt(step_run_id: int, *, run_id: int, step_id: str, kind: str, number: int, step_type: str,
-                  queue: str, params: dict, timeout: int, now: datetime, not_before: datetime) -> StepAttempt:
-    """Insert a queued attempt; for a step attempt, also mark its step run queued at that number."""
+                  queue: str, params: dict, timeout: int, now: datetime, not_before: datetime,
+                  claimed_by: str = "") -> StepAttempt:
+    """Insert a queued attempt (or, `claimed_by` a worker, one already running there); for a step
+    attempt, also mark its step run queued (or running) at that number."""
     suffix = f"{number}" if kind == AttemptKind.STEP else f"compensate:{number}"
     attempt = StepAttempt(
         step_run_id=step_run_id, kind=kind, number=number, idempotency_key=f"{run_id}:{step_id}:{suffix}",
         step_type=step_type, queue=queue, params=params, timeout_seconds=timeout, queued_at=now,
-        not_before=not_before,
+        not_before=not_before, state=AttemptState.RUNNING if claimed_by else AttemptState.QUEUED,
+        worker=claimed_by, deliveries=1 if claimed_by else 0, started_at=now if claimed_by else None,
+        heartbeat_at=now if claimed_by else None,
     )
     columns = ("step_run_id", "kind", "number", "idempotency_key", "step_type", "queue", "params", "timeout_seconds",
-               "state", "queued_at", "not_before", "deliveries", "worker", "output_artifact", "error_type",
-               "error_message", "error_signature", "records_in", "records_out", "records_rejected",
-               "log_lines_dropped")
+               "state", "queued_at", "not_before", "deliveries", "worker", "started_at", "heartbeat_at",
+               "output_artifact", "error_type", "error_message", "error_signature", "records_in", "records_out",
+               "records_rejected", "log_lines_dropped")
     values = [step_run_id, kind, number, attempt.idempotency_key, step_type, queue, _json(StepAttempt, "params", params),
-              timeout, AttemptState.QUEUED, _when(now), _when(not_before), 0, "", "", "", "", "", 0, 0, 0, 0]
+              timeout, attempt.state, _when(now), _when(not_before), attempt.deliveries, claimed_by,
+              _when(attempt.started_at), _when(attempt.heartbeat_at), "", "", "", "", 0, 0, 0, 0]
     insert_sql = (f"INSERT INTO {ATTEMPT} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
                   f"RETURNING id")
-    mark_sql = f"UPDATE {STEP} SET state = %s, attempt = %s WHERE id = %s"
-    mark_params = [StepState.QUEUED, number, step_run_id]
+    if claimed_by:
+        mark_sql = f"UPDATE {STEP} SET state = %s, attempt = %s, started_at = COALESCE(started_at, %s) WHERE id = %s"
+        mark_params = [StepState.RUNNING, number, _when(now), step_run_id]
+    else:
+        mark_sql = f"UPDATE {STEP} SET state = %s, attempt = %s WHERE id = %s"
+        mark_params = [StepState.QUEUED, number, step_run_id]
     with connection.cursor() as cursor:
         if kind == AttemptKind.STEP and _combined():
             cursor.execute(f"WITH marked AS ({mark_sql}) {insert_sql}", mark_params + values)

@@ -42,10 +42,8 @@ def run_attempt(self, attempt_id: int) -> None:
     # Timer signals only reach the main thread; elsewhere (tests calling this directly) the
     # step runs without a limit and nothing is kept.
     in_worker = bool(soft_limit) and threading.current_thread() is threading.main_thread()
-    while attempt_id is not None:
-        claimed = engine.claim_attempt(attempt_id, engine.worker_identity())
-        if claimed is None:
-            return
+    claimed = engine.claim_attempt(attempt_id, engine.worker_identity())
+    while claimed is not None:
         handoff = _handoff(claimed, started, soft_limit) if in_worker else None
         with structlog.contextvars.bound_contextvars(run_id=claimed.run_id, step_id=claimed.step_id,
                                                      attempt=claimed.number, attempt_kind=claimed.kind):
@@ -54,7 +52,7 @@ def run_attempt(self, attempt_id: int) -> None:
             if outcome is not None and not engine.finish_attempt(claimed, outcome, handoff):
                 logger.info("attempt result discarded: it was cancelled or taken over")
                 return
-        attempt_id = handoff.attempt_id if handoff is not None else None
+        claimed = handoff.kept if handoff is not None else None
 
 
 def _handoff(claimed: engine.ClaimedAttempt, started: float, soft_limit: float) -> engine.Handoff | None:
@@ -63,7 +61,7 @@ def _handoff(claimed: engine.ClaimedAttempt, started: float, soft_limit: float) 
     elapsed = time.monotonic() - started
     if elapsed >= settings.FLOWDECK_HANDOFF_SECONDS:
         return None
-    return engine.Handoff(queue=claimed.queue, max_timeout=soft_limit - elapsed - 1)
+    return engine.Handoff(queue=claimed.queue, max_timeout=soft_limit - elapsed - 1, worker=claimed.worker)
 
 
 @contextmanager
