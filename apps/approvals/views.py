@@ -8,7 +8,6 @@ domain function and renders; htmx requests get the page's fragment.
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -23,6 +22,8 @@ from apps.pagination import KeyPaginator
 PAGE_SIZE = 25
 # Refresh the inbox this often; it pauses while a request is open for reading.
 POLL_SECONDS = 10
+# The history, which only grows, counts at most this many requests; past it pages read "of many".
+HISTORY_COUNT_CAP = 1000
 # What an inbox row shows, loaded by key once the page's keys are known: the inbox's filters
 # with all these joins took PostgreSQL longer to plan than to run.
 INBOX_ROWS = ApprovalRequest.objects.select_related("run__workflow", "step_run", "team", "group")
@@ -57,7 +58,8 @@ def history(request):
     if state in RequestState.values:
         requests = requests.filter(state=state)
     filters["state"] = state
-    page = Paginator(requests.prefetch_related("decisions__person"), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = KeyPaginator(requests.prefetch_related("decisions__person"), PAGE_SIZE, count_cap=HISTORY_COUNT_CAP) \
+        .get_page(request.GET.get("page"))
     return render(request, "approvals/history.html", {
         "page": page, "filters": filters, "kinds": RequestKind.choices, "teams": visible_teams(request.user),
         "states": [choice for choice in RequestState.choices if choice[0] != RequestState.PENDING],

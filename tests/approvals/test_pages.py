@@ -133,6 +133,21 @@ def test_history_keeps_decided_requests(waiting_gate, approver, client_for):
     assert f"#{request.pk}" in page.content.decode()
 
 
+def test_history_pages_latest_first_past_its_count_cap(waiting_gate, approver, client_for, monkeypatch):
+    from apps.approvals import services
+
+    monkeypatch.setattr("apps.approvals.views.PAGE_SIZE", 1)
+    monkeypatch.setattr("apps.approvals.views.HISTORY_COUNT_CAP", 1)
+    first, second = waiting_gate(), waiting_gate(name="payroll-2")
+    services.decide_gate(approver, first, "reject", "first decided")
+    services.decide_gate(approver, second, "reject", "second decided")
+    client = client_for(approver)
+    latest = client.get("/approvals/history/").content.decode()
+    assert "Page 1 of many" in latest and "second decided" in latest and "first decided" not in latest
+    older = client.get("/approvals/history/?page=2").content.decode()
+    assert "first decided" in older and "Previous" in older and "Next" not in older
+
+
 def test_api_lists_and_decides(waiting_gate, approver, second_approver, api_for):
     request = waiting_gate(quorum=2)
     api = api_for(approver)
