@@ -48,6 +48,8 @@ HARD_TIME_LIMIT_GRACE_SECONDS = 5
 # Step states that still need work; FAILED is open too while it blocks the run (pause).
 OPEN_STEP_STATES = (StepState.PENDING, StepState.WAITING_APPROVAL, StepState.QUEUED, StepState.RUNNING)
 BUSY_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
+# States in which a step may no longer hold back what needs it (FAILED only with on_failure: continue).
+SETTLED_IF_ALLOWED = (StepState.SUCCEEDED, StepState.SKIPPED, StepState.FAILED)
 # Runs that may start new steps.
 ADVANCING_RUN_STATES = (RunState.RUNNING, RunState.WAITING)
 RETRYING_RUN_STATES = (RunState.RUNNING, RunState.WAITING, RunState.PAUSED)
@@ -331,10 +333,9 @@ def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun
         return None
     all_in_hand = len(in_hand) == len(step.needs)
     if not all_in_hand:
-        needs = _need_rows(run, step)
-        if needs.exclude(state__in=(StepState.SUCCEEDED, StepState.SKIPPED, StepState.FAILED)).exists():
+        if statements.any_step_open(run.pk, step.needs_at, SETTLED_IF_ALLOWED):
             return None
-        failed = needs.filter(state=StepState.FAILED).values_list("step_id", flat=True)
+        failed = _need_rows(run, step).filter(state=StepState.FAILED).values_list("step_id", flat=True)
         if not all(_settled(plan, need, StepState.FAILED) for need in failed):
             return None
     if not step.needs or any(state != StepState.SKIPPED or reason == SkipReason.OPERATOR
@@ -598,7 +599,8 @@ def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
             output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
             error_message=outcome.error_message,
             error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
-            duration_ms=outcome.duration_ms, records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
+            duration_ms=outcome.duration_ms,
+            records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
             log_lines_dropped=outcome.log_lines_dropped,
             succeeded_step_run_id=claimed.step_run_id if succeeded else None)
         if not ours:

@@ -90,7 +90,8 @@ def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
             found = (*found, *cursor.fetchone())
             if found[1] == AttemptKind.STEP:
                 cursor.execute(f"UPDATE {STEP} SET state = %s, started_at = COALESCE(started_at, %s) "
-                               f"WHERE id = %s AND state = %s", [StepState.RUNNING, started, found[0], StepState.QUEUED])
+                               f"WHERE id = %s AND state = %s",
+                               [StepState.RUNNING, started, found[0], StepState.QUEUED])
     if found is None:
         return None
     params = StepAttempt._meta.get_field("params").from_db_value(found[4], None, connection)
@@ -136,6 +137,19 @@ def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, now: dat
     return run, True
 
 
+def any_step_open(run_id: int, position_spans: Iterable[tuple[int, int]], settled_states: Iterable[str]) -> bool:
+    """Whether a step of the run at one of the positions (inclusive spans) is in none of
+    `settled_states`: the fan-in's question at each of its needs' ends."""
+    spans = list(position_spans)
+    settled = list(settled_states)
+    where = " OR ".join(["position BETWEEN %s AND %s"] * len(spans))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {STEP} WHERE run_id = %s AND ({where}) "
+                       f"AND state NOT IN ({', '.join(['%s'] * len(settled))}) LIMIT 1",
+                       [run_id, *(bound for span in spans for bound in span), *settled])
+        return cursor.fetchone() is not None
+
+
 def load_steps(run_id: int, step_ids: Iterable[str]) -> dict[str, StepRun]:
     """The step runs of `step_ids` (the columns the engine decides with; the rest load on use)."""
     step_ids = list(step_ids)
@@ -164,7 +178,8 @@ def queue_attempt(step_run_id: int, *, run_id: int, step_id: str, kind: str, num
                "state", "queued_at", "not_before", "deliveries", "worker", "started_at", "heartbeat_at",
                "output_artifact", "error_type", "error_message", "error_signature", "records_in", "records_out",
                "records_rejected", "log_lines_dropped")
-    values = [step_run_id, kind, number, attempt.idempotency_key, step_type, queue, _json(StepAttempt, "params", params),
+    values = [step_run_id, kind, number, attempt.idempotency_key, step_type, queue,
+              _json(StepAttempt, "params", params),
               timeout, attempt.state, _when(now), _when(not_before), attempt.deliveries, claimed_by,
               _when(attempt.started_at), _when(attempt.heartbeat_at), "", "", "", "", 0, 0, 0, 0]
     insert_sql = (f"INSERT INTO {ATTEMPT} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
