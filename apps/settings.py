@@ -255,6 +255,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models name a field "state" or "verdict" with different choices: name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": "apps.runs.models.RunState",
+        "StepStateEnum": "apps.runs.models.StepState",
+        "AttemptStateEnum": "apps.runs.models.AttemptState",
+        "ApprovalRequestStateEnum": "apps.approvals.models.RequestState",
+        "ApprovalVerdictEnum": "apps.approvals.models.Verdict",
+        "SuggestionVerdictEnum": "apps.knowledge.models.Verdict",
+        "AlertStateEnum": "apps.monitoring.models.AlertState",
+        "SlaStateEnum": "apps.monitoring.models.SlaState",
+        "BatchStateEnum": "apps.triggers.models.BatchState",
+        "DeadLetterStateEnum": "apps.triggers.models.DeadLetterState",
+    },
 }
 
 # --- Logging: structured JSON lines through structlog. ---
