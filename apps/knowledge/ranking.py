@@ -41,6 +41,7 @@ NEIGHBOURS = 15
 DENSE_SHARPNESS = 0.1  # cosine differences that matter between two categories
 LEXICAL_SHARPNESS = 0.1  # fraction of the best BM25 score
 EXACT_SEARCH_LIMIT = 20_000
+DENSE_CANDIDATES = 400  # taken from the approximate index above EXACT_SEARCH_LIMIT documents
 # A category's description counts as much as this many of its own resolved incidents.
 DESCRIPTION_PRIOR_INCIDENTS = 10.0
 
@@ -102,7 +103,7 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
             dense = index.vectors @ query_vector
         else:
             dense = np.full(len(docs), -1.0, dtype=np.float32)
-            for position, score in index.dense_search(query_vector, 400):
+            for position, score in index.dense_search(query_vector, DENSE_CANDIDATES):
                 dense[position] = score
             # Small kinds (categories, runbooks) are always scored exactly: the approximate
             # search over a large incident set could otherwise leave them out.
