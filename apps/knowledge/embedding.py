@@ -51,7 +51,7 @@ class SentenceTransformerEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         # A query uses a second core only when the host has one to spare (a 60-token query takes
-        # ~45 ms on one core here, ~30 ms on two); on busy CPUs intra-op threads only spin-wait
+        # ~50 ms on one core here, ~40 ms on two); on busy CPUs intra-op threads only spin-wait
         # (p95 of 400 ms against 45 ms on a loaded 2-CPU host). Batches use every thread.
         threads = self.batch_threads
         if len(texts) <= QUERY_BATCH and os.getloadavg()[0] > self.batch_threads - 0.5:  # counts this process too

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         changed, removed = sync_runbooks()
         self.stdout.write(f"Runbooks: {len(changed)} changed, {len(removed)} sections removed.")
-        with tqdm(desc="Embedding", unit="doc", file=self.stderr._out) as bar:
+        with tqdm(desc="Embedding", unit="passage", file=self.stderr._out) as bar:
             build = build_index(progress=bar.update)
         self.stdout.write(self.style.SUCCESS(
             f"Index built: {build.documents} documents with {build.model} "
