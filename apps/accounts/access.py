@@ -22,13 +22,37 @@ IMPLIED_ROLES = {
 }
 
 
+def roles_by_team(user) -> dict[int, set[str]]:
+    """The roles `user` holds, by team id: read once per user object. A request's user is loaded
+    for that request, so a page asks the database once however many checks it makes; code that
+    changes memberships and keeps using the same object calls `forget_roles`."""
+    try:
+        return user._roles_by_team
+    except AttributeError:
+        pass
+    roles: dict[int, set[str]] = {}
+    # No ordering: Membership's default one joins user and team for nothing here.
+    for team_id, role in Membership.objects.filter(user=user).order_by().values_list("team_id", "role"):
+        roles.setdefault(team_id, set()).add(role)
+    user._roles_by_team = roles
+    return roles
+
+
+def forget_roles(user) -> None:
+    """Drop what `roles_by_team` read for `user`, after its memberships changed."""
+    try:
+        del user._roles_by_team
+    except AttributeError:
+        pass
+
+
 def visible_team_ids(user) -> set[int] | None:
     """Ids of the teams `user` may see; None means all (platform admin)."""
     if not user.is_authenticated:
         return set()
     if user.is_platform_admin:
         return None
-    return set(Membership.objects.filter(user=user).values_list("team_id", flat=True))
+    return set(roles_by_team(user))
 
 
 def team_ids_with_role(user, role: str) -> set[int] | None:
@@ -37,8 +61,8 @@ def team_ids_with_role(user, role: str) -> set[int] | None:
         return set()
     if user.is_platform_admin:
         return None
-    roles = IMPLIED_ROLES[Role(role)]
-    return set(Membership.objects.filter(user=user, role__in=roles).values_list("team_id", flat=True))
+    implied = IMPLIED_ROLES[Role(role)]
+    return {team_id for team_id, roles in roles_by_team(user).items() if roles & implied}
 
 
 def has_role(user, team: Team | int, role: str) -> bool:

@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.access import forget_roles
 from apps.accounts.models import ApiToken, ApproverGroup, Membership, Team, User
 from apps.audit.log import record
 
@@ -22,6 +23,7 @@ def create_team(actor, *, slug: str, name: str, description: str = "") -> Team:
 @transaction.atomic
 def grant_role(actor, *, user: User, team: Team, role: str) -> Membership:
     membership, created = Membership.objects.get_or_create(user=user, team=team, role=role)
+    forget_roles(user)
     if created:
         record(actor, "membership.granted", membership, team=team, after={"user": user.username, "role": role})
     return membership
@@ -30,6 +32,7 @@ def grant_role(actor, *, user: User, team: Team, role: str) -> Membership:
 @transaction.atomic
 def revoke_role(actor, *, user: User, team: Team, role: str) -> None:
     deleted, _ = Membership.objects.filter(user=user, team=team, role=role).delete()
+    forget_roles(user)
     if deleted:
         record(actor, "membership.revoked", object_type="accounts.membership", object_id=f"{user.pk}:{team.pk}",
                team=team, before={"user": user.username, "role": role})

@@ -44,3 +44,24 @@ def test_author_may_also_operate_but_not_approve(team, author):
 def test_garbage_primary_key_is_a_404_not_a_crash(billing_workflow, author):
     with pytest.raises(Http404):
         get_for_user(Workflow.objects.all(), author, "not-a-number")
+
+
+def test_a_page_reads_the_persons_memberships_once(client_for, author, team):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client_for(author).get("/runs/").status_code == 200
+    membership_reads = [query["sql"] for query in queries if 'FROM "accounts_membership"' in query["sql"]]
+    assert len(membership_reads) == 1
+    assert "JOIN" not in membership_reads[0]  # no ordering by team and user names
+
+
+def test_a_role_granted_or_revoked_is_seen_by_the_same_user_object(team, other_team, author, platform_admin):
+    from apps.accounts.services import grant_role, revoke_role
+
+    assert not has_role(author, other_team, "operator")
+    grant_role(platform_admin, user=author, team=other_team, role="operator")
+    assert has_role(author, other_team, "operator") and visible_team_ids(author) == {team.pk, other_team.pk}
+    revoke_role(platform_admin, user=author, team=other_team, role="operator")
+    assert not has_role(author, other_team, "operator") and visible_team_ids(author) == {team.pk}
