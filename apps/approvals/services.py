@@ -249,6 +249,9 @@ def _record_decision(actor, request: ApprovalRequest, verdict: str, **fields) ->
             decision = Decision.objects.create(request=request, person=actor, verdict=verdict, **fields)
     except IntegrityError:
         raise DecisionConflict("You already decided on this request.") from None
+    from apps.approvals.context_processors import forget_badge  # it imports this module
+
+    forget_badge(actor)  # the decider's inbox changed: their own badge must not lag behind it
     record(actor, f"approval.decision.{verdict}", request, team=request.team, after={
         "request": request.pk, "kind": request.kind, "run": request.run_id, "step": request.step_run.step_id,
         "verdict": verdict, **{key: value for key, value in fields.items() if value not in (None, "", False)},

@@ -1,6 +1,7 @@
 """The inbox, a request's page, in-place and bulk decisions, the history, and the same through the API."""
 
 import pytest
+from django.core.cache import cache
 
 from apps.approvals.context_processors import inbox_count
 from apps.approvals.models import ApprovalRequest, RequestState
@@ -44,6 +45,7 @@ def test_outsider_gets_404_on_a_request_of_another_team(waiting_gate, outsider, 
 
 
 def test_inbox_count_badge(waiting_gate, approver, operator, rf):
+    cache.clear()
     waiting_gate()
     waiting_gate(name="payroll-2")
     request = rf.get("/")
@@ -51,6 +53,22 @@ def test_inbox_count_badge(waiting_gate, approver, operator, rf):
     assert inbox_count(request) == {"approvals_inbox_count": 2}
     request.user = operator
     assert inbox_count(request) == {"approvals_inbox_count": 0}
+
+
+def test_badge_may_lag_briefly_but_the_inbox_and_the_persons_own_decision_do_not(waiting_gate, approver,
+                                                                                 client_for):
+    cache.clear()
+    first, _ = waiting_gate(), waiting_gate(name="payroll-2")
+    client = client_for(approver)
+    assert 'aria-label="2 waiting for you"' in client.get("/runs/").text
+    client.post(f"/approvals/{first.pk}/decide/", {"verdict": "approve"})
+    assert 'aria-label="1 waiting for you"' in client.get("/runs/").text
+    waiting_gate(name="payroll-3")
+    # Others' requests reach the badge within a few seconds; the inbox itself counts now.
+    inbox = client.get("/approvals/").text
+    assert 'aria-label="1 waiting for you"' in inbox and "2 requests waiting for you" in inbox
+    cache.clear()  # as when those seconds have passed
+    assert 'aria-label="2 waiting for you"' in client.get("/runs/").text
 
 
 def test_htmx_poll_returns_only_the_list(waiting_gate, approver, client_for):
