@@ -71,7 +71,10 @@ def runs_for(user, filters: dict) -> tuple[QuerySet, dict]:
 
 
 def get_run_for_user(user, pk, *, role: str | None = None) -> Run:
-    return get_for_user(Run.objects.select_related("workflow", "team", "version", "started_by", "rerun_of"),
+    # The run's pages show the version's number, not its YAML or spec (the plan is cached by
+    # version), and link a re-run's original by its id alone.
+    return get_for_user(Run.objects.select_related("workflow", "team", "version", "started_by")
+                        .defer("trigger_detail", "version__source", "version__spec", "version__message"),
                         user, pk, role=role)
 
 

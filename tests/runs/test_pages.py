@@ -56,6 +56,13 @@ def test_run_list_filters_by_state_workflow_trigger_and_dates(client_for, paused
     assert "No run matches these filters" in nothing
 
 
+def test_run_list_names_states_and_triggers_and_keeps_the_chosen_workflow(client_for, paused_run, viewer):
+    page = client_for(viewer).get(reverse("runs:list"), {"workflow": paused_run.workflow_id}).text
+    assert '<span class="badge state-paused">Paused (failed, waiting for a decision)</span>' in page
+    assert "<td>Manual</td>" in page
+    assert f'<option value="{paused_run.workflow_id}" selected>billing/billing-close</option>' in page
+
+
 def test_run_list_is_paginated(client_for, team, operator, viewer):
     version = make_version(team, [step("only")], name="many")
     for _ in range(27):
@@ -95,6 +102,18 @@ def test_run_detail_shows_graph_steps_attempts_and_summary(client_for, paused_ru
     assert "Timeline of attempts" in page.text and "failed on purpose" in page.text
     # Viewers see, but get no action buttons.
     assert "Cancel run" not in page.text
+
+
+def test_run_detail_names_states_and_version_without_reading_the_versions_yaml(client_for, paused_run, viewer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client_for(viewer).get(reverse("runs:detail", args=[paused_run.pk]))
+    assert f'v{paused_run.version.number}</a>' in page.text
+    assert '<span class="badge state-paused">Paused (failed, waiting for a decision)</span>' in page.text
+    assert '<span class="badge state-failed">Failed</span>' in page.text and "Manual" in page.text
+    assert not any('"workflows_workflowversion"."source"' in query["sql"] for query in queries)
 
 
 def test_run_detail_polls_while_unfinished_and_stops_when_finished(client_for, paused_run, operator):
