@@ -27,7 +27,9 @@ def home(request):
 
     return render(request, "accounts/home.html", {
         "panels": home_panels(request.user),
-        "memberships": Membership.objects.filter(user=request.user).select_related("team"),
+        # Ordered here: Membership's default order joins the user too.
+        "memberships": Membership.objects.filter(user=request.user).select_related("team")
+        .order_by("team__name", "role"),
     })
 
 
