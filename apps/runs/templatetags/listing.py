@@ -5,11 +5,16 @@ the same text as Django's own, with less work per row.
   every call, which was a tenth of the runs list's rendering; here it is built once per field.
 - `{{ choices|options }}` renders (value, label, selected) tuples as `<option>`s: looped in the
   template, a filter with hundreds of workflows cost more than the page's table.
+- `{% key_url "runs:step" run.pk row.step_id %}` is `{% url %}` for a link per row whose arguments
+  are ids and step ids: the route is reversed once with markers, then filled in (reversing took
+  0.1 ms a link, a tenth of a page of 25 rows).
 """
 
+import re
 from functools import cache
 
 from django import template
+from django.urls import get_script_prefix, reverse
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
@@ -36,3 +41,28 @@ def options(choices) -> str:
         f'<option value="{escape(value)}"{" selected" if selected else ""}>{escape(text)}</option>'
         for value, text, selected in choices
     ))
+
+
+# Arguments that read the same in a URL as they are (ids, step ids); anything else is reversed.
+PLAIN_ARGUMENT = re.compile(r"[A-Za-z0-9_-]+")
+MARKER = "7306192841{}"  # digits, so the markers also fit `<int:...>` routes
+
+
+@cache
+def _route_pieces(name: str, arguments: int, script_prefix: str) -> tuple[str, ...]:
+    """The URL of route `name` split around its arguments: ("/runs/", "/steps/", "/")."""
+    markers = [MARKER.format(number) for number in range(arguments)]
+    url, pieces = reverse(name, args=markers), []
+    for marker in markers:
+        before, url = url.split(marker, 1)
+        pieces.append(before)
+    return (*pieces, url)
+
+
+@register.simple_tag
+def key_url(name: str, *arguments) -> str:
+    texts = [str(argument) for argument in arguments]
+    if not all(PLAIN_ARGUMENT.fullmatch(text) for text in texts):
+        return reverse(name, args=arguments)
+    pieces = _route_pieces(name, len(texts), get_script_prefix())
+    return "".join(piece + text for piece, text in zip(pieces, texts)) + pieces[-1]

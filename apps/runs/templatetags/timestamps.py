@@ -7,7 +7,7 @@ used twice per timestamp, were a quarter of the runs list's rendering time.
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -17,5 +17,6 @@ def relative_time(value) -> str:
     if value is None:
         return ""
     local = timezone.localtime(value)
-    return format_html('<time class="relative" datetime="{}">{} {}</time>', local.isoformat(), local.day,
-                       local.strftime("%b %Y, %H:%M"))
+    # Digits, a month's abbreviation and "+-:T" only: nothing to escape (format_html cost a third).
+    return mark_safe(f'<time class="relative" datetime="{local.isoformat()}">{local.day} '
+                     f'{local.strftime("%b %Y, %H:%M")}</time>')
