@@ -20,12 +20,8 @@ from apps.knowledge.indexing import incident_text, reader
 from apps.knowledge.models import Feedback, RunbookSection, TargetKind, Verdict
 from apps.knowledge.ranking import allowed_mask, category_history, category_prototypes, rank, score_categories
 from apps.knowledge.textproc import normalize_signature
+from apps.monitoring.counters import count_index_query  # /metrics counts the queries served
 
-try:  # /metrics counts the queries served; knowledge works without the monitoring app
-    from apps.monitoring.counters import count_index_query
-except ImportError:  # pragma: no cover
-    def count_index_query() -> None:
-        pass
 
 # A query longer than this (a whole imported post-mortem) is cut: its first pages say enough.
 QUERY_LIMIT = 8000
