@@ -44,3 +44,24 @@ def test_api_docs_and_schema_are_served_without_a_cdn(author, client_for):
     schema = client.get(reverse("api-schema"))
     assert schema.status_code == 200
     assert b"/api/v1/me" in schema.content
+
+
+def test_home_lists_unfinished_runs_whose_sla_is_at_risk(team, operator, client_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.monitoring.models import SlaState, SlaStatus
+    from apps.runs import engine, testing_steps  # noqa: F401  (registers the test.* step types)
+    from apps.runs.models import Run, RunState
+    from tests.runs.factories import make_version, step
+
+    late, done = (engine.start_run(operator, make_version(team, [step("only")], name=name))
+                  for name in ("late-close", "done-close"))
+    Run.objects.filter(pk=done.pk).update(state=RunState.SUCCEEDED)
+    soon = timezone.now() + timedelta(minutes=20)
+    for run in (late, done):
+        SlaStatus.objects.create(run=run, team=team, state=SlaState.AT_RISK, deadline=soon)
+    attention = client_for(operator).get(reverse("home")).text.split('id="attention-h"')[1].split("</section>")[0]
+    assert f"#{late.pk} late-close" in attention and "SLA at risk" in attention
+    assert "done-close" not in attention
