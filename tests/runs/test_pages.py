@@ -73,6 +73,28 @@ def test_run_list_is_paginated(client_for, team, operator, viewer):
     assert "Page 2 of 2" in client.get(reverse("runs:list"), {"page": 2}).text
 
 
+def test_pages_of_many_rows_take_as_many_queries_as_pages_of_one(client_for, team, operator, viewer):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    version = make_version(team, [step("first"), step("second", needs=["first"])], name="counted")
+    client = client_for(viewer)
+
+    def queries(path: str) -> int:
+        cache.clear()  # the inbox badge is counted each time
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured)
+
+    run = engine.start_run(operator, version)
+    paths = [reverse("runs:list"), reverse("runs:detail", args=[run.pk]), reverse("home")]
+    alone = [queries(path) for path in paths]
+    for _ in range(5):
+        engine.start_run(operator, version)
+    assert [queries(path) for path in paths] == alone
+
+
 def test_run_list_past_the_count_cap_pages_newest_first_to_the_end(client_for, team, operator, viewer, monkeypatch):
     monkeypatch.setattr("apps.runs.views.RUNS_PER_PAGE", 10)
     monkeypatch.setattr("apps.runs.views.RUNS_COUNT_CAP", 25)
