@@ -37,6 +37,9 @@ RUNS_COUNT_CAP = 1000
 RUNS_LIST_ROWS = Run.objects.select_related("workflow", "team", "version", "started_by").only(
     "state", "trigger", "failure_summary", "created_at", "finished_at", "rerun_of_id", "workflow__name", "team__name",
     "version__number", "started_by__username", "started_by__first_name", "started_by__last_name")
+# The timeline of a run's attempts shows these (not their parameters, nor the step's output).
+ATTEMPT_COLUMNS_SHOWN = ("kind", "number", "state", "worker", "queued_at", "duration_ms", "records_in", "records_out",
+                         "records_rejected", "error_type", "error_message", "step_run__step_id")
 LOG_TAIL = 200
 POLL_SECONDS = 2
 FORM_TYPE_NAMES = {"integer": "a whole number", "number": "a number", "object": "a JSON object",
@@ -75,7 +78,7 @@ def _live_context(request, run: Run) -> dict:
     rows = {row.step_id: row for row in run.step_runs.all()}
     plan = plan_for(run.version_id)
     attempts = StepAttempt.objects.filter(step_run__run=run).select_related("step_run") \
-        .order_by("queued_at", "pk")
+        .only(*ATTEMPT_COLUMNS_SHOWN).order_by("queued_at", "pk")
     return {
         "run": run, "steps": list(rows.values()), "poll_seconds": POLL_SECONDS,
         "graph": step_graph([(step.id, step.needs) for step in plan.steps.values()], rows),
