@@ -129,12 +129,16 @@ def api_for(db):
 
 @pytest.fixture(autouse=True)
 def fresh_plans():
-    # Version ids come back after a rollback on SQLite; cached plans must not outlive a test.
+    # Ids come back after a rollback on SQLite; cached plans and counts must not outlive a test.
+    from django.core.cache import cache
+
     from apps.runs.plan import forget_plans
 
     forget_plans()
+    cache.clear()  # cached counts (the inbox badge) must not outlive a test either
     yield
     forget_plans()
+    cache.clear()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ each box by its step's state and links it to the step's page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from grandalf.graphs import Edge, Graph, Vertex
 from grandalf.layouts import SugiyamaLayout
@@ -55,6 +56,27 @@ class _Box:
 
 def step_graph(steps: list[tuple[str, tuple[str, ...]]], step_runs: dict) -> StepGraph:
     """`steps`: (step id, the ids it needs) in spec order; `step_runs`: step id -> StepRun."""
+    steps = tuple((step_id, tuple(needs)) for step_id, needs in steps)
+    centres = _layout(steps)
+    nodes = []
+    for step_id, _ in steps:
+        x, y = centres[step_id]
+        row = step_runs[step_id]
+        nodes.append(Node(step_id=step_id, state=row.state, state_label=row.get_state_display(),
+                          step_type=row.step_type, x=x - NODE_WIDTH / 2, y=y - NODE_HEIGHT / 2))
+    lines = [Line(centres[need][0], centres[need][1] + NODE_HEIGHT / 2,
+                  centres[step_id][0], centres[step_id][1] - NODE_HEIGHT / 2)
+             for step_id, needs in steps for need in needs]
+    width = max((n.x + NODE_WIDTH for n in nodes), default=0) + MARGIN
+    height = max((n.y + NODE_HEIGHT for n in nodes), default=0) + MARGIN
+    return StepGraph(width=width, height=height, nodes=nodes, lines=lines)
+
+
+# A run page is opened and polled many times; its graph's shape is its version's, so the layout
+# (the costly part) is kept per shape and only the states change per request.
+@lru_cache(maxsize=512)
+def _layout(steps: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, tuple[float, float]]:
+    """Each step's centre in pixels."""
     vertices = {step_id: Vertex(step_id) for step_id, _ in steps}
     for vertex in vertices.values():
         vertex.view = _Box()
@@ -73,15 +95,4 @@ def step_graph(steps: list[tuple[str, tuple[str, ...]]], step_runs: dict) -> Ste
         for step_id, (x, y) in placed.items():
             centres[step_id] = (x - left + offset, y - top + MARGIN)
         offset += max(x for x, _ in placed.values()) - left + NODE_WIDTH / 2 + GAP
-    nodes = []
-    for step_id, _ in steps:
-        x, y = centres[step_id]
-        row = step_runs[step_id]
-        nodes.append(Node(step_id=step_id, state=row.state, state_label=row.get_state_display(),
-                          step_type=row.step_type, x=x - NODE_WIDTH / 2, y=y - NODE_HEIGHT / 2))
-    lines = [Line(centres[need][0], centres[need][1] + NODE_HEIGHT / 2,
-                  centres[step_id][0], centres[step_id][1] - NODE_HEIGHT / 2)
-             for step_id, needs in steps for need in needs]
-    width = max((n.x + NODE_WIDTH for n in nodes), default=0) + MARGIN
-    height = max((n.y + NODE_HEIGHT for n in nodes), default=0) + MARGIN
-    return StepGraph(width=width, height=height, nodes=nodes, lines=lines)
+    return centres
