@@ -128,3 +128,29 @@ def wait_for():
         pytest.fail(f"run {run.pk} stayed {run.state} (steps {steps}), expected {states}")
 
     return wait
+
+
+def wait_for_effect(run, timeout: float = 30) -> None:
+    """Poll until a step of `run` has recorded a side effect (it is in the middle of its work)."""
+    from apps.runs.models import EffectLedger
+
+    deadline = time.monotonic() + timeout
+    while not EffectLedger.objects.filter(step_run__run=run).exists():
+        assert time.monotonic() < deadline, "the step never applied its effect"
+        time.sleep(0.05)
+
+
+def sweep_until_succeeded(run, timeout: float = 60):
+    """Run the sweeper as beat would (every half second here) until `run` succeeds."""
+    from apps.runs import engine
+    from apps.runs.models import RunState
+
+    deadline = time.monotonic() + timeout
+    run.refresh_from_db()
+    while run.state != RunState.SUCCEEDED:
+        assert time.monotonic() < deadline, (
+            f"run stayed {run.state}: {dict(run.step_runs.values_list('step_id', 'state'))}")
+        engine.sweep()
+        time.sleep(0.5)
+        run.refresh_from_db()
+    return run

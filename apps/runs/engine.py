@@ -27,7 +27,7 @@ from functools import reduce
 from typing import Any, Iterable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone

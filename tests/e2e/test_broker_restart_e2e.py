@@ -17,8 +17,8 @@ import time
 import pytest
 
 from apps.runs import engine
-from apps.runs.models import AttemptState, EffectLedger, RunState, StepAttempt, StepState
-from tests.real_worker import start_worker, stop_worker, worker_env
+from apps.runs.models import AttemptState, EffectLedger, StepAttempt, StepState
+from tests.real_worker import start_worker, stop_worker, sweep_until_succeeded, wait_for_effect, worker_env
 from tests.runs.factories import make_version, step
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -92,21 +92,12 @@ def test_broker_restarted_mid_step_loses_no_run_and_repeats_no_step(redis_broker
     version = make_version(team, [step("pay", "test.effect", params={"target": "acct-7", "seconds": 3}),
                                   step("after", needs=["pay"])])
     run = engine.start_run(operator, version)
-    deadline = time.monotonic() + 30
-    while not EffectLedger.objects.filter(step_run__run=run).exists():
-        assert time.monotonic() < deadline, "the step never started"
-        time.sleep(0.05)
+    wait_for_effect(run)
 
     redis_broker.kill()
     redis_broker.start()  # empty: every message it held is gone
 
-    deadline = time.monotonic() + 90
-    while run.state != RunState.SUCCEEDED:
-        assert time.monotonic() < deadline, (
-            f"run stayed {run.state}: {dict(run.step_runs.values_list('step_id', 'state'))}")
-        engine.sweep()
-        time.sleep(0.5)
-        run.refresh_from_db()
+    run = sweep_until_succeeded(run, timeout=90)
 
     for step_run in run.step_runs.all():
         assert step_run.state == StepState.SUCCEEDED

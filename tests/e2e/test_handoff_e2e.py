@@ -13,6 +13,7 @@ import pytest
 
 from apps.runs import engine
 from apps.runs.models import EffectLedger, RunState, StepAttempt, StepState
+from tests.real_worker import sweep_until_succeeded, wait_for_effect
 from tests.runs.factories import chain, make_version, step
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -49,21 +50,13 @@ def test_a_worker_killed_in_a_kept_step_loses_nothing(worker, wait_for, team, op
                                   step("pay", "test.effect", needs=["warm"], params={"target": "acct-9", "seconds": 3}),
                                   step("after", needs=["pay"])])
     run = engine.start_run(operator, version)
-    deadline = time.monotonic() + 30
-    while not EffectLedger.objects.filter(step_run__run=run).exists():
-        assert time.monotonic() < deadline, "the step never applied its effect"
-        time.sleep(0.05)
+    wait_for_effect(run)
     warm, pay = (StepAttempt.objects.get(step_run__run=run, step_run__step_id=sid) for sid in ("warm", "pay"))
     assert pay.worker == warm.worker
     os.kill(int(pay.worker.rpartition(":")[2]), signal.SIGKILL)
 
-    # No message names the kept attempt: the sweeper (run here as beat would) finds it silent.
-    deadline = time.monotonic() + 60
-    while run.state != RunState.SUCCEEDED:
-        assert time.monotonic() < deadline, f"run stayed {run.state}"
-        engine.sweep()
-        time.sleep(0.5)
-        run.refresh_from_db()
+    # No message names the kept attempt: the sweeper finds it silent.
+    run = sweep_until_succeeded(run)
     pay_run = run.step_runs.get(step_id="pay")
     assert pay_run.state == StepState.SUCCEEDED and pay_run.attempts.get().deliveries == 2
     assert EffectLedger.objects.filter(step_run=pay_run, target="acct-9").count() == 1
