@@ -98,17 +98,21 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
     if allowed is None:
         allowed = np.ones(len(docs), dtype=bool)
     dense = lexical = None
+    dense_scored = None  # with approximate search: which documents have a dense score at all
     if mode in ("dense", "hybrid"):
         if len(docs) <= EXACT_SEARCH_LIMIT:
             dense = index.vectors @ query_vector
         else:
             dense = np.full(len(docs), -1.0, dtype=np.float32)
+            dense_scored = np.zeros(len(docs), dtype=bool)
             for position, score in index.dense_search(query_vector, DENSE_CANDIDATES):
                 dense[position] = score
+                dense_scored[position] = True
             # Small kinds (categories, runbooks) are always scored exactly: the approximate
             # search over a large incident set could otherwise leave them out.
             small = index.background_positions
             dense[small] = index.vectors[small] @ query_vector
+            dense_scored[small] = True
     lexical_weight = 1.0
     if mode in ("lexical", "hybrid"):
         lexical = index.lexical_scores(query_text)
@@ -120,7 +124,9 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
         positions = positions[allowed[positions]]
         fused: dict[int, float] = defaultdict(float)
         if dense is not None:
-            for r, p in enumerate(_rank_positions(dense, positions, limit * 2, require_positive=False)):
+            # Only documents the search returned are ranked (not the unscored rest of 100,000).
+            scored = positions if dense_scored is None else positions[dense_scored[positions]]
+            for r, p in enumerate(_rank_positions(dense, scored, limit * 2, require_positive=False)):
                 fused[p] += 1.0 / (RRF_K + r + 1)
         if lexical is not None:
             for r, p in enumerate(_rank_positions(lexical, positions, limit * 2, require_positive=True)):
