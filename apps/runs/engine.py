@@ -1,9 +1,11 @@
 """The execution engine: the only code that changes the state of runs, step runs and attempts.
 
 State lives in the database; Celery carries out one step attempt at a time (apps.runs.tasks).
-Every transition locks the run's row (`select_for_update` on Run), re-checks the state, changes
-it, writes an audit event, and enqueues the attempts that became ready with
-`transaction.on_commit`, so a message never points at a row that was rolled back.
+Every transition locks the run's row, re-checks the state, changes it, writes an audit event,
+and enqueues the attempts that became ready with `transaction.on_commit`, so a message never
+points at a row that was rolled back. A finishing worker may instead keep one ready successor
+for itself (Handoff: created already claimed, no message). The per-step statements are plain
+SQL in apps.runs.statements; everything else here uses the ORM.
 
 Crash safety: a worker claims an attempt with a compare-and-swap update (queued -> running,
 one winner) and may finish it only while it is still the claimant; a redelivered message for a

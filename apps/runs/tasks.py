@@ -1,7 +1,8 @@
 """Celery tasks: carry out one step attempt, and sweep for lost work.
 
 `run_attempt` takes an attempt id, claims it (one winner; a redelivery of a finished attempt does
-nothing), runs the step with a heartbeat thread beside it, and hands the outcome to the engine.
+nothing), runs the step while the process's heartbeat thread reports it alive, hands the outcome
+to the engine, then runs the successor the engine let it keep (see engine.Handoff), if any.
 Messages are acked late and requeued if the worker dies, so a crash loses no attempt.
 """
 
