@@ -49,7 +49,6 @@ from apps.workflows.spec.templating import TemplateEvaluationError, evaluate_con
 HARD_TIME_LIMIT_GRACE_SECONDS = 5
 # Step states that still need work; FAILED is open too while it blocks the run (pause).
 OPEN_STEP_STATES = (StepState.PENDING, StepState.WAITING_APPROVAL, StepState.QUEUED, StepState.RUNNING)
-BUSY_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
 # States in which a step may no longer hold back what needs it (FAILED only with on_failure: continue).
 SETTLED_IF_ALLOWED = (StepState.SUCCEEDED, StepState.SKIPPED, StepState.FAILED)
 # Runs that may start new steps.

@@ -67,31 +67,27 @@ def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
     returns (step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds,
     queue, run_id, step_id), or None when it was not queued."""
     started = _when(now)
+    # The run and step ids come back in the same statement (subqueries in RETURNING work on both).
     claim_sql = (f"UPDATE {ATTEMPT} SET state = %s, started_at = %s, heartbeat_at = %s, worker = %s, "
                  f"deliveries = deliveries + 1 WHERE id = %s AND state = %s "
-                 f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds, queue")
+                 f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds, queue, "
+                 f"(SELECT s.run_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id), "
+                 f"(SELECT s.step_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id)")
     claim_params = [AttemptState.RUNNING, started, started, worker, attempt_id, AttemptState.QUEUED]
-    mark_params = [StepState.RUNNING, started, AttemptKind.STEP, StepState.QUEUED]
+    mark_sql = (f"UPDATE {STEP} SET state = %s, started_at = COALESCE(started_at, %s) "
+                f"WHERE state = %s AND id = {{step_run_id}}")
+    mark_params = [StepState.RUNNING, started, StepState.QUEUED]
     with connection.cursor() as cursor:
         if _combined():
-            cursor.execute(
-                f"WITH claimed AS ({claim_sql}), marked AS ("
-                f"UPDATE {STEP} s SET state = %s, started_at = COALESCE(s.started_at, %s) FROM claimed "
-                f"WHERE s.id = claimed.step_run_id AND claimed.kind = %s AND s.state = %s) "
-                f"SELECT claimed.*, s.run_id, s.step_id FROM claimed JOIN {STEP} s ON s.id = claimed.step_run_id",
-                claim_params + mark_params)
+            marked = mark_sql.format(step_run_id="(SELECT step_run_id FROM claimed WHERE kind = %s)")
+            cursor.execute(f"WITH claimed AS ({claim_sql}), marked AS ({marked}) SELECT * FROM claimed",
+                           claim_params + mark_params + [AttemptKind.STEP])
             found = cursor.fetchone()
         else:
             cursor.execute(claim_sql, claim_params)
             found = cursor.fetchone()
-            if found is None:
-                return None
-            cursor.execute(f"SELECT run_id, step_id FROM {STEP} WHERE id = %s", [found[0]])
-            found = (*found, *cursor.fetchone())
-            if found[1] == AttemptKind.STEP:
-                cursor.execute(f"UPDATE {STEP} SET state = %s, started_at = COALESCE(started_at, %s) "
-                               f"WHERE id = %s AND state = %s",
-                               [StepState.RUNNING, started, found[0], StepState.QUEUED])
+            if found is not None and found[1] == AttemptKind.STEP:
+                cursor.execute(mark_sql.format(step_run_id="%s"), mark_params + [found[0]])
     if found is None:
         return None
     params = StepAttempt._meta.get_field("params").from_db_value(found[4], None, connection)
