@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -249,8 +250,6 @@ def _record_decision(actor, request: ApprovalRequest, verdict: str, **fields) ->
             decision = Decision.objects.create(request=request, person=actor, verdict=verdict, **fields)
     except IntegrityError:
         raise DecisionConflict("You already decided on this request.") from None
-    from apps.approvals.context_processors import forget_badge  # it imports this module
-
     forget_badge(actor)  # the decider's inbox changed: their own badge must not lag behind it
     record(actor, f"approval.decision.{verdict}", request, team=request.team, after={
         "request": request.pk, "kind": request.kind, "run": request.run_id, "step": request.step_run.step_id,
@@ -549,6 +548,34 @@ def _in_teams(team_ids: set[int] | None) -> Q:
 
 def inbox_count(user) -> int:
     return inbox_for(user).count() if user.is_authenticated else 0
+
+
+# The navigation's badge shows the inbox count on every page, and counting is the inbox's full
+# many-table query: it is cached per person for BADGE_SECONDS in Django's cache (per process
+# unless CACHES says otherwise). A person's own decision forgets their count in the process that
+# recorded it; requests opened or decided by others, and other processes' caches, catch up within
+# BADGE_SECONDS. The inbox page itself counts exactly.
+BADGE_SECONDS = 5
+
+
+def _badge_key(user) -> str:
+    # With the moment the person joined: an id can come back after a rollback (SQLite, tests),
+    # and a count must never be shown to another person.
+    return f"approvals:inbox-badge:{user.pk}:{user.date_joined.timestamp()}"
+
+
+def badge_count(user) -> int:
+    """The inbox count for the navigation's badge, at most BADGE_SECONDS old."""
+    key = _badge_key(user)
+    count = cache.get(key)
+    if count is None:
+        count = inbox_count(user)
+        cache.set(key, count, BADGE_SECONDS)
+    return count
+
+
+def forget_badge(user) -> None:
+    cache.delete(_badge_key(user))
 
 
 def history_for(user) -> QuerySet:
