@@ -127,6 +127,7 @@ def main() -> None:
 
     django.setup()
     import faiss
+    from django.conf import settings
 
     from apps.incidents.taxonomy import DEFAULT_CATEGORIES
     from apps.knowledge.embedding import EmbeddingCache, SentenceTransformerEncoder, embed_documents, encode_query
@@ -216,6 +217,7 @@ def main() -> None:
     faiss.omp_set_num_threads(1)
     flat_times = []
     recall = []
+    precision_cosines, precision_overlap = [], []  # the product's query vectors against float32's
     for query in queries[20:120]:
         vector = encoder.encode([query])[0].reshape(1, -1)
         started = time.perf_counter()
@@ -224,6 +226,11 @@ def main() -> None:
         found = sorted(index.dense_search(vector[0], DENSE_CANDIDATES), key=lambda hit: -hit[1])
         approximate = {position for position, _ in found[:10]}
         recall.append(len(approximate & set(exact[0].tolist())) / 10)
+        model_vector = encoder.model.encode([query], normalize_embeddings=True, convert_to_numpy=True,
+                                            show_progress_bar=False)
+        precision_cosines.append(float(model_vector[0] @ vector[0]))
+        _, model_exact = flat.search(model_vector.astype(np.float32), 10)
+        precision_overlap.append(len(set(model_exact[0].tolist()) & set(exact[0].tolist())) / 10)
 
     current, peak = rss_mb()
     report = {
@@ -237,6 +244,10 @@ def main() -> None:
         "flat_search_p50_ms": round(percentile(flat_times, 50), 2),
         "flat_search_p95_ms": round(percentile(flat_times, 95), 2),
         "hnsw_recall_at_10": round(float(np.mean(recall)), 3),
+        "query_precision": settings.FLOWDECK_QUERY_PRECISION,
+        "query_cosine_to_float32_mean": round(float(np.mean(precision_cosines)), 4),
+        "query_cosine_to_float32_min": round(float(np.min(precision_cosines)), 4),
+        "exact_top10_overlap_with_float32": round(float(np.mean(precision_overlap)), 3),
         "rss_mb": round(current), "peak_rss_mb": round(peak),
     }
     print(f"query latency, warm, {len(total_times)} queries (encode + dense + BM25 + RRF + root-cause scoring): "
@@ -247,6 +258,9 @@ def main() -> None:
           f"p50 {report['dense_search_p50_ms']} ms / p95 {report['dense_search_p95_ms']} ms, top-10 recall "
           f"{report['hnsw_recall_at_10']} against exact search; exact flat p50 {report['flat_search_p50_ms']} ms / "
           f"p95 {report['flat_search_p95_ms']} ms")
+    print(f"  query vectors ({report['query_precision']}) against the model's float32 vectors: cosine mean "
+          f"{report['query_cosine_to_float32_mean']}, min {report['query_cosine_to_float32_min']}; exact top 10 "
+          f"shared {report['exact_top10_overlap_with_float32']}")
     print(f"memory: RSS {report['rss_mb']} MB, peak {report['peak_rss_mb']} MB")
     (OUT / "last_report.json").write_text(json.dumps(report, indent=2))
 
