@@ -131,9 +131,10 @@ def main() -> None:
 
     from apps.incidents.taxonomy import DEFAULT_CATEGORIES
     from apps.knowledge.embedding import EmbeddingCache, SentenceTransformerEncoder, embed_documents, encode_query
+    from apps.knowledge.fusion import label_vectors
     from apps.knowledge.index import HNSW_THRESHOLD, Document, KnowledgeIndex, doc_id
-    from apps.knowledge.ranking import (DENSE_CANDIDATES, allowed_mask, category_history, category_prototypes, rank,
-                                        score_categories)
+    from apps.knowledge.ranking import (DENSE_CANDIDATES, allowed_mask, category_history, category_prototypes,
+                                        default_fusion_weights, rank, score_categories)
     from apps.knowledge.textproc import content_hash, passages
 
     count = int(os.environ.get("BENCH_INCIDENTS", "100000"))
@@ -193,6 +194,9 @@ def main() -> None:
     prototypes = category_prototypes(index)
     history = category_history(index)
     candidates = sorted({slug for slug, _, _ in DEFAULT_CATEGORIES})
+    # Scored as with learned weights: every feature, the labels' own names included.
+    names = label_vectors({slug: name for slug, name, _ in DEFAULT_CATEGORIES})
+    fusion = default_fusion_weights() + 1.0
 
     queries, _ = synthesize(320, seed=7)
     encode_times, dense_times, total_times = [], [], []
@@ -204,7 +208,8 @@ def main() -> None:
         index.dense_search(vector, DENSE_CANDIDATES)
         searched = time.perf_counter()
         ranked = rank(index, query, vector, mode="hybrid", allowed=allowed_mask(index))
-        score_categories(index, ranked, vector, candidates, prototypes=prototypes, history=history)
+        score_categories(index, ranked, vector, candidates, prototypes=prototypes, history=history,
+                         label_vectors=names, fusion=fusion)
         finished = time.perf_counter()
         if number >= 20:  # the first queries warm caches and allocators
             encode_times.append(encoded - started)

@@ -6,8 +6,7 @@ folds (a team's taxonomy is the labels it uses). Category descriptions and runbo
 without seeing the data) stay in the index for every fold. The database is not touched.
 """
 
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +14,11 @@ import numpy as np
 from apps.incidents.importer import HistoryRow
 from apps.incidents.taxonomy import DEFAULT_CATEGORIES, canonical_slug
 from apps.knowledge.embedding import embed_documents
+from apps.knowledge.fusion import Example, assign_folds, fit_weights, held_out_evidence, label_vectors
 from apps.knowledge.index import Document, KnowledgeIndex, doc_id
 from apps.knowledge.indexing import incident_text
 from apps.knowledge.ranking import (TEMPERATURE, WEIGHTS, allowed_mask, category_history, category_prototypes,
-                                    rank, score_categories)
+                                    default_fusion_weights, rank, score_categories)
 from apps.knowledge.runbooks import RUNBOOK_DIR, parse_runbook
 from apps.knowledge.textproc import content_hash
 
@@ -58,25 +58,19 @@ def _background_documents() -> list[Document]:
     return documents
 
 
-def _assign_folds(labels: list[str], folds: int, seed: int) -> list[int]:
-    """Stratified: each category's incidents are dealt round-robin across folds."""
-    by_label = defaultdict(list)
-    for i, label in enumerate(labels):
-        by_label[label].append(i)
-    rng = random.Random(seed)
-    assignment = [0] * len(labels)
-    offset = 0
-    for label in sorted(by_label):
-        members = by_label[label]
-        rng.shuffle(members)
-        for j, i in enumerate(members):
-            assignment[i] = (offset + j) % folds
-        offset += len(members)
-    return assignment
+@dataclass
+class Prepared:
+    """A labelled file embedded once: the in-memory index, and each row as a query."""
+
+    index: KnowledgeIndex
+    labels: list[str]
+    queries: list[str]
+    query_vectors: np.ndarray
+    label_vectors: dict[str, np.ndarray]
 
 
-def prepare(rows: list[HistoryRow], progress=None):
-    """Embed everything once: the in-memory index and the query vectors of every row."""
+def prepare(rows: list[HistoryRow], progress=None) -> Prepared:
+    """Embed everything once: the in-memory index, the query vectors of every row, the labels' names."""
     labels = [canonical_slug(r.category_label) for r in rows]
     incident_docs = []
     for i, (row, label) in enumerate(zip(rows, labels)):
@@ -89,28 +83,49 @@ def prepare(rows: list[HistoryRow], progress=None):
     query_vectors = embed_documents(queries, progress=progress)
     index = KnowledgeIndex(directory=None)
     index.upsert(documents, vectors)
-    return index, labels, queries, query_vectors
+    # A label's name as the team wrote it (as an import names its category), ours for our taxonomy.
+    names = {slug: name for slug, name, _ in DEFAULT_CATEGORIES}
+    for row, label in zip(rows, labels):
+        names.setdefault(label, row.category_label.strip())
+    return Prepared(index, labels, queries, query_vectors,
+                    label_vectors({label: names[label] for label in set(labels)}))
 
 
-def evaluate(prepared, *, folds: int = 5, mode: str = "hybrid", seed: int = 13, weights=None,
-             temperature: float = TEMPERATURE) -> EvalReport:
-    index, labels, queries, query_vectors = prepared
-    fold_of = _assign_folds(labels, folds, seed)
+def _training_labels(index: KnowledgeIndex, allowed: np.ndarray) -> list[str]:
+    """The candidates of a fold: the labels of the incidents it may use (a team's taxonomy is the labels it uses)."""
+    return sorted({index.docs[p].category for p in index.positions_by_kind.get("incident", []) if allowed[p]})
+
+
+def evaluate(prepared: Prepared, *, folds: int = 5, mode: str = "hybrid", seed: int = 13, learned: bool = True,
+             weights=None, temperature: float = TEMPERATURE) -> EvalReport:
+    """Cross-validated accuracy. With `learned`, each fold's fusion weights are fitted on the other
+    folds only (their incidents held out in turn, as `indexing.learn_fusion` does on the database)."""
+    index, labels = prepared.index, prepared.labels
+    fold_of = assign_folds(labels, folds, seed)
     top1 = top3 = rr = same5 = baseline = log_loss = 0.0
     confidences, correct = [], []
     for fold in range(folds):
         held_out = {i for i, f in enumerate(fold_of) if f == fold}
         training = [i for i in range(len(labels)) if i not in held_out]
-        allowed = allowed_mask(index, excluded_ids={doc_id("incident", i + 1) for i in held_out})
+        held_out_ids = frozenset(doc_id("incident", i + 1) for i in held_out)
+        allowed = allowed_mask(index, excluded_ids=held_out_ids)
 
-        candidates = sorted({labels[i] for i in training})
+        candidates = _training_labels(index, allowed)
         majority = Counter(labels[i] for i in training).most_common(1)[0][0]
         prototypes = category_prototypes(index, allowed) if mode != "lexical" else None
         history = category_history(index, allowed)
+        fusion = None
+        if learned:
+            examples = [Example(doc_id("incident", i + 1), labels[i], prepared.queries[i], prepared.query_vectors[i])
+                        for i in training]
+            fusion = fit_weights(held_out_evidence(
+                index, examples, candidates_for=lambda allowed: _training_labels(index, allowed), mode=mode,
+                excluded_ids=held_out_ids, label_vectors=prepared.label_vectors), prior=default_fusion_weights(temperature))
         for i in sorted(held_out):
-            vector = query_vectors[i] if mode != "lexical" else None
-            ranked = rank(index, queries[i], vector, mode=mode, allowed=allowed)
+            vector = prepared.query_vectors[i] if mode != "lexical" else None
+            ranked = rank(index, prepared.queries[i], vector, mode=mode, allowed=allowed)
             scores = score_categories(index, ranked, vector, candidates, prototypes=prototypes, history=history,
+                                      label_vectors=prepared.label_vectors if learned else None, fusion=fusion,
                                       weights=weights, temperature=temperature)
             order = [s.category for s in scores]
             truth = labels[i]
@@ -144,10 +159,12 @@ def _expected_calibration_error(confidences, correct, bins: int = 10) -> float:
 
 
 def fit_temperature(prepared, *, folds: int = 5, weights=None) -> tuple[float, EvalReport]:
-    """The softmax temperature with the lowest held-out log loss (hybrid mode)."""
+    """The softmax temperature of the fixed ranking with the lowest held-out log loss (hybrid mode);
+    it is also the prior of the learned fusion."""
     best = None
     for temperature in (0.03, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.5):
-        report = evaluate(prepared, folds=folds, mode="hybrid", weights=weights or WEIGHTS, temperature=temperature)
+        report = evaluate(prepared, folds=folds, mode="hybrid", learned=False, weights=weights or WEIGHTS,
+                          temperature=temperature)
         if best is None or report.mean_log_loss < best[1].mean_log_loss:
             best = (temperature, report)
     return best

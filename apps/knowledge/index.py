@@ -5,7 +5,7 @@ A directory (settings.VAR_DIR / "knowledge" / "index") holds:
                 lexical text, content hash), in the same order as the vectors;
   vectors.npy   unit-length embeddings, used for category prototypes and to rebuild faiss;
   dense.faiss   faiss IndexIDMap2 over an inner-product index (flat, or HNSW when large);
-  meta.json     model, version counter, build time.
+  meta.json     model, version counter, build time, the evidence weights learned from history.
 Writers take an exclusive file lock and replace files atomically, then bump the version; a
 reader in any process reloads when the version on disk differs from the one it holds.
 Faiss ids encode the document kind and the database key (`doc_id`), so they stay stable.
@@ -58,9 +58,9 @@ class KnowledgeIndex:
         self.dense = None
         self.lexical = None
         self._position: dict[int, int] = {}
-        # Per-loaded-index caches of the suggestion code (category centroids, candidate labels).
-        self.cached_prototypes: tuple | None = None
-        self.cached_candidates: list[str] | None = None
+        # What the suggestion code derives from this loaded index (category centroids, candidate
+        # labels, label vectors): computed once per load, dropped when the documents change.
+        self.derived: dict = {}
         self.kinds = np.zeros(0, dtype=object)
         self.positions_by_kind: dict[str, np.ndarray] = {}
         self.ids = np.zeros(0, dtype=np.int64)
@@ -90,8 +90,7 @@ class KnowledgeIndex:
         return index
 
     def _prepare(self) -> None:
-        self.cached_prototypes = None
-        self.cached_candidates = None
+        self.derived = {}
         self._position = {doc.id: i for i, doc in enumerate(self.docs)}
         # Column views of the documents, so per-query filtering is vectorized.
         self.kinds = np.array([doc.kind for doc in self.docs], dtype=object)
@@ -197,6 +196,20 @@ def writing(directory: Path):
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield KnowledgeIndex.load(directory)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def record_meta(directory: Path, **meta) -> None:
+    """Add `meta` (the learned evidence weights) to the index on disk as a new version, under the
+    writers' lock, without loading or rewriting the documents."""
+    directory = Path(directory)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            current = json.loads((directory / "meta.json").read_text())
+            current.update(meta, version=current.get("version", 0) + 1)
+            _atomic_write(directory / "meta.json", lambda h: h.write(json.dumps(current)), text=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

@@ -40,6 +40,17 @@ def incident_text(title: str, text: str, error_message: str = "", root_cause: st
     return "\n".join(p for p in (title, text[:TEXT_LIMIT], signature, root_cause[:TEXT_LIMIT // 4]) if p)
 
 
+def failure_query(text: str, error_signature: str | None = None) -> str:
+    """What a failure is asked as: its text and its normalized error signature."""
+    return "\n".join(p for p in (text, normalize_signature(error_signature or "")) if p)
+
+
+def incident_query(incident: Incident) -> str:
+    """An incident asked as a query, as its page asks it: the failure, not the later diagnosis."""
+    text = incident_text(incident.title, incident.description or incident.log_tail[-1500:], incident.error_message)
+    return failure_query(text, incident.error_signature or incident.error_message)
+
+
 def incident_document(incident: Incident) -> Document:
     text = incident_text(incident.title, incident.description or incident.log_tail[-1500:],
                          incident.error_message, incident.root_cause_description)
@@ -65,9 +76,14 @@ def _all_documents() -> list[Document]:
     incidents = (Incident.objects.filter(status=IncidentStatus.RESOLVED, root_cause_category__isnull=False)
                  .select_related("root_cause_category"))
     sections = RunbookSection.objects.select_related("runbook")
-    categories = RootCauseCategory.objects.filter(is_active=True)
     return ([incident_document(i) for i in incidents.iterator()] + [section_document(s) for s in sections]
-            + [category_document(c) for c in categories])
+            + [category_document(c) for c in _described_categories()])
+
+
+def _described_categories():
+    """Categories whose description is knowledge: a label an import brought with no description is
+    known by its incidents and its name (fusion.label_vectors), not by a document of its name alone."""
+    return RootCauseCategory.objects.filter(is_active=True).exclude(description="")
 
 
 def _embed(documents: list[Document], progress=None):
@@ -126,7 +142,7 @@ def reindex_runbooks(runbook_ids, removed_section_ids=()) -> IndexBuild:
 
 
 def reindex_categories() -> IndexBuild:
-    active = [category_document(c) for c in RootCauseCategory.objects.filter(is_active=True)]
-    inactive = {doc_id("category", pk) for pk in RootCauseCategory.objects.filter(is_active=False)
-                .values_list("pk", flat=True)}
-    return update_documents(active, inactive)
+    described = list(_described_categories())
+    others = {doc_id("category", pk) for pk in RootCauseCategory.objects.exclude(pk__in=[c.pk for c in described])
+              .values_list("pk", flat=True)}
+    return update_documents([category_document(c) for c in described], others)

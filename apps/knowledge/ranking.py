@@ -18,6 +18,9 @@ for lacking our prose), and fading as a category gathers its own resolved incide
 better than our prose how this team words it.
 The weighted sum becomes a distribution by a softmax whose temperature was fitted on the dev
 set (`manage.py knowledge_eval --fit`), so a confidence of 0.7 is right about 70% of the time.
+That fixed ranking is the starting point: once a team has resolved incidents, the index learns
+how much each kind of evidence (FEATURES) counts for the way this team writes, from its own
+history (apps/knowledge/fusion.py), and the softmax of the learned weights is the confidence.
 """
 
 from collections import defaultdict
@@ -60,6 +63,8 @@ class Ranked:
     by_kind: dict[str, list[Hit]]
     dense: np.ndarray | None = None  # cosine of every document, when dense retrieval ran
     lexical: np.ndarray | None = None  # BM25 of every document, when lexical retrieval ran
+    # Incident positions as each retriever alone ranked them, before fusion (best first).
+    incidents_by_retriever: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _rank_positions(scores: np.ndarray, positions: np.ndarray, limit: int, require_positive: bool) -> list[int]:
@@ -119,21 +124,27 @@ def rank(index: KnowledgeIndex, query_text: str, query_vector: np.ndarray | None
         if mode == "hybrid" and index.known_codes(query_text):
             lexical_weight = CODE_MATCH_WEIGHT
     by_kind = {}
+    incidents_by_retriever = {}
     for kind in ("incident", "runbook", "category"):
         positions = index.positions_by_kind.get(kind, np.zeros(0, dtype=np.int64))
         positions = positions[allowed[positions]]
         fused: dict[int, float] = defaultdict(float)
+        alone = {}
         if dense is not None:
             # Only documents the search returned are ranked (not the unscored rest of 100,000).
             scored = positions if dense_scored is None else positions[dense_scored[positions]]
-            for r, p in enumerate(_rank_positions(dense, scored, limit * 2, require_positive=False)):
-                fused[p] += 1.0 / (RRF_K + r + 1)
+            alone["dense"] = _rank_positions(dense, scored, limit * 2, require_positive=False)
         if lexical is not None:
-            for r, p in enumerate(_rank_positions(lexical, positions, limit * 2, require_positive=True)):
-                fused[p] += lexical_weight / (RRF_K + r + 1)
+            alone["lexical"] = _rank_positions(lexical, positions, limit * 2, require_positive=True)
+        for retriever, ranked_positions in alone.items():
+            weight = lexical_weight if retriever == "lexical" else 1.0
+            for r, p in enumerate(ranked_positions):
+                fused[p] += weight / (RRF_K + r + 1)
+        if kind == "incident":
+            incidents_by_retriever = alone
         ordered = sorted(fused.items(), key=lambda item: -item[1])[:limit]
         by_kind[kind] = [Hit(position=p, score=s, rank=r) for r, (p, s) in enumerate(ordered)]
-    return Ranked(by_kind=by_kind, dense=dense, lexical=lexical)
+    return Ranked(by_kind=by_kind, dense=dense, lexical=lexical, incidents_by_retriever=incidents_by_retriever)
 
 
 @dataclass
@@ -152,28 +163,29 @@ def _sharpened(values: dict[str, float], sharpness: float) -> dict[str, float]:
     return _normalized({k: float(np.exp((v - best) / sharpness)) for k, v in values.items()})
 
 
-def _description_evidence(index: KnowledgeIndex, ranked: Ranked, candidates: set[str]) -> dict[str, float]:
+def _background_best(index: KnowledgeIndex, scores: np.ndarray, candidates: set[str], floor: float) -> dict[str, float]:
+    """Each candidate's best score among its description (weight 1) and runbook sections (weight 0.5)."""
+    best: dict[str, float] = {}
+    for position in index.background_positions:
+        doc = index.docs[position]
+        if doc.category in candidates:
+            weight = 1.0 if doc.kind == "category" else 0.5
+            best[doc.category] = max(best.get(doc.category, floor), weight * float(scores[position]))
+    return best
+
+
+def _description_evidence(best_dense: dict[str, float] | None, best_lexical: dict[str, float] | None) -> dict[str, float]:
     """How well the failure matches each category's description and its runbooks.
 
     Scores, not ranks, are fused here: over a few dozen categories RRF would flatten the
     difference between a clear match and a near miss. Each retriever's scores become a
     distribution (dense: cosine sharpened; lexical: BM25 over its best), and the two are averaged.
-    A category's runbook sections count at half the weight of its description.
     """
     parts = []
-    for scores, transform in ((ranked.dense, lambda v: _sharpened(v, DENSE_SHARPNESS)),
-                              (ranked.lexical, lambda v: _sharpened(v, max(max(v.values()), 1e-6) * LEXICAL_SHARPNESS))):
-        if scores is None:
-            continue
-        best: dict[str, float] = {}
-        for position in index.background_positions:
-            doc = index.docs[position]
-            if doc.category in candidates:
-                weight = 1.0 if doc.kind == "category" else 0.5
-                best[doc.category] = max(best.get(doc.category, 0.0 if scores is ranked.lexical else -1.0),
-                                         weight * float(scores[position]))
-        if best and (scores is not ranked.lexical or max(best.values()) > 0):
-            parts.append(transform(best))
+    if best_dense:
+        parts.append(_sharpened(best_dense, DENSE_SHARPNESS))
+    if best_lexical and max(best_lexical.values()) > 0:
+        parts.append(_sharpened(best_lexical, max(best_lexical.values()) * LEXICAL_SHARPNESS))
     combined: dict[str, float] = defaultdict(float)
     for part in parts:
         for category, value in part.items():
@@ -186,56 +198,118 @@ def _normalized(values: dict[str, float]) -> dict[str, float]:
     return {k: v / total for k, v in values.items()} if total > 0 else {}
 
 
-def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.ndarray | None, candidates: list[str],
-                     *, weights_by_doc: dict[int, float] | None = None, prototypes: dict[str, np.ndarray] | None = None,
-                     history: dict[str, int] | None = None, weights: dict[str, float] | None = None,
-                     temperature: float = TEMPERATURE) -> list[CategoryScore]:
-    """Candidate categories, most likely first, with confidences summing to 1.
-    `history`: resolved incidents per category (see category_history), which fade descriptions."""
+# The evidence about each candidate category that the learned fusion (apps/knowledge/fusion.py)
+# weighs, one column each. "fixed" is the hand-weighted sum above (WEIGHTS); the others are raw:
+# cosine to the category's centroid, its share of the neighbours' votes, its description's best
+# dense and lexical match and whether it has one at all (those three fade with the category's own
+# history, like the prior), and the cosine to the label's own name ("expired credential or
+# certificate" says much about itself even when nobody described it).
+FEATURES = ("fixed", "prototype", "neighbours", "neighbours_dense", "neighbours_lexical", "description_dense",
+            "described", "description_lexical", "label")
+
+
+def default_fusion_weights(temperature: float = TEMPERATURE) -> np.ndarray:
+    """The fixed ranking as fusion weights: the hand-weighted score alone, sharpened by the temperature."""
+    weights = np.zeros(len(FEATURES))
+    weights[0] = 1.0 / temperature
+    return weights
+
+
+def category_evidence(index: KnowledgeIndex, ranked: Ranked, query_vector: np.ndarray | None, candidates: list[str],
+                      *, weights_by_doc: dict[int, float] | None = None,
+                      prototypes: dict[str, np.ndarray] | None = None, history: dict[str, int] | None = None,
+                      label_vectors: dict[str, np.ndarray] | None = None,
+                      weights: dict[str, float] | None = None) -> tuple[np.ndarray, dict[str, list[int]]]:
+    """One row of FEATURES per candidate (in the order given), and the incidents supporting each."""
     weights = weights or WEIGHTS
     weights_by_doc = weights_by_doc or {}
+    history = history or {}
     candidate_set = set(candidates)
     docs = index.docs
 
-    neighbour_votes: dict[str, float] = defaultdict(float)
     support: dict[str, list[int]] = defaultdict(list)
-    for hit in ranked.by_kind.get("incident", [])[:NEIGHBOURS]:
-        doc = docs[hit.position]
-        if doc.category not in candidate_set:
-            continue
-        neighbour_votes[doc.category] += weights_by_doc.get(doc.id, 1.0) / (hit.rank + 3)
-        support[doc.category].append(hit.position)
 
-    described = _description_evidence(index, ranked, candidate_set)
-    history = history or {}
-    description_votes = {
-        category: (value - 1.0 / len(described))
-        * DESCRIPTION_PRIOR_INCIDENTS / (DESCRIPTION_PRIOR_INCIDENTS + history.get(category, 0))
-        for category, value in described.items()}
+    def votes(positions: list[int]) -> dict[str, float]:
+        """The nearest incidents' categories, each weighted by rank and operators' feedback."""
+        found: dict[str, float] = defaultdict(float)
+        for rank_, position in enumerate(positions[:NEIGHBOURS]):
+            doc = docs[position]
+            if doc.category in candidate_set:
+                found[doc.category] += weights_by_doc.get(doc.id, 1.0) / (rank_ + 3)
+        return _normalized(dict(found))
 
-    prototype_scores: dict[str, float] = {}
+    fused_positions = [hit.position for hit in ranked.by_kind.get("incident", [])]
+    for position in fused_positions[:NEIGHBOURS]:
+        if docs[position].category in candidate_set:
+            support[docs[position].category].append(position)
+    neighbours = votes(fused_positions)
+    by_retriever = {name: votes(positions) for name, positions in ranked.incidents_by_retriever.items()}
+
+    best_dense = _background_best(index, ranked.dense, candidate_set, -1.0) if ranked.dense is not None else None
+    best_lexical = _background_best(index, ranked.lexical, candidate_set, 0.0) if ranked.lexical is not None else None
+    described = _description_evidence(best_dense, best_lexical)
+    # A category's description counts as much as DESCRIPTION_PRIOR_INCIDENTS of its own incidents.
+    fade = {c: DESCRIPTION_PRIOR_INCIDENTS / (DESCRIPTION_PRIOR_INCIDENTS + history.get(c, 0)) for c in candidates}
+    description_votes = {category: (value - 1.0 / len(described)) * fade[category]
+                         for category, value in described.items()}
+
+    prototype_cosines: dict[str, float] = {}
     if prototypes and query_vector is not None and ranked.dense is not None:
-        sims = {c: float(prototypes[c] @ query_vector) for c in candidates if c in prototypes}
-        if sims:
-            prototype_scores = _sharpened(sims, DENSE_SHARPNESS)
+        prototype_cosines = {c: float(prototypes[c] @ query_vector) for c in candidates if c in prototypes}
+    prototype_scores = _sharpened(prototype_cosines, DENSE_SHARPNESS)
 
-    components = {
-        "neighbours": _normalized(dict(neighbour_votes)),
-        "description": description_votes,
-        "prototype": prototype_scores,
-    }
-    scores = []
-    for category in candidates:
-        total = sum(weights[name] * part.get(category, 0.0) for name, part in components.items())
-        scores.append(CategoryScore(category=category, score=total, neighbours=support.get(category, [])))
+    lexical_top = max(best_lexical.values(), default=0.0) if best_lexical else 0.0
+    label_vectors = label_vectors if query_vector is not None and ranked.dense is not None else {}
+    rows = np.zeros((len(candidates), len(FEATURES)))
+    for row, category in enumerate(candidates):
+        fixed = (weights["neighbours"] * neighbours.get(category, 0.0)
+                 + weights["description"] * description_votes.get(category, 0.0)
+                 + weights["prototype"] * prototype_scores.get(category, 0.0))
+        has_description = best_dense is not None and category in best_dense or bool(best_lexical and category in best_lexical)
+        rows[row] = (
+            fixed,
+            prototype_cosines.get(category, 0.0),
+            neighbours.get(category, 0.0),
+            by_retriever.get("dense", {}).get(category, 0.0),
+            by_retriever.get("lexical", {}).get(category, 0.0),
+            fade[category] * best_dense[category] if best_dense and category in best_dense else 0.0,
+            fade[category] * has_description,
+            fade[category] * best_lexical[category] / lexical_top if lexical_top > 0 and category in best_lexical else 0.0,
+            float(label_vectors[category] @ query_vector) if category in (label_vectors or {}) else 0.0,
+        )
+    return rows, support
+
+
+def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.ndarray | None, candidates: list[str],
+                     *, weights_by_doc: dict[int, float] | None = None, prototypes: dict[str, np.ndarray] | None = None,
+                     history: dict[str, int] | None = None, label_vectors: dict[str, np.ndarray] | None = None,
+                     fusion: np.ndarray | None = None, weights: dict[str, float] | None = None,
+                     temperature: float = TEMPERATURE) -> list[CategoryScore]:
+    """Candidate categories, most likely first, with confidences summing to 1.
+    `history`: resolved incidents per category (see category_history), which fade descriptions;
+    `fusion`: weights of FEATURES learned from the team's history (fusion.fit_weights); without
+    them the fixed, hand-weighted ranking with the fitted temperature."""
+    if not candidates:
+        return []
+    evidence, support = category_evidence(index, ranked, query_vector, candidates, weights_by_doc=weights_by_doc,
+                                          prototypes=prototypes, history=history, label_vectors=label_vectors,
+                                          weights=weights)
+    logits = evidence @ (default_fusion_weights(temperature) if fusion is None else fusion)
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+    scores = [CategoryScore(category=c, score=float(logit), confidence=float(p), neighbours=support.get(c, []))
+              for c, logit, p in zip(candidates, logits, probabilities)]
     scores.sort(key=lambda s: (-s.score, s.category))
-    if scores:
-        raw = np.array([s.score for s in scores]) / temperature
-        probabilities = np.exp(raw - raw.max())
-        probabilities /= probabilities.sum()
-        for s, p in zip(scores, probabilities):
-            s.confidence = float(p)
     return scores
+
+
+def candidate_categories(index: KnowledgeIndex, allowed: np.ndarray | None = None) -> list[str]:
+    """Every category a (permitted) incident was resolved with, plus the described taxonomy."""
+    found = set()
+    for position, doc in enumerate(index.docs):
+        if doc.category and (doc.kind == "category" or doc.kind == "incident" and (allowed is None or allowed[position])):
+            found.add(doc.category)
+    return sorted(found)
 
 
 def category_history(index: KnowledgeIndex, allowed: np.ndarray | None = None) -> dict[str, int]:

@@ -86,3 +86,9 @@ def request_rebuild(user) -> None:
 
 def last_build() -> IndexBuild | None:
     return IndexBuild.objects.filter(finished_at__isnull=False).first()
+
+
+def learned_weights(meta: dict) -> list[tuple[str, float]]:
+    """The evidence weights the index learned (feature, weight), for the admin page; empty until learned."""
+    fitted = meta.get("fusion") or {}
+    return list(zip(fitted.get("features", []), fitted.get("weights", [])))

@@ -16,10 +16,12 @@ from apps.accounts.access import visible_team_ids
 from apps.incidents.models import Incident, RootCauseCategory
 from apps.knowledge.embedding import encode_query
 from apps.knowledge.index import KnowledgeIndex, doc_id
-from apps.knowledge.indexing import incident_text, reader
+from apps.knowledge.fusion import label_vectors, weights_from_meta
+from apps.knowledge.indexing import failure_query, incident_text, reader
 from apps.knowledge.models import Feedback, RunbookSection, TargetKind, Verdict
-from apps.knowledge.ranking import allowed_mask, category_history, category_prototypes, rank, score_categories
-from apps.knowledge.textproc import normalize_signature
+from apps.knowledge.learning import category_names
+from apps.knowledge.ranking import (allowed_mask, candidate_categories, category_history, category_prototypes, rank,
+                                    score_categories)
 from apps.monitoring.counters import count_index_query  # /metrics counts the queries served
 
 
@@ -96,11 +98,24 @@ def feedback_weights() -> dict[int, float]:
     return {key: min(4.0, max(0.2, value)) for key, value in weights.items()}
 
 
-def _prototypes(index: KnowledgeIndex) -> tuple[dict, dict]:
-    """Category centroids and incident counts, computed once per loaded index (a reload is a new object)."""
-    if index.cached_prototypes is None:
-        index.cached_prototypes = (category_prototypes(index), category_history(index))
-    return index.cached_prototypes
+def _derived(index: KnowledgeIndex, key: str, compute):
+    """`compute()` once per loaded index (a reload is a new object)."""
+    if key not in index.derived:
+        index.derived[key] = compute()
+    return index.derived[key]
+
+
+def _evidence_context(index: KnowledgeIndex) -> dict:
+    """What scoring needs besides the query: centroids, incident counts, candidates, and with
+    learned weights the vectors of the labels' names (embedded when the weights were learned)."""
+    def compute():
+        candidates = candidate_categories(index)
+        fusion = weights_from_meta(index.meta)
+        return {"prototypes": category_prototypes(index), "history": category_history(index), "candidates": candidates,
+                "fusion": fusion,
+                "label_vectors": label_vectors(category_names(candidates)) if fusion is not None else None}
+
+    return _derived(index, "evidence", compute)
 
 
 def suggest_for_failure(text: str, error_signature: str | None = None, *, user=None, team_ids=None,
@@ -112,7 +127,7 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     index = reader().get()
     if not len(index):
         return Suggestions(index_ready=False)
-    query = "\n".join(p for p in (text, normalize_signature(error_signature or "")) if p)
+    query = failure_query(text, error_signature)
     vector = encode_query(query[:QUERY_LIMIT])
     count_index_query()
     if user is not None:
@@ -120,10 +135,10 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     excluded = {doc_id("incident", exclude_incident_id)} if exclude_incident_id else set()
     allowed = allowed_mask(index, team_ids=team_ids, excluded_ids=excluded)
     ranked = rank(index, query[:QUERY_LIMIT], vector, mode="hybrid", allowed=allowed)
-    candidates = _candidates(index)
-    prototypes, history = _prototypes(index)
-    scores = score_categories(index, ranked, vector, candidates, weights_by_doc=feedback_weights(),
-                              prototypes=prototypes, history=history)
+    context = _evidence_context(index)
+    scores = score_categories(index, ranked, vector, context["candidates"], weights_by_doc=feedback_weights(),
+                              prototypes=context["prototypes"], history=context["history"],
+                              label_vectors=context["label_vectors"], fusion=context["fusion"])
     names = dict(RootCauseCategory.objects.values_list("slug", "name"))
     section_by_category = _runbook_sections_by_category()
     hypotheses = []
@@ -135,14 +150,6 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
                                      confidence=score.confidence, citations=citations))
     return Suggestions(hypotheses=hypotheses, similar_incidents=_similar(index, ranked, limit),
                        runbook_sections=_runbooks(index, ranked, limit))
-
-
-def _candidates(index: KnowledgeIndex) -> list[str]:
-    """Every category an incident was resolved with, plus the active taxonomy (once per loaded index)."""
-    if index.cached_candidates is None:
-        index.cached_candidates = sorted({d.category for d in index.docs
-                                          if d.category and d.kind in ("category", "incident")})
-    return index.cached_candidates
 
 
 def _runbook_sections_by_category() -> dict[str, list[tuple[str, str]]]:

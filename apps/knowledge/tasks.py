@@ -32,6 +32,14 @@ def rebuild_index(requested_by_id: int | None = None) -> None:
 
     sync()
     indexing.build_index(requested_by=User.objects.filter(pk=requested_by_id).first())
+    learn_evidence_weights()
+
+
+@shared_task(acks_late=True)
+def learn_evidence_weights() -> None:
+    from apps.knowledge.learning import learn_fusion
+
+    learn_fusion()
 
 
 @shared_task(acks_late=True, soft_time_limit=120)

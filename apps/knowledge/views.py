@@ -85,4 +85,5 @@ def admin_page(request):
         "model_loaded": encoder_loaded(), "last_build": services.last_build(),
         "evaluations": EvaluationResult.objects.all()[:6], "top3_rate": rate, "confirmed": confirmed,
         "feedback_count": Feedback.objects.count(), "llm_configured": llm.is_configured(),
+        "fusion": index.meta.get("fusion"), "fusion_weights": services.learned_weights(index.meta),
     })

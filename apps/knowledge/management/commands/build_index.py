@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from apps.knowledge.indexing import build_index
+from apps.knowledge.learning import learn_fusion
 from apps.knowledge.runbooks import sync_runbooks
 
 
@@ -18,3 +19,11 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Index built: {build.documents} documents with {build.model} "
             f"in {(build.finished_at - build.started_at).total_seconds():.1f}s."))
+        self.stdout.write("Learning evidence weights from resolved incidents…")
+        learned = learn_fusion()
+        if learned.weights is None:
+            self.stdout.write(f"Too little history to learn from ({learned.examples} resolved incidents over fewer "
+                              "than two categories, or under 30 usable): suggestions use the fixed weights.")
+        else:
+            weights = ", ".join(f"{name} {value:+.2f}" for name, value in learned.weights.items())
+            self.stdout.write(self.style.SUCCESS(f"Learned from {learned.examples} resolved incidents: {weights}."))

@@ -19,10 +19,13 @@ class Command(BaseCommand):
         parser.add_argument("--incidents", type=Path, required=True, help="Labelled JSONL or CSV (import format).")
         parser.add_argument("--folds", type=int, default=5)
         parser.add_argument("--mode", choices=[*MODES, "all"], default="hybrid")
-        parser.add_argument("--fit", action="store_true", help="Also fit the confidence temperature (hybrid).")
+        parser.add_argument("--fixed", action="store_true",
+                            help="Score with the fixed, hand-chosen weights instead of weights learned in each fold.")
+        parser.add_argument("--fit", action="store_true",
+                            help="Also fit the fixed ranking's confidence temperature (hybrid).")
         parser.add_argument("--no-save", action="store_true", help="Do not record the result for the admin page.")
 
-    def handle(self, *args, incidents: Path, folds: int, mode: str, fit: bool, no_save: bool, **options):
+    def handle(self, *args, incidents: Path, folds: int, mode: str, fixed: bool, fit: bool, no_save: bool, **options):
         if not incidents.is_file():
             raise CommandError(f"{incidents} does not exist; pass a labelled .jsonl or .csv file.")
         rows, errors = read_history(incidents)
@@ -33,10 +36,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Embedding {len(rows)} incidents (cached after the first run)…")
         prepared = prepare(rows)
         modes = list(MODES) if mode == "all" else [mode]
+        weighting = ("fixed weights" if fixed else
+                     "evidence weights learned in each fold from the other folds' incidents, as the index does")
+        self.stdout.write(f"\nScoring: {weighting}.")
         self.stdout.write(f"\n{'mode':<9}{'top-1':>8}{'top-3':>8}{'MRR':>8}{'same-cat@5':>12}{'ECE':>7}"
                           f"{'baseline top-1':>16}")
         for name in modes:
-            report = evaluate(prepared, folds=folds, mode=name)
+            report = evaluate(prepared, folds=folds, mode=name, learned=not fixed)
             self.stdout.write(f"{name:<9}{report.top1:>8.3f}{report.top3:>8.3f}{report.mrr:>8.3f}"
                               f"{report.same_category_in_top5:>12.3f}{report.calibration_error:>7.3f}"
                               f"{report.baseline_top1:>16.3f}")

@@ -1,0 +1,78 @@
+"""Learning the evidence weights from the database's resolved incidents (see fusion.py for why).
+
+`learn_fusion()` runs after every full rebuild and once a day: it asks a stratified sample of the
+indexed resolved incidents as queries (each as its incident page would, with its fold held out
+of the index), fits the weights, and records them in the index's meta.json, where every process
+picks them up with its next reload. With too little history the index keeps the fixed ranking.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
+from apps.knowledge.embedding import embed_documents
+from apps.knowledge.fusion import Example, fit_weights, held_out_evidence, label_vectors
+from apps.knowledge.index import doc_id, record_meta
+from apps.knowledge.indexing import incident_query, index_directory, reader
+from apps.knowledge.ranking import FEATURES, candidate_categories
+
+logger = logging.getLogger("flowdeck.knowledge")
+# Enough held-out queries to weigh nine features; more only costs time (each is a full query).
+SAMPLE = 400
+
+
+@dataclass
+class LearnedFusion:
+    examples: int
+    weights: dict[str, float] | None  # None: too little history, the fixed ranking stays
+
+
+def category_names(slugs) -> dict[str, str]:
+    """Each category's name as the team wrote it (an imported label's own words)."""
+    names = dict(RootCauseCategory.objects.filter(slug__in=list(slugs)).values_list("slug", "name"))
+    return {slug: names.get(slug) or slug.replace("-", " ") for slug in slugs}
+
+
+def _sample(index) -> list[Incident]:
+    """Up to SAMPLE indexed resolved incidents, the newest of each category first, categories in turn."""
+    indexed = {int(index.docs[p].ref) for p in index.positions_by_kind.get("incident", [])}
+    by_category = defaultdict(list)
+    rows = (Incident.objects.filter(status=IncidentStatus.RESOLVED, root_cause_category__isnull=False)
+            .select_related("root_cause_category").order_by("-resolved_at", "-pk"))
+    for incident in rows.iterator():
+        if incident.pk in indexed:
+            by_category[incident.root_cause_category.slug].append(incident)
+    chosen = []
+    while len(chosen) < SAMPLE and any(by_category.values()):
+        for slug in sorted(by_category):
+            if by_category[slug] and len(chosen) < SAMPLE:
+                chosen.append(by_category[slug].pop(0))
+    return chosen
+
+
+def learn_fusion() -> LearnedFusion:
+    from apps.knowledge.suggest import feedback_weights
+
+    index = reader().get()
+    incidents = _sample(index)
+    if len({i.root_cause_category_id for i in incidents}) < 2:
+        return LearnedFusion(examples=len(incidents), weights=None)
+    queries = [incident_query(incident) for incident in incidents]
+    vectors = embed_documents(queries)
+    examples = [Example(doc_id("incident", incident.pk), incident.root_cause_category.slug, query, vector)
+                for incident, query, vector in zip(incidents, queries, vectors)]
+    candidates = candidate_categories(index)
+    evidence = held_out_evidence(index, examples, candidates_for=lambda allowed: candidate_categories(index, allowed),
+                                 label_vectors=label_vectors(category_names(candidates)),
+                                 weights_by_doc=feedback_weights())
+    weights = fit_weights(evidence)
+    if weights is None:
+        return LearnedFusion(examples=len(evidence), weights=None)
+    learned = dict(zip(FEATURES, (round(float(w), 4) for w in weights)))
+    record_meta(index_directory(), fusion={"features": list(FEATURES), "weights": list(learned.values()),
+                                           "examples": len(evidence), "learned_at": timezone.now().isoformat()})
+    logger.info("evidence weights learned from %d resolved incidents: %s", len(evidence), learned)
+    return LearnedFusion(examples=len(evidence), weights=learned)
