@@ -258,24 +258,26 @@ def category_evidence(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nd
         prototype_cosines = {c: float(prototypes[c] @ query_vector) for c in candidates if c in prototypes}
     prototype_scores = _sharpened(prototype_cosines, DENSE_SHARPNESS)
 
-    lexical_top = max(best_lexical.values(), default=0.0) if best_lexical else 0.0
-    label_vectors = label_vectors if query_vector is not None and ranked.dense is not None else {}
+    best_dense, best_lexical = best_dense or {}, best_lexical or {}
+    lexical_top = max(best_lexical.values(), default=0.0)
+    if query_vector is None or ranked.dense is None:
+        label_vectors = None
+    label_vectors = label_vectors or {}
     rows = np.zeros((len(candidates), len(FEATURES)))
     for row, category in enumerate(candidates):
         fixed = (weights["neighbours"] * neighbours.get(category, 0.0)
                  + weights["description"] * description_votes.get(category, 0.0)
                  + weights["prototype"] * prototype_scores.get(category, 0.0))
-        has_description = best_dense is not None and category in best_dense or bool(best_lexical and category in best_lexical)
         rows[row] = (
             fixed,
             prototype_cosines.get(category, 0.0),
             neighbours.get(category, 0.0),
             by_retriever.get("dense", {}).get(category, 0.0),
             by_retriever.get("lexical", {}).get(category, 0.0),
-            fade[category] * best_dense[category] if best_dense and category in best_dense else 0.0,
-            fade[category] * has_description,
-            fade[category] * best_lexical[category] / lexical_top if lexical_top > 0 and category in best_lexical else 0.0,
-            float(label_vectors[category] @ query_vector) if category in (label_vectors or {}) else 0.0,
+            fade[category] * best_dense.get(category, 0.0),
+            fade[category] * (category in best_dense or category in best_lexical),
+            fade[category] * best_lexical.get(category, 0.0) / lexical_top if lexical_top > 0 else 0.0,
+            float(label_vectors[category] @ query_vector) if category in label_vectors else 0.0,
         )
     return rows, support
 
