@@ -163,12 +163,12 @@ def _sharpened(values: dict[str, float], sharpness: float) -> dict[str, float]:
     return _normalized({k: float(np.exp((v - best) / sharpness)) for k, v in values.items()})
 
 
-def _background_best(index: KnowledgeIndex, scores: np.ndarray, candidates: set[str], floor: float) -> dict[str, float]:
-    """Each candidate's best score among its description (weight 1) and runbook sections (weight 0.5)."""
+def _background_best(index: KnowledgeIndex, scores: np.ndarray, floor: float) -> dict[str, float]:
+    """Each described category's best score among its description (weight 1) and runbook sections (weight 0.5)."""
     best: dict[str, float] = {}
     for position in index.background_positions:
         doc = index.docs[position]
-        if doc.category in candidates:
+        if doc.category:
             weight = 1.0 if doc.kind == "category" else 0.5
             best[doc.category] = max(best.get(doc.category, floor), weight * float(scores[position]))
     return best
@@ -204,8 +204,13 @@ def _normalized(values: dict[str, float]) -> dict[str, float]:
 # dense and lexical match and whether it has one at all (those three fade with the category's own
 # history, like the prior), and the cosine to the label's own name ("expired credential or
 # certificate" says much about itself even when nobody described it).
+# "borrowed_dense" / "borrowed_lexical" let a team's own label use our descriptions and runbooks
+# through its meaning: the description evidence of our categories, averaged with weights by how
+# close each one's description is to the label's name ("time and date handling" borrows mostly
+# from our time-zone category).
 FEATURES = ("fixed", "prototype", "neighbours", "neighbours_dense", "neighbours_lexical", "description_dense",
-            "described", "description_lexical", "label")
+            "described", "description_lexical", "label", "borrowed_dense", "borrowed_lexical")
+ALIGNMENT_SHARPNESS = 0.05  # cosine differences between a label's name and our descriptions that matter
 
 
 def default_fusion_weights(temperature: float = TEMPERATURE) -> np.ndarray:
@@ -245,8 +250,10 @@ def category_evidence(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nd
     neighbours = votes(fused_positions)
     by_retriever = {name: votes(positions) for name, positions in ranked.incidents_by_retriever.items()}
 
-    best_dense = _background_best(index, ranked.dense, candidate_set, -1.0) if ranked.dense is not None else None
-    best_lexical = _background_best(index, ranked.lexical, candidate_set, 0.0) if ranked.lexical is not None else None
+    all_dense = _background_best(index, ranked.dense, -1.0) if ranked.dense is not None else None
+    all_lexical = _background_best(index, ranked.lexical, 0.0) if ranked.lexical is not None else None
+    best_dense = {c: v for c, v in all_dense.items() if c in candidate_set} if all_dense is not None else None
+    best_lexical = {c: v for c, v in all_lexical.items() if c in candidate_set} if all_lexical is not None else None
     described = _description_evidence(best_dense, best_lexical)
     # A category's description counts as much as DESCRIPTION_PRIOR_INCIDENTS of its own incidents.
     fade = {c: DESCRIPTION_PRIOR_INCIDENTS / (DESCRIPTION_PRIOR_INCIDENTS + history.get(c, 0)) for c in candidates}
@@ -263,6 +270,7 @@ def category_evidence(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nd
     if query_vector is None or ranked.dense is None:
         label_vectors = None
     label_vectors = label_vectors or {}
+    borrowed = _borrowed_description(index, candidates, label_vectors, all_dense or {}, all_lexical or {})
     rows = np.zeros((len(candidates), len(FEATURES)))
     for row, category in enumerate(candidates):
         fixed = (weights["neighbours"] * neighbours.get(category, 0.0)
@@ -278,8 +286,32 @@ def category_evidence(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nd
             fade[category] * (category in best_dense or category in best_lexical),
             fade[category] * best_lexical.get(category, 0.0) / lexical_top if lexical_top > 0 else 0.0,
             float(label_vectors[category] @ query_vector) if category in label_vectors else 0.0,
+            *borrowed.get(category, (0.0, 0.0)),
         )
     return rows, support
+
+
+def _borrowed_description(index: KnowledgeIndex, candidates: list[str], label_vectors: dict[str, np.ndarray],
+                          dense: dict[str, float], lexical: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """(dense, lexical) description evidence each candidate label borrows from our described
+    categories, weighted by how close their descriptions are to the label's name."""
+    positions = [p for p in index.positions_by_kind.get("category", []) if index.docs[p].category]
+    if not positions or not label_vectors:
+        return {}
+    described = [index.docs[p].category for p in positions]
+    descriptions = index.vectors[positions]
+    dense_values = np.array([dense.get(c, 0.0) for c in described])
+    lexical_top = max(lexical.values(), default=0.0)
+    lexical_values = np.array([lexical.get(c, 0.0) / lexical_top if lexical_top > 0 else 0.0 for c in described])
+    borrowed = {}
+    for category in candidates:
+        if category not in label_vectors:
+            continue
+        closeness = descriptions @ label_vectors[category]
+        alignment = np.exp((closeness - closeness.max()) / ALIGNMENT_SHARPNESS)
+        alignment /= alignment.sum()
+        borrowed[category] = (float(alignment @ dense_values), float(alignment @ lexical_values))
+    return borrowed
 
 
 def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.ndarray | None, candidates: list[str],
