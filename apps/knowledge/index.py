@@ -7,7 +7,8 @@ A directory (settings.VAR_DIR / "knowledge" / "index") holds:
   dense.faiss   faiss IndexIDMap2 over an inner-product index (flat, or HNSW when large);
   meta.json     model, version counter, build time, the evidence weights learned from history.
 Writers take an exclusive file lock and replace files atomically, then bump the version; a
-reader in any process reloads when the version on disk differs from the one it holds.
+reader in any process reloads when the version on disk differs from the one it holds (and takes
+over a meta.json changed alone, the learned weights, without reloading).
 Faiss ids encode the document kind and the database key (`doc_id`), so they stay stable.
 """
 
@@ -201,35 +202,40 @@ def writing(directory: Path):
 
 
 def record_meta(directory: Path, **meta) -> None:
-    """Add `meta` (the learned evidence weights) to the index on disk as a new version, under the
-    writers' lock, without loading or rewriting the documents."""
+    """Add `meta` (the learned evidence weights) to meta.json under the writers' lock. The documents
+    are unchanged, so the version stays: readers take the new meta over without reloading them."""
     directory = Path(directory)
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             current = json.loads((directory / "meta.json").read_text())
-            current.update(meta, version=current.get("version", 0) + 1)
+            current.update(meta)
             _atomic_write(directory / "meta.json", lambda h: h.write(json.dumps(current)), text=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class IndexReader:
-    """One loaded index per process, reloaded when another process saved a newer version."""
+    """One loaded index per process, reloaded when another process saved a newer version; a change
+    to meta.json alone (learned weights) is taken over without reloading the documents."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self._index: KnowledgeIndex | None = None
         self._lock = threading.Lock()
 
-    def _disk_version(self) -> int:
+    def _disk_meta(self) -> dict:
         try:
-            return json.loads((self.directory / "meta.json").read_text()).get("version", 0)
+            return json.loads((self.directory / "meta.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            return 0
+            return {}
 
     def get(self) -> KnowledgeIndex:
         with self._lock:
-            if self._index is None or self._index.version != self._disk_version():
+            meta = self._disk_meta()
+            if self._index is None or self._index.version != meta.get("version", 0):
                 self._index = KnowledgeIndex.load(self.directory)
+            elif meta != self._index.meta:
+                self._index.meta = meta
+                self._index.derived = {}
             return self._index

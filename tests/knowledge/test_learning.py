@@ -36,9 +36,12 @@ def team_history(team):
 def test_weights_are_learned_recorded_with_the_index_and_seen_by_another_process(team_history, fake_encoder,
                                                                                    client_for, platform_admin):
     indexing.build_index()
+    serving = indexing.reader().get()  # a process already serving suggestions
     learned = learn_fusion()
 
     assert learned.weights is not None and set(learned.weights) == set(FEATURES)
+    # It takes the weights over without reloading the documents (same index object, same version).
+    assert indexing.reader().get() is serving and serving.meta["fusion"]["examples"] == 36
     assert learned.examples == 36
     # Another process (a fresh reader of the same directory) loads the new version with the weights.
     other = IndexReader(indexing.index_directory()).get()
