@@ -3,7 +3,8 @@
 `learn_fusion()` runs after every full rebuild and once a day: it asks a stratified sample of the
 indexed resolved incidents as queries (each as its incident page would, with its fold held out
 of the index), fits the weights, and records them in the index's meta.json, which every process
-takes over on its next query without reloading the documents. With too little history the index keeps the fixed ranking.
+takes over on its next query without reloading the documents. With too little history the index
+keeps the fixed ranking.
 """
 
 import logging
