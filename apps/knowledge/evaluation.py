@@ -118,9 +118,10 @@ def evaluate(prepared: Prepared, *, folds: int = 5, mode: str = "hybrid", seed: 
         if learned:
             examples = [Example(doc_id("incident", i + 1), labels[i], prepared.queries[i], prepared.query_vectors[i])
                         for i in training]
-            fusion = fit_weights(held_out_evidence(
-                index, examples, candidates_for=lambda allowed: _training_labels(index, allowed), mode=mode,
-                excluded_ids=held_out_ids, label_vectors=prepared.label_vectors), prior=default_fusion_weights(temperature))
+            evidence = held_out_evidence(index, examples, mode=mode, excluded_ids=held_out_ids,
+                                         candidates_for=lambda allowed: _training_labels(index, allowed),
+                                         label_vectors=prepared.label_vectors)
+            fusion = fit_weights(evidence, prior=default_fusion_weights(temperature))
         for i in sorted(held_out):
             vector = prepared.query_vectors[i] if mode != "lexical" else None
             ranked = rank(index, prepared.queries[i], vector, mode=mode, allowed=allowed)

@@ -174,7 +174,8 @@ def _background_best(index: KnowledgeIndex, scores: np.ndarray, floor: float) ->
     return best
 
 
-def _description_evidence(best_dense: dict[str, float] | None, best_lexical: dict[str, float] | None) -> dict[str, float]:
+def _description_evidence(best_dense: dict[str, float] | None,
+                          best_lexical: dict[str, float] | None) -> dict[str, float]:
     """How well the failure matches each category's description and its runbooks.
 
     Scores, not ranks, are fused here: over a few dozen categories RRF would flatten the
@@ -341,7 +342,8 @@ def candidate_categories(index: KnowledgeIndex, allowed: np.ndarray | None = Non
     """Every category a (permitted) incident was resolved with, plus the described taxonomy."""
     found = set()
     for position, doc in enumerate(index.docs):
-        if doc.category and (doc.kind == "category" or doc.kind == "incident" and (allowed is None or allowed[position])):
+        permitted = doc.kind == "category" or doc.kind == "incident" and (allowed is None or allowed[position])
+        if doc.category and permitted:
             found.add(doc.category)
     return sorted(found)
 
