@@ -191,6 +191,20 @@ def main() -> None:
     del docs, vectors
     kind = "HNSW M=32 efConstruction=80 efSearch=128" if len(index) > HNSW_THRESHOLD else "exact flat"
     print(f"index build ({kind}, BM25): {time.perf_counter() - started:.1f}s", flush=True)
+    # What a serving process does when another one saved a new version: load it from disk.
+    started = time.perf_counter()
+    index.directory = OUT / "index"
+    index.save(kind="bench")
+    saved_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    index = KnowledgeIndex.load(OUT / "index")
+    load_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    KnowledgeIndex._prepare(index)  # as a load did before BM25 was saved with the index
+    rebuild_seconds = time.perf_counter() - started
+    print(f"index saved in {saved_seconds:.1f}s; loaded from disk (as a serving process does on a new version) in "
+          f"{load_seconds:.1f}s with its saved BM25 "
+          f"(building BM25 again instead: {rebuild_seconds:.1f}s)", flush=True)
     prototypes = category_prototypes(index)
     history = category_history(index)
     candidates = sorted({slug for slug, _, _ in DEFAULT_CATEGORIES})
@@ -253,6 +267,7 @@ def main() -> None:
         "query_cosine_to_float32_mean": round(float(np.mean(precision_cosines)), 4),
         "query_cosine_to_float32_min": round(float(np.min(precision_cosines)), 4),
         "exact_top10_overlap_with_float32": round(float(np.mean(precision_overlap)), 3),
+        "index_load_s": round(load_seconds, 1), "bm25_rebuild_s": round(rebuild_seconds, 1),
         "rss_mb": round(current), "peak_rss_mb": round(peak),
     }
     print(f"query latency, warm, {len(total_times)} queries (encode + dense + BM25 + RRF + root-cause scoring): "

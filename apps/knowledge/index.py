@@ -5,6 +5,8 @@ A directory (settings.VAR_DIR / "knowledge" / "index") holds:
                 lexical text, content hash), in the same order as the vectors;
   vectors.npy   unit-length embeddings, used for category prototypes and to rebuild faiss;
   dense.faiss   faiss IndexIDMap2 over an inner-product index (flat, or HNSW when large);
+  lexical-N/    the BM25 index of version N (bm25s's own files), so a reader loads it instead of
+                tokenizing every document again;
   meta.json     model, version counter, build time, the evidence weights learned from history.
 Writers take an exclusive file lock and replace files atomically, then bump the version; a
 reader in any process reloads when the version on disk differs from the one it holds (and takes
@@ -15,6 +17,7 @@ Faiss ids encode the document kind and the database key (`doc_id`), so they stay
 import fcntl
 import json
 import os
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -87,10 +90,22 @@ class KnowledgeIndex:
             index.docs = [Document(**json.loads(line)) for line in handle if line.strip()]
         index.vectors = np.load(index.directory / "vectors.npy")
         index.dense = faiss.read_index(str(index.directory / "dense.faiss"))
-        index._prepare()
+        index._prepare(lexical=index._saved_lexical())
         return index
 
-    def _prepare(self) -> None:
+    def _saved_lexical(self):
+        """The BM25 index saved with this version (building it anew costs ~30 s at 100,000 documents,
+        on the request that finds a new version); None when missing or not of these documents."""
+        name = self.meta.get("lexical")
+        if not name or not (self.directory / name).is_dir():
+            return None
+        try:
+            lexical = bm25s.BM25.load(str(self.directory / name), show_progress=False)
+        except (OSError, ValueError, KeyError):  # removed by a newer save while loading, or unreadable
+            return None
+        return lexical if lexical.scores.get("num_docs") == len(self.docs) else None
+
+    def _prepare(self, lexical=None) -> None:
         self.derived = {}
         self._position = {doc.id: i for i, doc in enumerate(self.docs)}
         # Column views of the documents, so per-query filtering is vectorized.
@@ -100,8 +115,8 @@ class KnowledgeIndex:
         self.ids = np.array([doc.id for doc in self.docs], dtype=np.int64)
         self.team_ids = np.array([-1 if doc.team_id is None else doc.team_id for doc in self.docs], dtype=np.int64)
         self.background_positions = np.flatnonzero(self.kinds != "incident")
-        self.lexical = None
-        if self.docs:
+        self.lexical = lexical
+        if self.docs and lexical is None:
             self.lexical = bm25s.BM25()
             self.lexical.index([lexical_tokens(doc.text) or ["_"] for doc in self.docs], show_progress=False)
 
@@ -177,8 +192,16 @@ class KnowledgeIndex:
         tmp = self.directory / "dense.faiss.tmp"
         faiss.write_index(self.dense, str(tmp))
         os.replace(tmp, self.directory / "dense.faiss")
+        # BM25 goes in a folder of its own per version, so a reader still loading the previous one finds it.
+        self.meta["lexical"] = None
+        if self.lexical is not None:
+            self.meta["lexical"] = f"lexical-{self.version}"
+            self.lexical.save(str(self.directory / self.meta["lexical"]), show_progress=False)
         # meta.json last: readers that see the new version find every other file already in place.
         _atomic_write(self.directory / "meta.json", lambda h: h.write(json.dumps(self.meta)), text=True)
+        for old in self.directory.glob("lexical-*"):
+            if old.name not in (self.meta["lexical"], f"lexical-{self.version - 1}"):
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _atomic_write(path: Path, write, text: bool = False) -> None:

@@ -117,3 +117,40 @@ def test_changed_runbook_is_resynced_by_content_hash(tmp_path):
     (folder / "a.md").write_text("---\ncategory: dns\n---\n# DNS\n## Symptoms\nSERVFAIL\n")
     changed, removed = sync_runbooks(folder)
     assert len(changed) == 1 and len(removed) == 1
+
+
+def test_a_new_version_is_loaded_with_its_saved_bm25_and_the_same_lexical_scores(team, fake_encoder, monkeypatch):
+    from apps.knowledge.index import KnowledgeIndex
+
+    resolved_incident(team, "Deadlock in orders merge", "ORA-00060 deadlock detected on orders", "lock-contention")
+    resolved_incident(team, "Disk full on lz-01", "No space left on device", "disk-full")
+    indexing.build_index()
+    built = indexing.reader().get()
+    folder = indexing.index_directory() / built.meta["lexical"]
+    assert folder.is_dir()
+
+    def no_tokenizing(self, *args, **kwargs):
+        raise AssertionError("BM25 was built again instead of loaded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("bm25s.BM25.index", no_tokenizing)
+        loaded = KnowledgeIndex.load(indexing.index_directory())
+    query = "ORA-00060 deadlock while merging orders"
+    assert loaded.lexical_scores(query).tolist() == built.lexical_scores(query).tolist()
+    assert max(loaded.lexical_scores(query)) > 0
+
+    # Saved BM25 that does not match the documents (or is gone) is built again, not trusted.
+    import shutil
+
+    shutil.rmtree(folder)
+    rebuilt = KnowledgeIndex.load(indexing.index_directory())
+    assert rebuilt.lexical_scores(query).tolist() == built.lexical_scores(query).tolist()
+
+
+def test_older_bm25_folders_are_removed_when_newer_versions_are_saved(team, fake_encoder):
+    resolved_incident(team, "Disk full on lz-01", "No space left on device", "disk-full")
+    for _ in range(3):
+        indexing.build_index()
+    folders = sorted(p.name for p in indexing.index_directory().glob("lexical-*"))
+    version = indexing.reader().get().version
+    assert folders == [f"lexical-{version - 1}", f"lexical-{version}"]
