@@ -17,8 +17,8 @@ from apps.knowledge.embedding import embed_documents
 from apps.knowledge.fusion import Example, assign_folds, fit_weights, held_out_evidence, label_vectors
 from apps.knowledge.index import Document, KnowledgeIndex, doc_id
 from apps.knowledge.indexing import incident_text
-from apps.knowledge.ranking import (TEMPERATURE, WEIGHTS, allowed_mask, category_history, category_prototypes,
-                                    default_fusion_weights, rank, score_categories)
+from apps.knowledge.ranking import (TEMPERATURE, WEIGHTS, allowed_mask, candidate_categories, category_history,
+                                    category_prototypes, default_fusion_weights, rank, score_categories)
 from apps.knowledge.runbooks import RUNBOOK_DIR, parse_runbook
 from apps.knowledge.textproc import content_hash
 
@@ -93,13 +93,13 @@ def prepare(rows: list[HistoryRow], progress=None) -> Prepared:
 
 def _training_labels(index: KnowledgeIndex, allowed: np.ndarray) -> list[str]:
     """The candidates of a fold: the labels of the incidents it may use (a team's taxonomy is the labels it uses)."""
-    return sorted({index.docs[p].category for p in index.positions_by_kind.get("incident", []) if allowed[p]})
+    return candidate_categories(index, allowed, described=False)
 
 
 def evaluate(prepared: Prepared, *, folds: int = 5, mode: str = "hybrid", seed: int = 13, learned: bool = True,
              weights=None, temperature: float = TEMPERATURE) -> EvalReport:
     """Cross-validated accuracy. With `learned`, each fold's fusion weights are fitted on the other
-    folds only (their incidents held out in turn, as `indexing.learn_fusion` does on the database)."""
+    folds only (their incidents held out in turn, as `learning.learn_fusion` does on the database)."""
     index, labels = prepared.index, prepared.labels
     fold_of = assign_folds(labels, folds, seed)
     top1 = top3 = rr = same5 = baseline = log_loss = 0.0

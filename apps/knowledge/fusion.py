@@ -11,8 +11,8 @@ likelihood) gives one weight per feature. Its prior is the fixed ranking (the fi
 towards it, PRIOR_STRENGTH), so a small history moves the weights little. Being fitted by
 likelihood on held-out queries, its softmax is also the calibrated confidence.
 
-Pure functions over a KnowledgeIndex: `indexing.learn_fusion` runs them on the database's
-history after a rebuild, `evaluation` inside each cross-validation fold.
+Functions over a KnowledgeIndex, no database: `learning.learn_fusion` runs them on the
+database's history after a rebuild, `evaluation` inside each cross-validation fold.
 """
 
 import random
@@ -21,11 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 from apps.knowledge.index import KnowledgeIndex
 from apps.knowledge.ranking import (FEATURES, allowed_mask, category_evidence, category_history, category_prototypes,
-                                    default_fusion_weights, rank)
+                                    default_fusion_weights, rank, softmax)
 
 FOLDS = 5
 # Fewer held-out queries than this (or a single category) leave the fixed ranking in place.
@@ -95,6 +94,8 @@ def fit_weights(evidence: list[tuple[np.ndarray, int]], prior: np.ndarray | None
                 strength: float = PRIOR_STRENGTH) -> np.ndarray | None:
     """Weights of FEATURES maximizing the held-out likelihood of the true categories, pulled
     towards `prior` (the fixed ranking); None when there is too little to learn from."""
+    from scipy.optimize import minimize  # only a fit needs it; pages that import this module do not
+
     usable = [(rows, truth) for rows, truth in evidence if len(rows) > 1]
     if len(usable) < MIN_EXAMPLES:
         return None
@@ -103,9 +104,7 @@ def fit_weights(evidence: list[tuple[np.ndarray, int]], prior: np.ndarray | None
     def loss_and_gradient(weights):
         loss, gradient = 0.0, np.zeros_like(weights)
         for rows, truth in usable:
-            logits = rows @ weights
-            probabilities = np.exp(logits - logits.max())
-            probabilities /= probabilities.sum()
+            probabilities = softmax(rows @ weights)
             loss -= np.log(probabilities[truth] + 1e-12)
             gradient -= rows[truth] - probabilities @ rows
         offset = weights - prior

@@ -212,30 +212,33 @@ def _atomic_write(path: Path, write, text: bool = False) -> None:
 
 
 @contextmanager
-def writing(directory: Path):
-    """The index under an exclusive lock, freshly loaded; the caller saves it."""
-    directory = Path(directory)
+def _writers_lock(directory: Path):
+    """The exclusive lock every writer of `directory` holds (across processes)."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield KnowledgeIndex.load(directory)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def writing(directory: Path):
+    """The index under an exclusive lock, freshly loaded; the caller saves it."""
+    directory = Path(directory)
+    with _writers_lock(directory):
+        yield KnowledgeIndex.load(directory)
 
 
 def record_meta(directory: Path, **meta) -> None:
     """Add `meta` (the learned evidence weights) to meta.json under the writers' lock. The documents
     are unchanged, so the version stays: readers take the new meta over without reloading them."""
     directory = Path(directory)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            current = json.loads((directory / "meta.json").read_text())
-            current.update(meta)
-            _atomic_write(directory / "meta.json", lambda h: h.write(json.dumps(current)), text=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with _writers_lock(directory):
+        current = json.loads((directory / "meta.json").read_text())
+        current.update(meta)
+        _atomic_write(directory / "meta.json", lambda h: h.write(json.dumps(current)), text=True)
 
 
 class IndexReader:

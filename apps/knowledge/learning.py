@@ -21,7 +21,7 @@ from apps.knowledge.indexing import incident_query, index_directory, reader
 from apps.knowledge.ranking import FEATURES, candidate_categories
 
 logger = logging.getLogger("flowdeck.knowledge")
-# Enough held-out queries to weigh nine features; more only costs time (each is a full query).
+# Enough held-out queries to weigh the features; more only costs time (each is a full query).
 SAMPLE = 400
 
 

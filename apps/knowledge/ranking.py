@@ -174,8 +174,7 @@ def _background_best(index: KnowledgeIndex, scores: np.ndarray, floor: float) ->
     return best
 
 
-def _description_evidence(best_dense: dict[str, float] | None,
-                          best_lexical: dict[str, float] | None) -> dict[str, float]:
+def _description_evidence(best_dense: dict[str, float], best_lexical: dict[str, float]) -> dict[str, float]:
     """How well the failure matches each category's description and its runbooks.
 
     Scores, not ranks, are fused here: over a few dozen categories RRF would flatten the
@@ -212,6 +211,11 @@ def _normalized(values: dict[str, float]) -> dict[str, float]:
 FEATURES = ("fixed", "prototype", "neighbours", "neighbours_dense", "neighbours_lexical", "description_dense",
             "described", "description_lexical", "label", "borrowed_dense", "borrowed_lexical")
 ALIGNMENT_SHARPNESS = 0.05  # cosine differences between a label's name and our descriptions that matter
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    probabilities = np.exp(logits - logits.max())
+    return probabilities / probabilities.sum()
 
 
 def default_fusion_weights(temperature: float = TEMPERATURE) -> np.ndarray:
@@ -251,10 +255,11 @@ def category_evidence(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nd
     neighbours = votes(fused_positions)
     by_retriever = {name: votes(positions) for name, positions in ranked.incidents_by_retriever.items()}
 
-    all_dense = _background_best(index, ranked.dense, -1.0) if ranked.dense is not None else None
-    all_lexical = _background_best(index, ranked.lexical, 0.0) if ranked.lexical is not None else None
-    best_dense = {c: v for c, v in all_dense.items() if c in candidate_set} if all_dense is not None else None
-    best_lexical = {c: v for c, v in all_lexical.items() if c in candidate_set} if all_lexical is not None else None
+    # Best description/runbook score of every described category ({} when that retriever did not run).
+    all_dense = _background_best(index, ranked.dense, -1.0) if ranked.dense is not None else {}
+    all_lexical = _background_best(index, ranked.lexical, 0.0) if ranked.lexical is not None else {}
+    best_dense = {c: v for c, v in all_dense.items() if c in candidate_set}
+    best_lexical = {c: v for c, v in all_lexical.items() if c in candidate_set}
     described = _description_evidence(best_dense, best_lexical)
     # A category's description counts as much as DESCRIPTION_PRIOR_INCIDENTS of its own incidents.
     fade = {c: DESCRIPTION_PRIOR_INCIDENTS / (DESCRIPTION_PRIOR_INCIDENTS + history.get(c, 0)) for c in candidates}
@@ -266,12 +271,10 @@ def category_evidence(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nd
         prototype_cosines = {c: float(prototypes[c] @ query_vector) for c in candidates if c in prototypes}
     prototype_scores = _sharpened(prototype_cosines, DENSE_SHARPNESS)
 
-    best_dense, best_lexical = best_dense or {}, best_lexical or {}
     lexical_top = max(best_lexical.values(), default=0.0)
-    if query_vector is None or ranked.dense is None:
-        label_vectors = None
-    label_vectors = label_vectors or {}
-    borrowed = _borrowed_description(index, candidates, label_vectors, all_dense or {}, all_lexical or {})
+    # A label's name is compared with the query's vector: not in a lexical-only ranking.
+    label_vectors = label_vectors if label_vectors and query_vector is not None and ranked.dense is not None else {}
+    borrowed = _borrowed_description(index, candidates, label_vectors, all_dense, all_lexical)
     rows = np.zeros((len(candidates), len(FEATURES)))
     for row, category in enumerate(candidates):
         fixed = (weights["neighbours"] * neighbours.get(category, 0.0)
@@ -330,19 +333,20 @@ def score_categories(index: KnowledgeIndex, ranked: Ranked, query_vector: np.nda
                                           prototypes=prototypes, history=history, label_vectors=label_vectors,
                                           weights=weights)
     logits = evidence @ (default_fusion_weights(temperature) if fusion is None else fusion)
-    probabilities = np.exp(logits - logits.max())
-    probabilities /= probabilities.sum()
+    probabilities = softmax(logits)
     scores = [CategoryScore(category=c, score=float(logit), confidence=float(p), neighbours=support.get(c, []))
               for c, logit, p in zip(candidates, logits, probabilities)]
     scores.sort(key=lambda s: (-s.score, s.category))
     return scores
 
 
-def candidate_categories(index: KnowledgeIndex, allowed: np.ndarray | None = None) -> list[str]:
-    """Every category a (permitted) incident was resolved with, plus the described taxonomy."""
+def candidate_categories(index: KnowledgeIndex, allowed: np.ndarray | None = None, *,
+                         described: bool = True) -> list[str]:
+    """Every category a (permitted) incident was resolved with, plus (`described`) the described taxonomy."""
     found = set()
     for position, doc in enumerate(index.docs):
-        permitted = doc.kind == "category" or doc.kind == "incident" and (allowed is None or allowed[position])
+        permitted = (doc.kind == "category" and described
+                     or doc.kind == "incident" and (allowed is None or allowed[position]))
         if doc.category and permitted:
             found.add(doc.category)
     return sorted(found)

@@ -7,7 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.log import record
+from apps.knowledge.fusion import weights_from_meta
 from apps.knowledge.models import Feedback, IndexBuild, SuggestionSnapshot, TargetKind, Verdict
+from apps.knowledge.ranking import FEATURES
 
 
 class KnowledgeError(Exception):
@@ -89,6 +91,6 @@ def last_build() -> IndexBuild | None:
 
 
 def learned_weights(meta: dict) -> list[tuple[str, float]]:
-    """The evidence weights the index learned (feature, weight), for the admin page; empty until learned."""
-    fitted = meta.get("fusion") or {}
-    return list(zip(fitted.get("features", []), fitted.get("weights", [])))
+    """The evidence weights suggestions use (feature, weight), for the admin page; empty until learned."""
+    weights = weights_from_meta(meta)
+    return [] if weights is None else list(zip(FEATURES, weights.tolist()))

@@ -17,7 +17,7 @@ from apps.incidents.models import Incident, RootCauseCategory
 from apps.knowledge.embedding import encode_query
 from apps.knowledge.index import KnowledgeIndex, doc_id
 from apps.knowledge.fusion import label_vectors, weights_from_meta
-from apps.knowledge.indexing import failure_query, incident_text, reader
+from apps.knowledge.indexing import failure_query, incident_query, reader
 from apps.knowledge.models import Feedback, RunbookSection, TargetKind, Verdict
 from apps.knowledge.learning import category_names
 from apps.knowledge.ranking import (allowed_mask, candidate_categories, category_history, category_prototypes, rank,
@@ -98,24 +98,18 @@ def feedback_weights() -> dict[int, float]:
     return {key: min(4.0, max(0.2, value)) for key, value in weights.items()}
 
 
-def _derived(index: KnowledgeIndex, key: str, compute):
-    """`compute()` once per loaded index (a reload is a new object)."""
-    if key not in index.derived:
-        index.derived[key] = compute()
-    return index.derived[key]
-
-
 def _evidence_context(index: KnowledgeIndex) -> dict:
-    """What scoring needs besides the query: centroids, incident counts, candidates, and with
-    learned weights the vectors of the labels' names (embedded when the weights were learned)."""
-    def compute():
+    """What scoring needs besides the query, once per loaded index (a reload or new weights drop it):
+    centroids, incident counts, candidates, and with learned weights the vectors of the labels'
+    names (embedded when the weights were learned)."""
+    if "evidence" not in index.derived:
         candidates = candidate_categories(index)
         fusion = weights_from_meta(index.meta)
-        return {"prototypes": category_prototypes(index), "history": category_history(index), "candidates": candidates,
-                "fusion": fusion,
-                "label_vectors": label_vectors(category_names(candidates)) if fusion is not None else None}
-
-    return _derived(index, "evidence", compute)
+        index.derived["evidence"] = {
+            "prototypes": category_prototypes(index), "history": category_history(index), "candidates": candidates,
+            "fusion": fusion,
+            "label_vectors": label_vectors(category_names(candidates)) if fusion is not None else None}
+    return index.derived["evidence"]
 
 
 def suggest_for_failure(text: str, error_signature: str | None = None, *, user=None, team_ids=None,
@@ -198,9 +192,8 @@ def _runbooks(index: KnowledgeIndex, ranked, limit: int) -> list[RunbookMatch]:
 
 
 def suggest_for_incident(incident: Incident, user=None, team_ids=None) -> Suggestions:
-    text = incident_text(incident.title, incident.description or incident.log_tail[-1500:], incident.error_message)
-    return suggest_for_failure(text, incident.error_signature or incident.error_message, user=user,
-                               team_ids=team_ids, exclude_incident_id=incident.pk)
+    return suggest_for_failure(incident_query(incident), user=user, team_ids=team_ids,
+                               exclude_incident_id=incident.pk)
 
 
 def search_runbook_sections(query: str) -> list[RunbookSection]:
