@@ -64,6 +64,8 @@ class Conflict(ValidationError):
 def _decided(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
+    except services.DecisionExpired as exc:
+        raise Conflict({"detail": str(exc), "expires_at": exc.expires_at.isoformat()}) from None
     except services.DecisionConflict as exc:
         raise Conflict({"detail": str(exc)}) from None
     except services.InvalidDecision as exc:

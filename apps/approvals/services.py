@@ -58,6 +58,20 @@ class DecisionConflict(ApprovalError):
     """The request is no longer in a state that takes this decision (the API answers 409)."""
 
 
+class DecisionExpired(DecisionConflict):
+    """The request's time to decide is over, whether or not the expiry task has run yet."""
+
+    def __init__(self, request: ApprovalRequest):
+        self.expires_at = request.expires_at
+        then = timezone.localtime(request.expires_at)
+        if request.on_expiry == OnExpiry.ESCALATE and request.escalate_to and request.escalated_at is None:
+            after = f"it goes to {request.escalate_to.slug}, who decide from then on"
+        else:
+            after = "the step fails as rejected"
+        super().__init__(f"Request {request.pk} expired at {then:%Y-%m-%d %H:%M:%S %Z}: it can no longer be "
+                         f"decided, and {after}.")
+
+
 # --- Opening requests (called from the engine's signals, inside its transaction) -------------
 
 
@@ -158,6 +172,12 @@ def _record_causes(request: ApprovalRequest, run: Run, step_run: StepRun) -> Non
         causes[run.started_by_id] = f"started run {run.pk}"
     for number, author_id in step_authors(run, step_run.step_id):
         causes.setdefault(author_id, f"wrote step {step_run.step_id} in version {number}")
+    edits = Decision.objects.filter(request__step_run=step_run, request__kind=RequestKind.CHECKPOINT,
+                                    verdict=Verdict.RETRY, params_override__isnull=False)
+    for person_id, checkpoint_id, edited in edits.values_list("person_id", "request_id", "params_override"):
+        if edited:
+            causes.setdefault(person_id, f"edited the parameters of step {step_run.step_id} at checkpoint "
+                                         f"{checkpoint_id}")
     RequestCause.objects.bulk_create([RequestCause(request=request, person_id=person_id, reason=reason)
                                       for person_id, reason in causes.items()])
 
@@ -273,6 +293,9 @@ def decide_gate(actor, request: ApprovalRequest, verdict: str, comment: str = ""
     comment = (comment or "").strip()
     request = _lock(request.pk)
     _require_open(request, RequestKind.GATE)
+    if request.expires_at is not None and request.expires_at <= timezone.now():
+        # Refused here, not only by the expiry task: beat may be late or down.
+        raise DecisionExpired(request)
     if verdict not in (Verdict.APPROVE, Verdict.REJECT):
         raise InvalidDecision("An approval gate takes approve or reject.")
     refused = refusal(actor, request, verdict)
@@ -318,25 +341,74 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
         raise InvalidDecision("Pick a reason from the list, so later operators learn from this decision.")
     if not comment:
         raise InvalidDecision("Add a comment saying what you checked or changed.")
+    approve_again = False
     if choice == Verdict.RETRY and params_override:
         _check_params(request.step_run, params_override)
+        # Edited parameters of a risky step are a new request to run it: approved again, by others.
+        approve_again = request.risky and params_override != {key: value for key, value in
+                                                               last_params(request.step_run).items()
+                                                               if key in params_override}
     _record_decision(actor, request, choice, reason_code=reason_code, comment=comment,
                      params_override=params_override if choice == Verdict.RETRY else None,
                      skip_output=skip_output if choice == Verdict.SKIP else None, self_approval=self_approval)
     _close(actor, request, RequestState.DECIDED, choice)
     try:
         if choice == Verdict.RETRY:
-            engine.retry_step(actor, request.step_run, params_override or None)
+            engine.retry_step(actor, request.step_run, params_override or None, checkpoint=request.pk,
+                              approve_again=approve_again)
         elif choice == Verdict.SKIP:
-            engine.skip_step(actor, request.step_run, skip_output)
+            engine.skip_step(actor, request.step_run, skip_output, checkpoint=request.pk)
         elif choice == Verdict.COMPENSATE:
-            engine.compensate_and_abort(actor, request.run)
+            engine.compensate_and_abort(actor, request.run, checkpoint=request.pk)
         else:
-            engine.abort_run(actor, request.run)
+            engine.abort_run(actor, request.run, checkpoint=request.pk)
     except engine.EngineError as exc:
         raise DecisionConflict(str(exc)) from None
     _notify_decided(request, actor, comment)
     return request
+
+
+def open_checkpoints(run: Run) -> list[ApprovalRequest]:
+    """The checkpoints of `run` waiting for a decision, oldest first (what its pages link to)."""
+    return list(ApprovalRequest.objects.filter(run=run, kind=RequestKind.CHECKPOINT, state=RequestState.PENDING)
+                .select_related("step_run").order_by("pk"))
+
+
+def open_checkpoint_of(step_run: StepRun) -> ApprovalRequest:
+    """The checkpoint waiting for a decision on `step_run`; DecisionConflict when there is none."""
+    request = ApprovalRequest.objects.filter(step_run=step_run, kind=RequestKind.CHECKPOINT,
+                                             state=RequestState.PENDING).order_by("pk").first()
+    if request is None:
+        raise DecisionConflict(f"Step {step_run.step_id} of run {step_run.run_id} has no checkpoint waiting for a "
+                               f"decision: only a failed step of a paused run can be retried or skipped.")
+    return request
+
+
+def end_run(actor, run: Run, choice: str, *, reason_code: str = "", comment: str = "") -> None:
+    """Abort (choice abort) or compensate and abort (compensate) `run` from its page or the runs
+    API. A paused run is ended by a decision on its checkpoint, with a reason code and a comment;
+    a running or waiting one by the engine at once."""
+    if choice not in (Verdict.ABORT, Verdict.COMPENSATE):
+        raise InvalidDecision("A run is ended by abort or compensate.")
+    checkpoints = open_checkpoints(run)
+    if checkpoints:
+        decide_checkpoint(actor, checkpoints[0], choice, reason_code=reason_code, comment=comment)
+        return
+    try:
+        if choice == Verdict.COMPENSATE:
+            engine.compensate_and_abort(actor, run)
+        else:
+            engine.abort_run(actor, run)
+    except engine.EngineError as exc:
+        raise DecisionConflict(str(exc)) from None
+
+
+def decide_step(actor, step_run: StepRun, choice: str, *, reason_code: str, comment: str,
+                params_override: dict | None = None, skip_output: Any = None) -> ApprovalRequest:
+    """A decision taken from a run's or a step's page or the runs API: the same decision, with
+    the same rules, on the step's checkpoint."""
+    return decide_checkpoint(actor, open_checkpoint_of(step_run), choice, reason_code=reason_code, comment=comment,
+                             params_override=params_override, skip_output=skip_output)
 
 
 def _check_params(step_run: StepRun, params_override: dict) -> None:
@@ -536,7 +608,8 @@ def inbox_for(user) -> QuerySet:
     gate_deciders = Exists(in_group) | Q(group__isnull=True) & _in_teams(approver_teams)
     checkpoint_deciders = (Q() if operator_teams is None or approver_teams is None
                            else Q(team__in=operator_teams | approver_teams))
-    return requests_for(user).filter(state=RequestState.PENDING).filter(
+    undecidable = Q(expires_at__lte=timezone.now())  # expired, waiting for the expiry task
+    return requests_for(user).filter(state=RequestState.PENDING).exclude(undecidable).filter(
         Q(kind=RequestKind.GATE) & gate_deciders & (~Exists(caused) | Q(group__allow_self_approval=True))
         | Q(kind=RequestKind.CHECKPOINT) & checkpoint_deciders,
     ).exclude(Exists(already)).order_by(F("due_at").asc(nulls_last=True), "created_at", "pk")

@@ -18,6 +18,7 @@ from apps.approvals import services
 from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, ReasonCode, RequestKind, RequestState, Verdict
 from apps.approvals.presentation import decision_context
 from apps.pagination import KeyPaginator
+from apps.runs.models import StepState
 
 PAGE_SIZE = 25
 # Refresh the inbox this often; it pauses while a request is open for reading.
@@ -101,8 +102,17 @@ def decide(request, pk: int):
     if request.htmx:
         return render(request, "approvals/detail.html#decide", _detail_context(request, approval_request))
     messages.success(request, f"Your decision on request #{pk} was recorded: "
-                              f"{approval_request.get_state_display().lower()}.")
+                              f"{approval_request.get_state_display().lower()}.{_what_follows(approval_request)}")
     return redirect("approvals:inbox")
+
+
+def _what_follows(approval_request) -> str:
+    step_run = approval_request.step_run
+    step_run.refresh_from_db(fields=["state"])
+    if approval_request.kind == RequestKind.CHECKPOINT and step_run.state == StepState.WAITING_APPROVAL:
+        return (f" Step {step_run.step_id} is risky and its parameters changed, so it waits for an approval of "
+                f"the new parameters by someone else.")
+    return ""
 
 
 def _apply(user, approval_request, form: dict) -> None:

@@ -1,9 +1,11 @@
 """REST API of the runs app (mounted under /api/v1/).
 
 Reads are team-scoped like the pages (404 outside your teams); starting runs and acting on them
-needs the operator role in the run's team (403 otherwise) and goes through `apps.runs.engine`.
-An action the run's state no longer allows answers 409 with the engine's message; inputs that
-do not fit the workflow answer 400 with one message per bad field under `inputs`.
+needs the operator role in the run's team (403 otherwise). Retrying or skipping a failed step, and
+ending a paused run, are decisions on its checkpoint: they go through the approvals app's decision
+function, with its permission table, a reason code and a comment (400 without). An action the run's
+state no longer allows answers 409 with the engine's message; inputs that do not fit the workflow
+answer 400 with one message per bad field under `inputs`.
 """
 
 from django.urls import path
@@ -13,6 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
+from apps.approvals import services as approvals
+from apps.approvals.models import ReasonCode, Verdict
 from apps.runs import engine
 from apps.runs.models import Run, RunState, StepAttempt, StepRun, Trigger
 from apps.runs.services import InputsInvalid, get_run_for_user, get_step_run_for_user, runs_for, start_workflow_run
@@ -133,35 +137,78 @@ def _run_action(action, *, creates: bool = False, description: str):
     return RunAction.as_view()
 
 
+def _reason_fields(**extra) -> dict:
+    return {"reason_code": serializers.ChoiceField(choices=ReasonCode.choices, required=False, allow_blank=True,
+                                                   default=""),
+            "comment": serializers.CharField(required=False, allow_blank=True, default=""), **extra}
+
+
+def _decided(call, *args, **kwargs) -> Response | None:
+    """None when the decision was taken, else the refusal (403 comes from PermissionDenied itself)."""
+    try:
+        call(*args, **kwargs)
+    except approvals.InvalidDecision as invalid:
+        return Response({"detail": str(invalid)}, status=status.HTTP_400_BAD_REQUEST)
+    except approvals.DecisionConflict as conflict:
+        return Response({"detail": str(conflict)}, status=status.HTTP_409_CONFLICT)
+    return None
+
+
+def _end_run(choice: str, description: str):
+    given = inline_serializer(f"EndRun{choice.title()}", _reason_fields())
+
+    class EndRun(APIView):
+        @extend_schema(request=given, responses={200: RunDetailSerializer, 400: ConflictSerializer,
+                                                 409: ConflictSerializer}, description=description)
+        def post(self, request, pk: int):
+            run = get_run_for_user(request.user, pk, role=Role.OPERATOR)
+            data = _valid(given, request)
+            refused = _decided(approvals.end_run, request.user, run, choice, reason_code=data["reason_code"],
+                               comment=data["comment"])
+            return refused or Response(_detail(run))
+
+    EndRun.__name__ = f"EndRun{choice.title()}"
+    return EndRun.as_view()
+
+
+def _valid(schema: serializers.Serializer, request) -> dict:
+    """The request's body checked by `schema` (an inline serializer, as the OpenAPI schema shows it)."""
+    given = type(schema)(data=request.data if isinstance(request.data, dict) else {})
+    given.is_valid(raise_exception=True)
+    return given.validated_data
+
+
+RetrySerializer = inline_serializer("RetryStep", _reason_fields(
+    params_override=serializers.DictField(required=False, allow_null=True, default=None,
+                                          help_text="Parameters to replace, checked against the step type.")))
+SkipSerializer = inline_serializer("SkipStep", _reason_fields(
+    output=serializers.JSONField(required=False, allow_null=True, default=None,
+                                 help_text="The output the steps after it will see.")))
+
+
 class RetryStep(APIView):
-    @extend_schema(
-        request=inline_serializer("RetryStep", {"params_override": serializers.DictField(required=False)}),
-        responses={200: RunDetailSerializer, 409: ConflictSerializer},
-        description="Run a failed step of a paused run again, optionally with some parameters replaced.")
+    @extend_schema(request=RetrySerializer, responses={200: RunDetailSerializer, 400: ConflictSerializer,
+                                                       409: ConflictSerializer},
+                   description="Decide the step's checkpoint: run the failed step again, optionally with some "
+                               "parameters replaced (a risky step's edited parameters are approved again).")
     def post(self, request, pk: int):
         row = get_step_run_for_user(request.user, pk, role=Role.OPERATOR)
-        override = request.data.get("params_override")
-        if override is not None and not isinstance(override, dict):
-            return Response({"params_override": ["Give an object of parameter names and values."]},
-                            status=status.HTTP_400_BAD_REQUEST)
-        try:
-            engine.retry_step(request.user, row, override)
-        except engine.EngineError as error:
-            return _conflict(error)
-        return Response(_detail(row.run))
+        data = _valid(RetrySerializer, request)
+        refused = _decided(approvals.decide_step, request.user, row, Verdict.RETRY, reason_code=data["reason_code"],
+                           comment=data["comment"], params_override=data["params_override"])
+        return refused or Response(_detail(row.run))
 
 
 class SkipStep(APIView):
-    @extend_schema(request=inline_serializer("SkipStep", {"output": serializers.JSONField(required=False)}),
-                   responses={200: RunDetailSerializer, 409: ConflictSerializer},
-                   description="Skip a failed step of a paused run; the steps after it see `output`.")
+    @extend_schema(request=SkipSerializer, responses={200: RunDetailSerializer, 400: ConflictSerializer,
+                                                      409: ConflictSerializer},
+                   description="Decide the step's checkpoint: skip the failed step; the steps after it see `output`.")
     def post(self, request, pk: int):
         row = get_step_run_for_user(request.user, pk, role=Role.OPERATOR)
-        try:
-            engine.skip_step(request.user, row, request.data.get("output"))
-        except engine.EngineError as error:
-            return _conflict(error)
-        return Response(_detail(row.run))
+        data = _valid(SkipSerializer, request)
+        refused = _decided(approvals.decide_step, request.user, row, Verdict.SKIP, reason_code=data["reason_code"],
+                           comment=data["comment"], skip_output=data["output"])
+        return refused or Response(_detail(row.run))
 
 
 urlpatterns = [
@@ -172,10 +219,12 @@ urlpatterns = [
     path("runs/<int:pk>/rerun", _run_action(engine.rerun_from_failure, creates=True,
                                             description="Start a new run that keeps the steps that succeeded."),
          name="api-run-rerun"),
-    path("runs/<int:pk>/abort", _run_action(engine.abort_run, description="End the run failed, without undo."),
+    path("runs/<int:pk>/abort", _end_run(Verdict.ABORT, "End the run failed, without undo; a paused run's "
+                                                        "checkpoint is decided (reason code and comment)."),
          name="api-run-abort"),
     path("runs/<int:pk>/compensate-and-abort",
-         _run_action(engine.compensate_and_abort, description="Undo completed steps, then end the run failed."),
+         _end_run(Verdict.COMPENSATE, "Undo completed steps, then end the run failed; a paused run's checkpoint is "
+                                      "decided (reason code and comment)."),
          name="api-run-compensate-and-abort"),
     path("step-runs/<int:pk>/retry", RetryStep.as_view(), name="api-step-retry"),
     path("step-runs/<int:pk>/skip", SkipStep.as_view(), name="api-step-skip"),

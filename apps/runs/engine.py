@@ -65,6 +65,10 @@ class TransitionNotAllowed(EngineError):
     """The run or step is not in a state that allows this action."""
 
 
+class CheckpointRequired(TransitionNotAllowed):
+    """A paused run's failure is decided only at its checkpoint (apps.approvals)."""
+
+
 class InvalidInputs(EngineError):
     """The inputs given to a run do not match the workflow's declared inputs."""
 
@@ -351,11 +355,12 @@ def _need_rows(run: Run, step: StepPlan):
         reduce(operator.or_, (Q(position__range=span) for span in step.needs_at)))
 
 
-def _skip(run: Run, row: StepRun, reason: str, actor, output=None) -> None:
+def _skip(run: Run, row: StepRun, reason: str, actor, output=None, checkpoint: int | None = None) -> None:
     row.state, row.skip_reason, row.finished_at = StepState.SKIPPED, reason, timezone.now()
     row.output = output
     row.save(update_fields=["state", "skip_reason", "finished_at", "output"])
-    _audit_step(actor, run, row.pk, row.step_id, "skipped", {"reason": reason})
+    _audit_step(actor, run, row.pk, row.step_id, "skipped",
+                {"reason": reason, **({"checkpoint": checkpoint} if checkpoint else {})})
 
 
 def _start_step(run: Run, plan: Plan, step: StepPlan, row: StepRun, actor) -> bool | None:
@@ -691,22 +696,31 @@ def _lock_step(step_run: StepRun) -> tuple[Run, StepRun]:
 
 
 @batched()
-def retry_step(actor, step_run: StepRun, params_override: dict | None = None) -> StepAttempt:
+def retry_step(actor, step_run: StepRun, params_override: dict | None = None, *, checkpoint: int,
+               approve_again: bool = False) -> StepAttempt | None:
     """Run a failed step of a paused run again (a fresh retry budget), optionally with some
-    parameters replaced."""
+    parameters replaced. Only a decision on the step's checkpoint calls this (`checkpoint` is its
+    id, recorded in the audit event); with `approve_again` the step waits for a new approval of
+    its edited parameters instead of being queued, and None is returned."""
     run, row = _lock_step(step_run)
     _require_paused_failure(run, row, "retried")
     plan = plan_for(run.version_id)
     step = plan.steps[row.step_id]
+    step_type = get_step_type(step.type)
+    if step_type is None:
+        raise EngineError(f"Step type {step.type!r} is not installed: ask a platform admin, or skip the step.")
     if params_override is not None:
         row.params_override = params_override
     row.retry_budget_from = row.attempt + 1
     row.error_type = row.error_message = ""
     row.save(update_fields=["params_override", "retry_budget_from", "error_type", "error_message"])
     _set_run_state(run, RunState.RUNNING, actor)
-    step_type = get_step_type(step.type)
-    if step_type is None:
-        raise EngineError(f"Step type {step.type!r} is not installed: ask a platform admin, or skip the step.")
+    audit = {"checkpoint": checkpoint, "params_override": params_override}
+    if approve_again:
+        _audit_step(actor, run, row.pk, row.step_id, "retried", {**audit, "approve_again": True})
+        _gate(run, row, step, actor)
+        _resume(run, plan, actor)
+        return None
     try:
         params = {**render_params(step.params, _template_context(run, plan, step.reads_steps)),
                   **(row.params_override or {})}
@@ -715,20 +729,20 @@ def retry_step(actor, step_run: StepRun, params_override: dict | None = None) ->
                           f"the override, or skip the step.") from None
     attempt = _queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type, step.queue or step_type.queue,
                              params, step.timeout or step_type.timeout_seconds)
-    _audit_step(actor, run, row.pk, row.step_id, "retried", {"attempt": attempt.number,
-                                                              "params_override": params_override})
+    _audit_step(actor, run, row.pk, row.step_id, "retried", {**audit, "attempt": attempt.number})
     _resume(run, plan, actor)
     return attempt
 
 
 @batched()
-def skip_step(actor, step_run: StepRun, output: Any = None) -> None:
-    """Mark a failed step of a paused run as skipped (its dependents run, seeing `output`)."""
+def skip_step(actor, step_run: StepRun, output: Any = None, *, checkpoint: int) -> None:
+    """Mark a failed step of a paused run as skipped (its dependents run, seeing `output`). Only a
+    decision on the step's checkpoint calls this (`checkpoint` is its id)."""
     run, row = _lock_step(step_run)
     _require_paused_failure(run, row, "skipped")
     plan = plan_for(run.version_id)
     _set_run_state(run, RunState.RUNNING, actor)
-    _skip(run, row, SkipReason.OPERATOR, actor, output=output)
+    _skip(run, row, SkipReason.OPERATOR, actor, output=output, checkpoint=checkpoint)
     _resume(run, plan, actor)
 
 
@@ -796,29 +810,34 @@ def cancel_run(actor, run: Run) -> None:
 
 
 @batched()
-def abort_run(actor, run: Run) -> None:
-    """End an unfinished run as failed without compensation."""
+def abort_run(actor, run: Run, *, checkpoint: int | None = None) -> None:
+    """End an unfinished run as failed without compensation. A paused run is aborted only by a
+    decision on its checkpoint (`checkpoint` is its id)."""
     run = _lock_run(run.pk)
-    _require_abortable(run)
+    _require_abortable(run, checkpoint)
     cancelled = _cancel_open_steps(run)
     _set_run_state(run, RunState.FAILED, actor, summary=f"Aborted by {_who(actor)}. {run.failure_summary}".strip(),
-                   audit_detail={"cancelled_steps": cancelled})
+                   audit_detail={"cancelled_steps": cancelled, **({"checkpoint": checkpoint} if checkpoint else {})})
 
 
 @batched()
-def compensate_and_abort(actor, run: Run) -> None:
-    """Stop a run and undo its completed steps (reverse order of completion); it ends failed."""
+def compensate_and_abort(actor, run: Run, *, checkpoint: int | None = None) -> None:
+    """Stop a run and undo its completed steps (reverse order of completion); it ends failed. A
+    paused run is compensated only by a decision on its checkpoint (`checkpoint` is its id)."""
     run = _lock_run(run.pk)
-    _require_abortable(run)
+    _require_abortable(run, checkpoint)
     _cancel_open_steps(run)
     summary = f"Aborted with compensation by {_who(actor)}. {run.failure_summary}".strip()
     _compensate_or_finish(run, plan_for(run.version_id), actor, summary)
 
 
-def _require_abortable(run: Run) -> None:
+def _require_abortable(run: Run, checkpoint: int | None) -> None:
     if run.state not in (RunState.RUNNING, RunState.WAITING, RunState.PAUSED):
         raise TransitionNotAllowed(f"Run {run.pk} is {run.state}; only a running, waiting or paused run can be "
                                    f"aborted.")
+    if run.state == RunState.PAUSED and checkpoint is None:
+        raise CheckpointRequired(f"Run {run.pk} is paused at a failed step: decide at its checkpoint (retry, skip, "
+                                 f"compensate or abort, with a reason and a comment) in the inbox.")
 
 
 def _who(actor) -> str:

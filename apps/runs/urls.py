@@ -13,6 +13,4 @@ urlpatterns = [
     path("<int:pk>/compensate-and-abort/", views.compensate_and_abort, name="compensate-and-abort"),
     path("<int:pk>/artifacts/<path:path>", views.artifact, name="artifact"),
     path("<int:pk>/steps/<str:step_id>/", views.step_detail, name="step"),
-    path("<int:pk>/steps/<str:step_id>/retry/", views.retry_step, name="retry"),
-    path("<int:pk>/steps/<str:step_id>/skip/", views.skip_step, name="skip"),
 ]

@@ -2,8 +2,10 @@
 starting a run from a workflow, and the operator's actions.
 
 Reads go through the team-scoped helpers below (404 outside a person's teams, 403 without the
-operator role for actions); every change goes through `apps.runs.engine`. A transition the run's
-state no longer allows answers 409 with the engine's message. Scoped reads and input checks live in
+operator role for actions); every change goes through `apps.runs.engine`, except what decides a
+paused run's failure: that is a decision on its checkpoint (`apps.approvals.services`), taken on
+the checkpoint's page, which the run and step pages link to. A transition the run's state no longer
+allows answers 409 with the engine's message. Scoped reads and input checks live in
 `apps.runs.services`, shared with the REST API and the run_workflow command.
 """
 
@@ -21,10 +23,12 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.access import has_role, visible_teams
 from apps.accounts.models import Role
+from apps.approvals import services as approvals
+from apps.approvals.models import Verdict
 from apps.pagination import KeyPaginator
 from apps.runs import engine
 from apps.runs.graph import step_graph
-from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepState, Trigger
+from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, Trigger
 from apps.runs.plan import plan_for
 from apps.runs.services import InputsInvalid, checked_inputs, get_run_for_user, runs_for, start_workflow_run
 from apps.workflows.services import get_workflow_for_user, workflows_for
@@ -83,8 +87,7 @@ def _live_context(request, run: Run) -> dict:
         "run": run, "steps": list(rows.values()), "poll_seconds": POLL_SECONDS,
         "graph": step_graph([(step.id, step.needs) for step in plan.steps.values()], rows),
         "attempts": attempts, "can_act": has_role(request.user, run.team, Role.OPERATOR),
-        "paused_failures": [row for row in rows.values() if row.state == StepState.FAILED]
-        if run.state == RunState.PAUSED else [],
+        "checkpoints": approvals.open_checkpoints(run),
     }
 
 
@@ -120,7 +123,8 @@ def step_detail(request, pk: int, step_id: str):
         "log_tail": LOG_TAIL, "output_json": _pretty(row.output), "progress": row.progress or {},
         "artifacts": [output[key] for key in ("artifact", "output", "rejects") if isinstance(output.get(key), str)],
         "can_act": has_role(request.user, run.team, Role.OPERATOR), "poll_seconds": POLL_SECONDS,
-        "paused_failure": run.state == RunState.PAUSED and row.state == StepState.FAILED,
+        "checkpoint": next((request for request in approvals.open_checkpoints(run) if request.step_run_id == row.pk),
+                           None),
     })
 
 
@@ -209,17 +213,6 @@ def _conflict(request, run: Run, error: engine.EngineError):
     return render(request, "runs/conflict.html", {"run": run, "message": str(error)}, status=409)
 
 
-def _json_field(request, name: str):
-    """The JSON a person typed into field `name` (None when empty); ValueError names the field."""
-    text = request.POST.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"The {name.replace('_', ' ')} is not valid JSON ({exc}): fix it and try again.") from None
-
-
 def _run_action(action, done_message: str):
     @login_required
     @require_POST
@@ -236,34 +229,31 @@ def _run_action(action, done_message: str):
 
 
 cancel_run = _run_action(engine.cancel_run, "Run {run.pk} cancelled.")
-abort_run = _run_action(engine.abort_run, "Run {run.pk} aborted.")
-compensate_and_abort = _run_action(engine.compensate_and_abort,
-                                   "Run {run.pk} is undoing its completed steps, then ends failed.")
 rerun = _run_action(engine.rerun_from_failure, "A new run of {run.workflow.name} re-runs run {run.pk} from its failure.")
 
 
-def _step_action(action, done_message: str, payload_field: str):
+def _end_run(choice: str, done_message: str):
+    """Abort, or compensate and abort: a paused run's checkpoint decides it (its page asks for the
+    reason and the comment, so a refusal for lack of them sends the person there)."""
     @login_required
     @require_POST
-    def view(request, pk: int, step_id: str):
+    def view(request, pk: int):
         run = get_run_for_user(request.user, pk, role=Role.OPERATOR)
-        row = run.step_runs.filter(step_id=step_id).first()
-        if row is None:
-            raise Http404(f"Run {run.pk} has no step {step_id!r}.")
         try:
-            payload = _json_field(request, payload_field)
-        except ValueError as invalid:
+            approvals.end_run(request.user, run, choice, reason_code=request.POST.get("reason_code", ""),
+                              comment=request.POST.get("comment", ""))
+        except approvals.InvalidDecision as invalid:
+            checkpoints = approvals.open_checkpoints(run)
             messages.error(request, str(invalid))
-            return redirect("runs:step", pk=run.pk, step_id=step_id)
-        try:
-            action(request.user, row, payload)
-        except engine.EngineError as error:
-            return _conflict(request, run, error)
-        messages.success(request, done_message.format(step=step_id))
+            return redirect("approvals:detail", pk=checkpoints[0].pk) if checkpoints else \
+                redirect("runs:detail", pk=run.pk)
+        except approvals.DecisionConflict as conflict:
+            return _conflict(request, run, conflict)
+        messages.success(request, done_message.format(run=run))
         return redirect("runs:detail", pk=run.pk)
 
     return view
 
 
-retry_step = _step_action(engine.retry_step, "Step {step} is being tried again.", "params_override")
-skip_step = _step_action(engine.skip_step, "Step {step} skipped; the steps after it go on.", "output")
+abort_run = _end_run(Verdict.ABORT, "Run {run.pk} aborted.")
+compensate_and_abort = _end_run(Verdict.COMPENSATE, "Run {run.pk} is undoing its completed steps, then ends failed.")

@@ -4,7 +4,7 @@ import pytest
 
 from apps.runs import engine
 from apps.runs.models import AttemptKind, RunState, StepAttempt, StepState
-from tests.runs.factories import make_version, step
+from tests.runs.factories import decide, make_version, step
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 DONE = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.PAUSED)
@@ -73,14 +73,14 @@ def test_continue_fail_and_pause_then_retry_and_skip(worker, wait_for, team, ope
                                   step("after", needs=["load"])], name="pausing")
     run = wait_for(engine.start_run(operator, pausing), *DONE)
     assert run.state == RunState.PAUSED
-    engine.retry_step(operator, run.step_runs.get(step_id="load"))
+    decide(operator, run.step_runs.get(step_id="load"), "retry")
     assert wait_for(run, RunState.SUCCEEDED, RunState.FAILED).state == RunState.SUCCEEDED
 
     skippable = make_version(team, [step("load", "test.fail", on_failure="pause"),
                                     step("after", needs=["load"], params={"rows": "{{ steps.load.output.rows }}"})],
                              name="skippable")
     run = wait_for(engine.start_run(operator, skippable), *DONE)
-    engine.skip_step(operator, run.step_runs.get(step_id="load"), output={"rows": 0})
+    decide(operator, run.step_runs.get(step_id="load"), "skip", skip_output={"rows": 0})
     run = wait_for(run, RunState.SUCCEEDED, RunState.FAILED)
     assert run.state == RunState.SUCCEEDED and run.step_runs.get(step_id="after").output == {"rows": 0}
 

@@ -5,7 +5,7 @@ import pytest
 from apps.monitoring import services
 from apps.monitoring.models import Alert, AlertKind, AlertState, MonitorSettings
 from apps.runs import engine
-from tests.runs.factories import step
+from tests.runs.factories import decide, step
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_paused_run_opens_an_alert_that_closes_when_it_moves_on(make_workflow, d
     run = drive(engine.start_run(operator, workflow.current_version))
     alert = Alert.objects.get(kind=AlertKind.RUN_PAUSED)
     assert alert.run == run and alert.state == AlertState.OPEN
-    engine.abort_run(operator, run)
+    decide(operator, run, "abort")
     alert.refresh_from_db()
     assert alert.state == AlertState.CLOSED
 

@@ -32,3 +32,15 @@ def make_version(team, steps, *, name="wf", inputs=None, concurrency=None, autho
 
 def chain(length, type_="test.noop"):
     return [step(f"s{i}", type_, needs=[f"s{i - 1}"] if i else []) for i in range(length)]
+
+
+def decide(actor, target, choice, **given):
+    """Decide the checkpoint of a failed step (`target` a StepRun) or of a paused run (a Run) the
+    way every page and the API do, with a reason code and a comment."""
+    from apps.approvals import services
+    from apps.runs.models import Run
+
+    reason = {"reason_code": "other", "comment": f"{choice} in a test"}
+    if isinstance(target, Run):
+        return services.end_run(actor, target, choice, **reason)
+    return services.decide_step(actor, target, choice, **reason, **given)

@@ -92,9 +92,12 @@ def test_cancel_then_cancel_again_is_409_with_the_reason(api_for, paused_run, op
     assert again.status_code == 409 and "there is nothing to cancel" in again.json()["detail"]
 
 
+REASON = {"reason_code": "unrecoverable", "comment": "the ledger is closed"}
+
+
 def test_abort_then_rerun_creates_a_run_keeping_succeeded_steps(api_for, paused_run, operator):
     api = api_for(operator)
-    assert api.post(f"/api/v1/runs/{paused_run.pk}/abort").json()["state"] == "failed"
+    assert api.post(f"/api/v1/runs/{paused_run.pk}/abort", REASON, format="json").json()["state"] == "failed"
     response = api.post(f"/api/v1/runs/{paused_run.pk}/rerun")
     assert response.status_code == 201 and response.json()["rerun_of"] == paused_run.pk
     assert api.post(f"/api/v1/runs/{paused_run.pk}/compensate-and-abort").status_code == 409
@@ -103,16 +106,17 @@ def test_abort_then_rerun_creates_a_run_keeping_succeeded_steps(api_for, paused_
 def test_retry_with_params_override_and_skip_with_output(api_for, paused_run, operator, drive):
     api = api_for(operator)
     load = paused_run.step_runs.get(step_id="load")
-    retried = api.post(f"/api/v1/step-runs/{load.pk}/retry", {"params_override": {"message": "again"}}, format="json")
+    retried = api.post(f"/api/v1/step-runs/{load.pk}/retry", {"params_override": {"message": "again"}, **REASON},
+                       format="json")
     assert retried.status_code == 200
     load.refresh_from_db()
     assert load.params_override == {"message": "again"} and load.state == StepState.QUEUED
     drive(paused_run)
-    skipped = api.post(f"/api/v1/step-runs/{load.pk}/skip", {"output": {"rows": 0}}, format="json")
+    skipped = api.post(f"/api/v1/step-runs/{load.pk}/skip", {"output": {"rows": 0}, **REASON}, format="json")
     assert skipped.status_code == 200
     load.refresh_from_db()
     assert load.state == StepState.SKIPPED and load.output == {"rows": 0}
-    assert api.post(f"/api/v1/step-runs/{load.pk}/skip").status_code == 409
+    assert api.post(f"/api/v1/step-runs/{load.pk}/skip", REASON, format="json").status_code == 409
 
 
 def test_retry_override_must_be_an_object(api_for, paused_run, operator):

@@ -1,18 +1,20 @@
 """Run pages: the list with filters, a run live, a step's detail, starting runs and the operator's
 actions, each scoped to the person's teams and roles."""
 
-import json
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.approvals.models import ApprovalRequest
 from apps.runs import engine
-from apps.runs.models import Run, RunState, StepState, Trigger
+from apps.runs.models import Run, RunState, Trigger
 from tests.runs.factories import make_version, step
 
 pytestmark = pytest.mark.django_db
+
+REASON = {"reason_code": "unrecoverable", "comment": "the ledger is closed"}
 
 PERIOD = {"period": {"type": "string", "required": True, "default": None, "description": "Month to bill."},
           "rows": {"type": "integer", "required": False, "default": 10, "description": ""}}
@@ -157,16 +159,18 @@ def test_outsider_gets_404_on_run_step_and_actions(client_for, paused_run, outsi
 def test_viewer_may_not_act(client_for, paused_run, viewer):
     client = client_for(viewer)
     assert client.post(reverse("runs:cancel", args=[paused_run.pk])).status_code == 403
-    assert client.post(reverse("runs:skip", args=[paused_run.pk, "load"])).status_code == 403
+    assert client.post(reverse("runs:abort", args=[paused_run.pk]), REASON).status_code == 403
     paused_run.refresh_from_db()
     assert paused_run.state == RunState.PAUSED
 
 
-def test_step_page_shows_error_logs_and_decisions_for_operators(client_for, paused_run, operator):
+def test_step_page_shows_error_logs_and_sends_operators_to_the_checkpoint(client_for, paused_run, operator):
+    checkpoint = ApprovalRequest.objects.get(run=paused_run, kind="checkpoint")
     page = client_for(operator).get(reverse("runs:step", args=[paused_run.pk, "load"]))
     assert page.status_code == 200
     assert "StepError" in page.text and "failed on purpose" in page.text
-    assert "Retry step" in page.text and "Skip step" in page.text
+    assert f'href="{reverse("approvals:detail", args=[checkpoint.pk])}"' in page.text
+    assert f"Decide at checkpoint #{checkpoint.pk}" in page.text
     errors_only = client_for(operator).get(reverse("runs:step", args=[paused_run.pk, "load"]), {"level": "error"})
     assert "level-error" in errors_only.text
 
@@ -176,28 +180,31 @@ def test_step_page_pretty_prints_output(client_for, paused_run, viewer):
     assert page.status_code == 200 and '<pre class="json">' in page.text
 
 
-def test_operator_skips_a_failed_step_with_an_output(client_for, paused_run, operator, drive):
-    response = client_for(operator).post(reverse("runs:skip", args=[paused_run.pk, "load"]),
-                                         {"output": json.dumps({"rows": 0})})
-    assert response.status_code == 302 and response.url == reverse("runs:detail", args=[paused_run.pk])
-    row = paused_run.step_runs.get(step_id="load")
-    assert row.state == StepState.SKIPPED and row.output == {"rows": 0}
-    assert drive(paused_run).state == RunState.SUCCEEDED
+def test_run_page_links_each_paused_step_to_its_checkpoint_instead_of_abort_buttons(client_for, paused_run, operator):
+    checkpoint = ApprovalRequest.objects.get(run=paused_run, kind="checkpoint")
+    page = client_for(operator).get(reverse("runs:detail", args=[paused_run.pk]))
+    assert f"decide at checkpoint #{checkpoint.pk}" in page.text
+    assert reverse("runs:abort", args=[paused_run.pk]) not in page.text
 
 
-def test_operator_retries_a_failed_step_with_new_parameters(client_for, paused_run, operator):
-    response = client_for(operator).post(reverse("runs:retry", args=[paused_run.pk, "load"]),
-                                         {"params_override": '{"message": "again"}'})
+def test_aborting_a_paused_run_without_a_reason_sends_the_operator_to_its_checkpoint(client_for, paused_run,
+                                                                                      operator):
+    checkpoint = ApprovalRequest.objects.get(run=paused_run, kind="checkpoint")
+    response = client_for(operator).post(reverse("runs:abort", args=[paused_run.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("approvals:detail", args=[checkpoint.pk])
+    assert "Pick a reason from the list" in response.text
+    paused_run.refresh_from_db()
+    checkpoint.refresh_from_db()
+    assert paused_run.state == RunState.PAUSED and checkpoint.state == "pending" and not checkpoint.decisions.exists()
+
+
+def test_aborting_a_paused_run_with_a_reason_decides_its_checkpoint(client_for, paused_run, operator):
+    response = client_for(operator).post(reverse("runs:abort", args=[paused_run.pk]), REASON)
     assert response.status_code == 302
-    row = paused_run.step_runs.get(step_id="load")
-    assert row.state == StepState.QUEUED and row.params_override == {"message": "again"}
-
-
-def test_bad_json_in_a_decision_is_refused_with_a_message(client_for, paused_run, operator):
-    response = client_for(operator).post(reverse("runs:skip", args=[paused_run.pk, "load"]), {"output": "{nope"},
-                                         follow=True)
-    assert "The output is not valid JSON" in response.text
-    assert paused_run.step_runs.get(step_id="load").state == StepState.FAILED
+    paused_run.refresh_from_db()
+    checkpoint = ApprovalRequest.objects.get(run=paused_run, kind="checkpoint")
+    assert paused_run.state == RunState.FAILED and checkpoint.outcome == "abort"
+    assert checkpoint.decisions.get().person == operator
 
 
 def test_action_the_state_no_longer_allows_answers_409_with_the_reason(client_for, paused_run, operator):
@@ -205,13 +212,13 @@ def test_action_the_state_no_longer_allows_answers_409_with_the_reason(client_fo
     assert client.post(reverse("runs:cancel", args=[paused_run.pk])).status_code == 302
     again = client.post(reverse("runs:cancel", args=[paused_run.pk]))
     assert again.status_code == 409 and "already cancelled; there is nothing to cancel" in again.text
-    retry = client.post(reverse("runs:retry", args=[paused_run.pk, "load"]))
-    assert retry.status_code == 409 and "only a failed step of a paused run can be retried" in retry.text
+    abort = client.post(reverse("runs:abort", args=[paused_run.pk]), REASON)
+    assert abort.status_code == 409 and "only a running, waiting or paused run can be aborted" in abort.text
 
 
 def test_rerun_from_failure_opens_the_new_run(client_for, paused_run, operator):
     client = client_for(operator)
-    client.post(reverse("runs:abort", args=[paused_run.pk]))
+    client.post(reverse("runs:abort", args=[paused_run.pk]), REASON)
     response = client.post(reverse("runs:rerun", args=[paused_run.pk]))
     new_run = Run.objects.get(rerun_of=paused_run)
     assert response.status_code == 302 and response.url == reverse("runs:detail", args=[new_run.pk])

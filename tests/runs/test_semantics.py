@@ -2,10 +2,11 @@
 
 import pytest
 
+from apps.approvals.services import DecisionConflict
 from apps.audit.models import AuditEvent
 from apps.runs import engine
 from apps.runs.models import AttemptKind, RunState, SkipReason, StepAttempt, StepState, Trigger
-from tests.runs.factories import make_version, step
+from tests.runs.factories import decide, make_version, step
 
 pytestmark = pytest.mark.django_db
 
@@ -101,14 +102,14 @@ def test_pause_then_retry_with_new_params_finishes_the_run(team, operator, drive
     run = drive(engine.start_run(operator, version))
     assert run.state == RunState.PAUSED and "disk full" in run.failure_summary
     load = run.step_runs.get(step_id="load")
-    with pytest.raises(engine.TransitionNotAllowed):
-        engine.skip_step(operator, run.step_runs.get(step_id="after"))
+    with pytest.raises(DecisionConflict, match="only a failed step of a paused run"):
+        decide(operator, run.step_runs.get(step_id="after"), "skip")
     # The override turns the failing type's message into one that still fails: retry twice.
-    engine.retry_step(operator, load, params_override={"message": "still full"})
+    decide(operator, load, "retry", params_override={"message": "still full"})
     run = drive(run)
     assert run.state == RunState.PAUSED
     assert load.attempts.last().error_message == "still full"
-    engine.skip_step(operator, load, output={"rows": 0})
+    decide(operator, load, "skip", skip_output={"rows": 0})
     run = drive(run)
     assert run.state == RunState.SUCCEEDED
     assert states(run) == {"load": "skipped", "after": "succeeded"}
@@ -119,7 +120,7 @@ def test_retry_step_runs_the_step_again(team, operator, drive):
     version = make_version(team, [step("flaky", "test.flaky", on_failure="pause", params={"succeed_on": 2})])
     run = drive(engine.start_run(operator, version))
     assert run.state == RunState.PAUSED
-    engine.retry_step(operator, run.step_runs.get())
+    decide(operator, run.step_runs.get(), "retry")
     assert drive(run).state == RunState.SUCCEEDED
 
 
@@ -143,7 +144,7 @@ def test_compensate_and_abort_undoes_a_paused_run(team, operator, drive):
         step("charge", "test.fail", needs=["reserve"], on_failure="pause"),
     ])
     run = drive(engine.start_run(operator, version))
-    engine.compensate_and_abort(operator, run)
+    decide(operator, run, "compensate")
     run = drive(run)
     assert run.state == RunState.FAILED and "Aborted with compensation by otto-operator" in run.failure_summary
     assert run.step_runs.get(step_id="reserve").effects.get(kind="undo").target == "R-1"
@@ -155,7 +156,7 @@ def test_abort_ends_a_paused_run_failed_without_compensation(team, operator, dri
     version = make_version(team, [step("a", compensate={"type": "test.undo", "with": {"target": "a"}}),
                                   step("b", "test.fail", needs=["a"], on_failure="pause")])
     run = drive(engine.start_run(operator, version))
-    engine.abort_run(operator, run)
+    decide(operator, run, "abort")
     run.refresh_from_db()
     assert run.state == RunState.FAILED and states(run)["a"] == "succeeded"
 
