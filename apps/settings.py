@@ -6,6 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.audit.keys import parse_audit_keys
 from apps.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -193,6 +194,29 @@ def _secrets_key() -> str:
 
 
 FLOWDECK_SECRETS_KEY = _secrets_key()
+
+
+def _audit_keys() -> str:
+    """HMAC key(s) signing the audit chain ("id:key,..."); generated once into var/ when unset."""
+    configured = env_str("FLOWDECK_AUDIT_KEYS")
+    if configured:
+        return configured
+    key_file = VAR_DIR / "audit_key"
+    if not key_file.exists():
+        # Linked into place, so two processes starting at once cannot end up signing with two keys.
+        draft = VAR_DIR / f"audit_key.{secrets.token_hex(4)}"
+        draft.touch(mode=0o600)  # private before the key is written into it
+        draft.write_text(f"local-{secrets.token_hex(3)}:{secrets.token_urlsafe(32)}")
+        try:
+            key_file.hardlink_to(draft)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return key_file.read_text().strip()
+
+
+FLOWDECK_AUDIT_KEYS = parse_audit_keys(_audit_keys())
 
 # --- Email and notifications ---
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

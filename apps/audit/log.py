@@ -1,8 +1,11 @@
 """Writing and verifying the audit chain.
 
 `record()` appends one event inside the caller's transaction, so the event exists exactly when
-the change it describes does. Each event's hash covers its fields and the previous event's hash;
-changing or deleting any past event breaks every hash after it, which `verify_chain()` finds.
+the change it describes does. Each event's hash is an HMAC-SHA256, under the signing key of
+FLOWDECK_AUDIT_KEYS, of its fields and the previous event's hash, and the event records the key's
+id: changing or deleting a past event breaks every hash after it, and someone without the key
+cannot compute them again. `verify_chain()` finds both. Events written before the chain was keyed
+have no key id and keep the plain SHA-256 hash they were written with.
 
 Appending holds the one chain-head row lock until the transaction commits, so busy writers (the
 engine, once per step) open a `batched()` transaction instead: its events are kept in memory and
@@ -11,23 +14,24 @@ lock is held only for the commit that follows.
 """
 
 import hashlib
+import hmac
 import json
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditChainHead, AuditEvent
-from apps.logging import SECRET_KEY_PATTERN, REDACTED
+from apps.logging import REDACTED, SECRET_KEY_PATTERN
 
 GENESIS_HASH = "0" * 64
 
 
-def _canonical(value) -> str:
+def canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
 
 
@@ -44,12 +48,24 @@ def redact(value):
     return value
 
 
-def _event_hash(*, sequence, occurred_at: datetime, actor_label, action, object_type, object_id,
-                team_label, data_hash, previous_hash) -> str:
-    return _sha256(_canonical([
-        sequence, occurred_at.isoformat(), actor_label, action, object_type, str(object_id),
-        team_label, data_hash, previous_hash,
-    ]))
+def signing_key() -> tuple[str, bytes]:
+    """The id and key that sign new events and chain heads: the first of FLOWDECK_AUDIT_KEYS."""
+    return next(iter(settings.FLOWDECK_AUDIT_KEYS.items()))
+
+
+def hmac_sha256(key: bytes, text: str) -> str:
+    return hmac.digest(key, text.encode(), "sha256").hex()
+
+
+def _event_hash(event: AuditEvent, key: bytes | None) -> str:
+    """The event's HMAC under `key`, or for an event from before keying (`key` None) its plain hash."""
+    fields = [
+        event.sequence, event.occurred_at.isoformat(), event.actor_label, event.action, event.object_type,
+        str(event.object_id), event.team_label, event.data_hash, event.previous_hash,
+    ]
+    if key is None:
+        return _sha256(canonical(fields))
+    return hmac_sha256(key, canonical([*fields, event.key_id]))
 
 
 def record(actor, action: str, obj=None, *, object_type: str | None = None, object_id=None,
@@ -65,8 +81,8 @@ def record(actor, action: str, obj=None, *, object_type: str | None = None, obje
             team = getattr(obj, "team", None)
     before, after = redact(before), redact(after)
     # Round-trip through JSON so what is hashed is exactly what the JSON column stores.
-    before = json.loads(_canonical(before)) if before is not None else None
-    after = json.loads(_canonical(after)) if after is not None else None
+    before = json.loads(canonical(before)) if before is not None else None
+    after = json.loads(canonical(after)) if after is not None else None
     event = AuditEvent(
         actor=actor,
         actor_label=actor.get_username() if actor is not None else "system",
@@ -77,7 +93,7 @@ def record(actor, action: str, obj=None, *, object_type: str | None = None, obje
         team_label=team.slug if team is not None else "",
         before=before,
         after=after,
-        data_hash=_sha256(_canonical({"before": before, "after": after})),
+        data_hash=_sha256(canonical({"before": before, "after": after})),
     )
     batch = _open_batch()
     if batch is not None:
@@ -139,17 +155,15 @@ def _append(events: list[AuditEvent]) -> None:
     if not events:
         return
     # No savepoint of its own: the caller's transaction (or this one) rolls back as a whole.
+    key_id, key = signing_key()
     with transaction.atomic(savepoint=False):
         sequence, previous_hash = _lock_chain_head()
         for event in events:
             sequence += 1
             # Stamped under the lock, so times never run backwards along the chain.
             event.sequence, event.occurred_at, event.previous_hash = sequence, timezone.now(), previous_hash
-            event.event_hash = previous_hash = _event_hash(
-                sequence=sequence, occurred_at=event.occurred_at, actor_label=event.actor_label,
-                action=event.action, object_type=event.object_type, object_id=event.object_id,
-                team_label=event.team_label, data_hash=event.data_hash, previous_hash=event.previous_hash,
-            )
+            event.key_id = key_id
+            event.event_hash = previous_hash = _event_hash(event, key)
         _insert_and_move_head(events, sequence, previous_hash)
 
 
@@ -200,35 +214,52 @@ def _insert_and_move_head(events: list[AuditEvent], sequence: int, last_hash: st
 @dataclass
 class ChainVerdict:
     ok: bool
-    events_checked: int
+    keyed: int = 0  # events verified with their HMAC
+    unkeyed: int = 0  # events from before keying, verified as the plain SHA-256 chain they are
     first_broken_sequence: int | None = None
     reason: str = ""
+    head_hash: str = GENESIS_HASH  # of the last event verified
+
+    @property
+    def events_checked(self) -> int:
+        return self.keyed + self.unkeyed
 
 
 def verify_chain() -> ChainVerdict:
     """Recompute every hash in order; report the first event that does not match."""
-    previous_hash = GENESIS_HASH
-    expected_sequence = 1
-    checked = 0
+    keys = settings.FLOWDECK_AUDIT_KEYS
+    verdict = ChainVerdict(True)
+
+    def broken(sequence: int, reason: str) -> ChainVerdict:
+        verdict.ok, verdict.first_broken_sequence, verdict.reason = False, sequence, reason
+        return verdict
+
     for event in AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000):
+        expected_sequence = verdict.events_checked + 1
         if event.sequence != expected_sequence:
-            return ChainVerdict(False, checked, expected_sequence, f"event #{expected_sequence} is missing")
-        if event.previous_hash != previous_hash:
-            return ChainVerdict(False, checked, event.sequence, "its previous-hash does not match the event before it")
-        data_hash = _sha256(_canonical({"before": event.before, "after": event.after}))
-        if data_hash != event.data_hash:
-            return ChainVerdict(False, checked, event.sequence, "its before/after data was changed")
-        recomputed = _event_hash(
-            sequence=event.sequence, occurred_at=event.occurred_at, actor_label=event.actor_label,
-            action=event.action, object_type=event.object_type, object_id=event.object_id,
-            team_label=event.team_label, data_hash=event.data_hash, previous_hash=event.previous_hash,
-        )
-        if recomputed != event.event_hash:
-            return ChainVerdict(False, checked, event.sequence, "its fields were changed")
-        previous_hash = event.event_hash
-        expected_sequence += 1
-        checked += 1
+            return broken(expected_sequence, f"event #{expected_sequence} is missing")
+        if event.previous_hash != verdict.head_hash:
+            return broken(event.sequence, "its previous-hash does not match the event before it")
+        if _sha256(canonical({"before": event.before, "after": event.after})) != event.data_hash:
+            return broken(event.sequence, "its before/after data was changed")
+        if event.key_id:
+            if event.key_id not in keys:
+                return broken(event.sequence, (
+                    f"it is signed with key id {event.key_id!r}, which FLOWDECK_AUDIT_KEYS does not hold: "
+                    f"add that key after the signing key (it holds {', '.join(map(repr, keys))}) and verify again"))
+            if not hmac.compare_digest(_event_hash(event, keys[event.key_id]), event.event_hash):
+                return broken(event.sequence, "its fields were changed, or its hash recomputed without the key")
+            verdict.keyed += 1
+        else:
+            # Unkeyed events can only come before the first keyed one: later, one was rewritten.
+            if verdict.keyed:
+                return broken(event.sequence, "it has no key id although events before it are keyed: "
+                                              "it was rewritten by someone without the key")
+            if _event_hash(event, None) != event.event_hash:
+                return broken(event.sequence, "its fields were changed")
+            verdict.unkeyed += 1
+        verdict.head_hash = event.event_hash
     head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and head.last_sequence != checked:
-        return ChainVerdict(False, checked, checked + 1, f"the chain should hold {head.last_sequence} events")
-    return ChainVerdict(True, checked)
+    if head is not None and head.last_sequence != verdict.events_checked:
+        return broken(verdict.events_checked + 1, f"the chain should hold {head.last_sequence} events")
+    return verdict

@@ -20,10 +20,13 @@ class AuditEvent(models.Model):
     team_label = models.CharField(max_length=120, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
-    # sha256 of the data the action acted on (before + after), and of the whole event + previous hash.
+    # sha256 of the data the action acted on (before + after); the HMAC-SHA256 of the whole event and
+    # the previous hash under the key `key_id` names (plain sha256 for events written before keying,
+    # whose key_id is empty).
     data_hash = models.CharField(max_length=64)
     previous_hash = models.CharField(max_length=64)
     event_hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         ordering = ["-sequence"]
