@@ -25,7 +25,8 @@ class ConnectionAdmin(PlatformAdminOnly):
     list_display = ("name", "kind", "url", "allow_writes", "secret_state", "updated_at")
     list_filter = ("kind", "allow_writes")
     search_fields = ("name", "url", "description")
-    fields = ("name", "kind", "url", "secret", "clear_secret", "allow_writes", "description")
+    fields = ("name", "kind", "url", "secret", "clear_secret", "allow_writes", "description",
+              "team", "shared_with", "shared_with_all")
 
     @admin.display(description="Secret")
     def secret_state(self, connection: Connection) -> str:
@@ -35,10 +36,17 @@ class ConnectionAdmin(PlatformAdminOnly):
         if change:
             saved = services.update_connection(request.user, obj.pk, secret=form.secret_change(),
                                                **form.public_fields())
+            if form.sharing_changed() or saved.scoped_at is None:
+                saved = services.share_connection(request.user, obj.pk, **form.sharing())
         else:
             saved = services.create_connection(request.user, secret=form.cleaned_data.get("secret") or "",
-                                               **form.public_fields())
+                                               **form.public_fields(), **form.sharing())
         obj.pk, obj.encrypted_secret = saved.pk, saved.encrypted_secret
+
+    def save_related(self, request, form, formsets, change):
+        # share_connection already set shared_with (audited); the form must not set it again.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request, obj):
         services.delete_connection(request.user, obj.pk)

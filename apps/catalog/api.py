@@ -1,16 +1,20 @@
 """REST API of the catalog app (mounted under /api/v1/): step types for everyone signed in;
 connections and allowed hosts for platform admins, through the same services as the pages.
+Team members may read the connections their teams may use (name, kind, who may use it).
 A connection's secret can be written, never read: responses say only `has_secret`."""
 
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.access import visible_teams
+from apps.accounts.models import Team
 from apps.catalog import services
 from apps.catalog.models import AllowedHost, Connection
 from apps.catalog.presentation import example_yaml
@@ -63,12 +67,28 @@ class ConnectionSerializer(serializers.ModelSerializer):
     secret = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False,
                                    help_text="Password or token; write-only. Omit to keep, \"\" to remove.")
     has_secret = serializers.BooleanField(read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False,
+                                        allow_null=True, help_text="The slug of the team that owns it.")
+    shared_with = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), many=True,
+                                               required=False, help_text="Slugs of other teams that may use it.")
 
     class Meta:
         model = Connection
         fields = ["id", "name", "kind", "url", "allow_writes", "description", "secret", "has_secret",
-                  "created_at", "updated_at"]
-        read_only_fields = ["id", "created_at", "updated_at"]
+                  *services.SHARING_FIELDS, "scoped_at", "created_at", "updated_at"]
+        read_only_fields = ["id", "scoped_at", "created_at", "updated_at"]
+
+
+class UsableConnectionSerializer(serializers.ModelSerializer):
+    """What a team member sees of a connection their teams may use: no URL, no secret state."""
+
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    shared_with = serializers.SlugRelatedField(slug_field="slug", read_only=True, many=True)
+
+    class Meta:
+        model = Connection
+        fields = ["name", "kind", "description", *services.SHARING_FIELDS]
+        read_only_fields = fields
 
 
 def _service_call(call, *args, **kwargs):
@@ -78,31 +98,61 @@ def _service_call(call, *args, **kwargs):
         raise ValidationError(exc.field_errors or {"detail": str(exc)}) from None
 
 
-class ConnectionList(generics.ListCreateAPIView):
+class ReadOrPlatformAdmin(IsPlatformAdmin):
+    """Everyone signed in reads the connections their teams may use; only platform admins write."""
+
+    def has_permission(self, request, view):
+        if request.method in permissions.SAFE_METHODS:
+            return bool(request.user and request.user.is_authenticated)
+        return super().has_permission(request, view)
+
+
+class ConnectionScoped:
+    permission_classes = [ReadOrPlatformAdmin]
+
+    def get_queryset(self):
+        team = None
+        if slug := self.request.query_params.get("team"):
+            team = visible_teams(self.request.user).filter(slug=slug).first()
+            if team is None:
+                raise Http404(f"You are in no team {slug!r}.")
+        return services.connections_for(self.request.user, team)
+
+    def get_serializer_class(self):
+        return ConnectionSerializer if self.request.user.is_platform_admin else UsableConnectionSerializer
+
+
+@extend_schema_view(get=extend_schema(parameters=[OpenApiParameter(
+    "team", str, description="Only the connections this team's steps may use (its slug).")]))
+class ConnectionList(ConnectionScoped, generics.ListCreateAPIView):
     serializer_class = ConnectionSerializer
-    permission_classes = [IsPlatformAdmin]
-    queryset = Connection.objects.all()
 
     def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
+        serializer = ConnectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         connection = _service_call(services.create_connection, request.user, **serializer.validated_data)
         return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
 
 
-class ConnectionDetail(generics.RetrieveUpdateDestroyAPIView):
+class ConnectionDetail(ConnectionScoped, generics.RetrieveUpdateDestroyAPIView):
     serializer_class = ConnectionSerializer
-    permission_classes = [IsPlatformAdmin]
-    queryset = Connection.objects.all()
     lookup_field = "name"
 
     def update(self, request, *args, **kwargs):
         connection = self.get_object()
-        serializer = self.get_serializer(connection, data=request.data, partial=kwargs.get("partial", False))
+        serializer = ConnectionSerializer(connection, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
         secret = changes.pop("secret", None)
-        updated = _service_call(services.update_connection, request.user, connection.pk, secret=secret, **changes)
+        sharing = {field: changes.pop(field) for field in services.SHARING_FIELDS if field in changes}
+        with transaction.atomic():
+            updated = _service_call(services.update_connection, request.user, connection.pk, secret=secret,
+                                    **changes)
+            if sharing:
+                current = {"team": connection.team, "shared_with": list(connection.shared_with.all()),
+                           "shared_with_all": connection.shared_with_all}
+                updated = _service_call(services.share_connection, request.user, connection.pk,
+                                        **{**current, **sharing})
         return Response(ConnectionSerializer(updated).data)
 
     def perform_destroy(self, instance):

@@ -4,11 +4,14 @@ flowdeck.E001: FLOWDECK_SECRETS_KEY cannot be read as Fernet keys.
 flowdeck.W001 (`manage.py check --deploy`): the key does not come from the environment, so it
 lives only in var/: losing it makes every connection secret unreadable. A deployment check, so
 the embedded default's everyday commands stay quiet.
+flowdeck.W002: connections still shared with all teams only because they predate team
+ownership (migration 0002): every team's steps can use them until a platform admin scopes them.
 """
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 
 from apps.env import env_str
 
@@ -37,4 +40,30 @@ def secrets_key_source_check(app_configs=None, **kwargs) -> list[checks.CheckMes
         hint="Set FLOWDECK_SECRETS_KEY from your secret store to a Fernet key (Fernet.generate_key()); "
              "while rotating, list the new key first and the old one after it, separated by a comma.",
         id="flowdeck.W001",
+    )]
+
+
+@checks.register(checks.Tags.security, checks.Tags.database)
+def unscoped_connections_check(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    from apps.catalog.models import Connection
+
+    # A database check runs only when asked for one (`migrate`, `check --database default`), as
+    # Django expects; before the first `migrate` there is no table yet, and nothing to say.
+    if not databases or "default" not in databases:
+        return []
+    try:
+        names = list(Connection.objects.filter(shared_with_all=True, scoped_at__isnull=True)
+                     .values_list("name", flat=True)[:11])
+    except DatabaseError:
+        return []
+    if not names:
+        return []
+    listed = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    return [checks.Warning(
+        f"Connections shared with all teams because they predate team ownership: {listed}. "
+        "Any team's workflow can use them by name.",
+        hint="A platform admin opens each under Step types → Connections and chooses the team that owns it "
+             "or the teams to share it with (or confirms all teams), or PATCHes /api/v1/connections/<name> "
+             "with team, shared_with or shared_with_all.",
+        id="flowdeck.W002",
     )]

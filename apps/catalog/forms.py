@@ -1,12 +1,14 @@
 """Forms for connections and allowed hosts, shared by the catalog pages and the Django admin.
 
 The secret field is write-only: never pre-filled, and left blank it keeps the current secret.
+Who may use the connection (owning team, shared teams, all teams) is part of the same form; the
+views hand it to `services.share_connection`, never save it through the form.
 """
 
 from django import forms
 
 from apps.catalog.models import AllowedHost, Connection
-from apps.catalog.services import CONNECTION_FIELDS
+from apps.catalog.services import CONNECTION_FIELDS, SHARING_FIELDS
 
 
 class ConnectionForm(forms.ModelForm):
@@ -19,13 +21,17 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = list(CONNECTION_FIELDS)
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        fields = [*CONNECTION_FIELDS, *SHARING_FIELDS]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3}), "shared_with": forms.CheckboxSelectMultiple}
+        labels = {"team": "Owning team", "shared_with": "Also shared with", "shared_with_all": "Shared with all teams"}
 
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("clear_secret") and cleaned.get("secret"):
             raise forms.ValidationError("Either type a new secret or remove the stored one, not both.")
+        if not (cleaned.get("team") or cleaned.get("shared_with") or cleaned.get("shared_with_all")):
+            self.add_error("team", "Say who may use it: choose the team that owns it, the teams to share it with, "
+                                   "or all teams.")
         return cleaned
 
     def secret_change(self) -> str | None:
@@ -37,6 +43,13 @@ class ConnectionForm(forms.ModelForm):
     def public_fields(self) -> dict:
         # Not Meta.fields: the admin builds the form with its own field list, the secret included.
         return {field: self.cleaned_data[field] for field in CONNECTION_FIELDS}
+
+    def sharing(self) -> dict:
+        return {"team": self.cleaned_data["team"], "shared_with": list(self.cleaned_data["shared_with"]),
+                "shared_with_all": self.cleaned_data["shared_with_all"]}
+
+    def sharing_changed(self) -> bool:
+        return any(field in self.changed_data for field in SHARING_FIELDS)
 
 
 class AllowedHostForm(forms.ModelForm):

@@ -1,14 +1,18 @@
 """Domain functions of the catalog app: the only code that writes connections and allowed hosts.
 
 Only platform admins may call them. Every change writes an audit event; a secret never enters
-the audit data: replacing or clearing it is its own event, without the value.
+the audit data: replacing or clearing it is its own event, without the value. Who may use a
+connection (its owning team, teams it is shared with, or all teams) is set when it is created
+and changed only by `share_connection`, each change audited as `connection.sharing_changed`.
 """
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.accounts.access import require_platform_admin
+from apps.accounts.access import require_platform_admin, visible_team_ids
+from apps.accounts.models import Team
 from apps.audit.log import record
 from apps.catalog.models import AllowedHost, Connection
 from apps.logging import get_logger
@@ -16,6 +20,7 @@ from apps.logging import get_logger
 logger = get_logger(__name__)
 
 CONNECTION_FIELDS = ("name", "kind", "url", "allow_writes", "description")
+SHARING_FIELDS = ("team", "shared_with", "shared_with_all")  # changed only by share_connection
 
 
 class CatalogError(Exception):
@@ -24,6 +29,16 @@ class CatalogError(Exception):
     def __init__(self, message: str, field_errors: dict[str, list[str]] | None = None):
         super().__init__(message)
         self.field_errors = field_errors or {}
+
+
+def connections_for(user, team: Team | None = None) -> QuerySet:
+    """The connections `user` may see: those their teams' steps may use (every one for a platform
+    admin); with `team`, only those that team's steps may use (none when `user` cannot see it)."""
+    connections = Connection.objects.select_related("team").prefetch_related("shared_with")
+    team_ids = visible_team_ids(user)
+    if team is not None:
+        return connections.usable_by(team) if team_ids is None or team.pk in team_ids else connections.none()
+    return connections if team_ids is None else connections.usable_by(*team_ids)
 
 
 def _validated(obj) -> None:
@@ -44,15 +59,34 @@ def _record_secret_change(actor, connection: Connection, secret: str) -> None:
     record(actor, "connection.secret_replaced" if secret else "connection.secret_cleared", connection)
 
 
+def _check_sharing(team, shared_with, shared_with_all: bool) -> None:
+    if team is None and not shared_with and not shared_with_all:
+        message = ("Say who may use it: the team that owns it, the teams to share it with, or all teams "
+                   "(a connection no team may use would only make steps fail).")
+        raise CatalogError(message, {"team": [message]})
+
+
+def _apply_sharing(connection: Connection, team, shared_with, shared_with_all: bool) -> None:
+    connection.team = team
+    connection.shared_with_all = shared_with_all
+    connection.scoped_at = timezone.now()
+    connection.save(update_fields=["team", "shared_with_all", "scoped_at"])
+    connection.shared_with.set([other for other in shared_with if other != team])
+
+
 @transaction.atomic
 def create_connection(actor, *, name: str, kind: str, url: str, secret: str = "", allow_writes: bool = False,
-                      description: str = "") -> Connection:
+                      description: str = "", team: Team | None = None, shared_with=(),
+                      shared_with_all: bool = False) -> Connection:
+    """Add a connection that `team` owns and/or that is shared with `shared_with` or all teams."""
     require_platform_admin(actor)
     connection = Connection(name=name, kind=kind, url=url, allow_writes=allow_writes, description=description)
     _validated(connection)
+    _check_sharing(team, shared_with, shared_with_all)
     connection.set_secret(secret)
     connection.save()
-    record(actor, "connection.created", connection, after=_public_fields(connection))
+    _apply_sharing(connection, team, shared_with, shared_with_all)
+    record(actor, "connection.created", connection, after={**_public_fields(connection), **connection.sharing()})
     if secret:
         _record_secret_change(actor, connection, secret)
     logger.info("connection created", connection=connection.name, kind=connection.kind)
@@ -83,6 +117,24 @@ def update_connection(actor, connection_id: int, *, secret: str | None = None, *
     if secret is not None:
         _record_secret_change(actor, connection, secret)
     logger.info("connection updated", connection=connection.name)
+    return connection
+
+
+@transaction.atomic
+def share_connection(actor, connection_id: int, *, team: Team | None, shared_with=(),
+                     shared_with_all: bool = False) -> Connection:
+    """Set who may use the connection: owned by `team`, shared with `shared_with`, or with all teams.
+
+    Saying it again unchanged still counts: it marks a connection migrated as "shared with all
+    teams" as decided, which ends the flowdeck.W002 warning.
+    """
+    require_platform_admin(actor)
+    _check_sharing(team, shared_with, shared_with_all)
+    connection = Connection.objects.select_for_update().get(pk=connection_id)
+    before = connection.sharing()
+    _apply_sharing(connection, team, shared_with, shared_with_all)
+    record(actor, "connection.sharing_changed", connection, before=before, after=connection.sharing())
+    logger.info("connection sharing changed", connection=connection.name)
     return connection
 
 

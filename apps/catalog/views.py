@@ -1,11 +1,12 @@
-"""Pages of the catalog app: the step type catalog (everyone signed in) and the connections and
-allowed hosts that platform admins manage."""
+"""Pages of the catalog app: the step type catalog with the connections your teams may use
+(everyone signed in) and the connections and allowed hosts that platform admins manage."""
 
 import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -31,9 +32,11 @@ def step_type_list(request):
         needle = query.lower()
         types = [t for t in types if needle in t.name.lower() or needle in t.summary.lower()]
     page = Paginator(types, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "catalog/list.html#types" if request.htmx else "catalog/list.html"
-    return render(request, template, {"page": page, "query": query, "risk": risk,
-                                      "risks": (Risk.LOW, Risk.HIGH)})
+    if request.htmx:
+        return render(request, "catalog/list.html#types", {"page": page, "query": query, "risk": risk})
+    return render(request, "catalog/list.html", {"page": page, "query": query, "risk": risk,
+                                                 "risks": (Risk.LOW, Risk.HIGH),
+                                                 "connections": services.connections_for(request.user)})
 
 
 @login_required
@@ -50,7 +53,8 @@ def step_type_detail(request, name: str):
 @login_required
 def connection_list(request):
     require_platform_admin(request.user)
-    page = Paginator(Connection.objects.all(), PAGE_SIZE).get_page(request.GET.get("page"))
+    connections = Connection.objects.select_related("team").prefetch_related("shared_with")
+    page = Paginator(connections, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "catalog/connections.html", {
         "page": page, "hosts": AllowedHost.objects.all(), "host_form": AllowedHostForm(),
     })
@@ -60,9 +64,14 @@ def _save_connection(request, form: ConnectionForm, connection: Connection | Non
     try:
         if connection is None:
             return services.create_connection(request.user, secret=form.cleaned_data.get("secret") or "",
-                                              **form.public_fields())
-        return services.update_connection(request.user, connection.pk, secret=form.secret_change(),
-                                          **form.public_fields())
+                                              **form.public_fields(), **form.sharing())
+        with transaction.atomic():
+            saved = services.update_connection(request.user, connection.pk, secret=form.secret_change(),
+                                               **form.public_fields())
+            # Saving the form of a never-scoped connection is the admin's decision on who may use it.
+            if form.sharing_changed() or connection.scoped_at is None:
+                saved = services.share_connection(request.user, connection.pk, **form.sharing())
+            return saved
     except services.CatalogError as exc:
         for field, problems in (exc.field_errors or {None: [str(exc)]}).items():
             for problem in problems:

@@ -264,7 +264,7 @@ def _split_query(ctx: StepContext, params: dict, folder: Path) -> dict:
     source = params["source"]
     chunk_size = params.get("chunk_size", 10_000)
     chunks, records, handle = [], 0, None
-    with run_sql(source["connection"], source["sql"], source.get("params")) as result:
+    with run_sql(ctx, source["connection"], source["sql"], source.get("params")) as result:
         for row in result.rows:
             if records % chunk_size == 0:
                 if handle:

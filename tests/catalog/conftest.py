@@ -68,9 +68,11 @@ def sales_db(tmp_path):
 def make_connection(db, platform_admin):
     from apps.catalog import services
 
-    def make(name="sales-db", *, kind="sql", url, secret="", allow_writes=False):
+    # Shared with all teams unless a test says otherwise: the step types' tests run without a run's team.
+    def make(name="sales-db", *, kind="sql", url, secret="", allow_writes=False, team=None, shared_with=()):
         return services.create_connection(platform_admin, name=name, kind=kind, url=url, secret=secret,
-                                          allow_writes=allow_writes)
+                                          allow_writes=allow_writes, team=team, shared_with=shared_with,
+                                          shared_with_all=team is None and not shared_with)
 
     return make
 

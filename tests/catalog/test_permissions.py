@@ -8,12 +8,14 @@ from apps.catalog.models import AllowedHost, Connection
 
 pytestmark = pytest.mark.django_db
 
-NEW_CONNECTION = {"name": "crm", "kind": "http", "url": "https://crm.example.com", "secret": "tok"}
+NEW_CONNECTION = {"name": "crm", "kind": "http", "url": "https://crm.example.com", "secret": "tok",
+                  "shared_with_all": True}
 
 
 @pytest.fixture
 def crm(platform_admin):
-    return services.create_connection(platform_admin, name="crm", kind="http", url="https://crm.example.com")
+    return services.create_connection(platform_admin, name="crm", kind="http", url="https://crm.example.com",
+                                      shared_with_all=True)
 
 
 @pytest.mark.parametrize("who", ["author", "operator", "approver", "viewer", "outsider"])
@@ -25,7 +27,8 @@ def test_people_who_are_not_platform_admins_get_403(request, client_for, api_for
     assert client.post("/catalog/connections/new/", NEW_CONNECTION).status_code == 403
     assert client.post("/catalog/connections/crm/delete/").status_code == 403
     assert client.post("/catalog/allowed-hosts/new/", {"pattern": "evil.example.com"}).status_code == 403
-    assert api.get("/api/v1/connections").status_code == 403
+    # Reading the connections their teams may use is allowed, without the URL (test_connection_scoping).
+    assert "crm.example.com" not in api.get("/api/v1/connections").content.decode()
     assert api.post("/api/v1/connections", NEW_CONNECTION, format="json").status_code == 403
     assert api.patch("/api/v1/connections/crm", {"allow_writes": True}, format="json").status_code == 403
     assert api.delete("/api/v1/connections/crm").status_code == 403
@@ -46,7 +49,8 @@ def test_platform_admin_manages_connections_on_the_pages(client_for, platform_ad
     assert created.status_code == 302 and created["Location"] == "/catalog/connections/"
     assert Connection.objects.get(name="crm").reveal_secret() == "tok"
     client.post("/catalog/connections/crm/edit/", {"name": "crm", "kind": "http", "url": "https://crm.example.com",
-                                                   "description": "CRM API", "clear_secret": "on"})
+                                                   "description": "CRM API", "clear_secret": "on",
+                                                   "shared_with_all": "on"})
     assert not Connection.objects.get(name="crm").has_secret
     assert client.post("/catalog/connections/crm/delete/").status_code == 302
     assert not Connection.objects.exists()

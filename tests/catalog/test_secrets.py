@@ -20,7 +20,8 @@ PLAIN = "hunter2-very-secret-password"
 @pytest.fixture
 def warehouse(platform_admin):
     return services.create_connection(platform_admin, name="warehouse", kind="sql",
-                                      url="postgres://etl@db.internal:5432/warehouse", secret=PLAIN)
+                                      url="postgres://etl@db.internal:5432/warehouse", secret=PLAIN,
+                                      shared_with_all=True)
 
 
 def _raw_column(pk):
@@ -73,7 +74,7 @@ def test_audit_events_record_secret_changes_without_the_value(platform_admin, wa
 def test_api_never_returns_the_secret(api_for, platform_admin):
     api = api_for(platform_admin)
     created = api.post("/api/v1/connections", {"name": "crm", "kind": "http", "url": "https://crm.example.com",
-                                               "secret": PLAIN}, format="json")
+                                               "secret": PLAIN, "shared_with_all": True}, format="json")
     assert created.status_code == 201 and created.json()["has_secret"] is True
     for response in (created, api.get("/api/v1/connections"), api.get("/api/v1/connections/crm"),
                      api.patch("/api/v1/connections/crm", {"description": "CRM"}, format="json")):
@@ -106,7 +107,7 @@ def test_admin_blank_secret_keeps_the_current_one(client_for, platform_admin, wa
     platform_admin.save()
     response = client_for(platform_admin).post(f"/admin/catalog/connection/{warehouse.pk}/change/", {
         "name": "warehouse", "kind": "sql", "url": "postgres://etl@db.internal:5432/warehouse",
-        "secret": "", "description": "changed in admin"})
+        "secret": "", "description": "changed in admin", "shared_with_all": "on"})
     assert response.status_code == 302
     warehouse.refresh_from_db()
     assert warehouse.description == "changed in admin" and warehouse.reveal_secret() == PLAIN
@@ -116,10 +117,12 @@ def test_admin_blank_secret_keeps_the_current_one(client_for, platform_admin, wa
 def test_log_lines_never_hold_the_secret(api_for, client_for, platform_admin, caplog):
     caplog.set_level(logging.DEBUG)
     api_for(platform_admin).post("/api/v1/connections", {"name": "crm", "kind": "http",
-                                                         "url": "https://crm.example.com", "secret": PLAIN},
+                                                         "url": "https://crm.example.com", "secret": PLAIN,
+                                                         "shared_with_all": True},
                                  format="json")
     client_for(platform_admin).post("/catalog/connections/crm/edit/", {
-        "name": "crm", "kind": "http", "url": "https://crm.example.com", "secret": "page-" + PLAIN})
+        "name": "crm", "kind": "http", "url": "https://crm.example.com", "secret": "page-" + PLAIN,
+        "shared_with_all": "on"})
     assert Connection.objects.get(name="crm").reveal_secret() == "page-" + PLAIN
     assert any("connection" in record.getMessage() for record in caplog.records)
     assert PLAIN not in caplog.text
@@ -139,7 +142,7 @@ def test_admin_adds_a_connection_through_the_services(client_for, platform_admin
     form = client.get("/admin/catalog/connection/add/").content.decode()
     assert 'type="password" name="secret"' in form
     response = client.post("/admin/catalog/connection/add/", {
-        "name": "crm", "kind": "http", "url": "https://crm.example.com", "secret": PLAIN})
+        "name": "crm", "kind": "http", "url": "https://crm.example.com", "secret": PLAIN, "shared_with_all": "on"})
     assert response.status_code == 302
     assert Connection.objects.get(name="crm").reveal_secret() == PLAIN
     assert list(AuditEvent.objects.order_by("sequence").values_list("action", flat=True)) == [

@@ -5,6 +5,7 @@ import decimal
 import uuid
 from typing import Any
 
+from apps.accounts.models import Team
 from apps.catalog.models import Connection
 from apps.catalog.registry import PermanentStepError, StepContext, get_step_type, params_errors
 from apps.catalog.secrets import SecretUnreadable
@@ -18,12 +19,17 @@ def checked_params(ctx: StepContext, type_name: str) -> dict[str, Any]:
     return ctx.params
 
 
-def connection_named(name: str, kind: str) -> tuple[Connection, str]:
-    """The connection `name` of `kind` and its secret, or a permanent error saying what to ask for."""
-    connection = Connection.objects.filter(name=name).first()
+def connection_named(ctx: StepContext, name: str, kind: str) -> tuple[Connection, str]:
+    """The connection `name` of `kind` that the step's team may use, and its secret, or a
+    permanent error saying what to ask for. Unknown and not-shared read alike, so a step cannot
+    learn which names other teams' connections have."""
+    team = Team.objects.filter(runs__pk=ctx.run_id).first()
+    connection = Connection.objects.usable_by(team).filter(name=name).first()
     if connection is None:
-        raise PermanentStepError(f"There is no connection named {name!r}: ask a platform admin to add it "
-                                 f"under Step types → Connections, or fix the name.")
+        team_name = f"team {team.name}" if team else "this run's team"
+        raise PermanentStepError(f"There is no connection named {name!r} that {team_name} may use: ask a platform "
+                                 f"admin to add it or share it with {team_name} under Step types → Connections, "
+                                 f"or fix the name.")
     if connection.kind != kind:
         raise PermanentStepError(f"Connection {name!r} is a {connection.kind} connection; this step needs a "
                                  f"{kind} one.")

@@ -115,7 +115,7 @@ def _rows(ctx: StepContext, source: dict) -> Iterator[Iterator[dict]]:
         yield _file_rows(path)
         return
     ctx.record_dataset("in", f"sql://{source['connection']}")
-    with run_sql(source["connection"], source["sql"], source.get("params")) as result:
+    with run_sql(ctx, source["connection"], source["sql"], source.get("params")) as result:
         yield (dict(zip(result.columns, row)) for row in result.rows)
 
 

@@ -63,11 +63,11 @@ x-request-id.
 """
 
 
-def _request_target(params: dict) -> tuple[str, dict[str, str]]:
+def _request_target(ctx: StepContext, params: dict) -> tuple[str, dict[str, str]]:
     """The URL to call and the auth header, if the step names a connection."""
     if not params.get("connection"):
         return params["url"], {}
-    connection, token = connection_named(params["connection"], "http")
+    connection, token = connection_named(ctx, params["connection"], "http")
     base = httpx.URL(connection.url)
     url = base.join(params["url"]) if params["url"].startswith("/") else httpx.URL(params["url"])
     if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
@@ -113,7 +113,7 @@ def _output(response: httpx.Response, body: bytes, cut: bool) -> dict:
 def http_request(ctx: StepContext):
     params = checked_params(ctx, "http.request")
     method = params.get("method", "GET")
-    url, auth = _request_target(params)
+    url, auth = _request_target(ctx, params)
     headers = {**params.get("headers", {}), **auth, "Idempotency-Key": ctx.idempotency_key}
     ctx.log("http request", method=method, url=url, headers=redacted_headers(headers))
     body = {"json": params["json"]} if "json" in params else {"content": params.get("body")}

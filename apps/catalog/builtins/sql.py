@@ -105,9 +105,10 @@ def _postgres(connection: Connection, secret: str, sql: str, params, write: bool
 
 
 @contextmanager
-def run_sql(connection_name: str, sql: str, params=None, *, write: bool = False) -> Iterator[SqlResult]:
-    """Run one statement on a configured sql connection; rows stream while the block is open."""
-    connection, secret = connection_named(connection_name, "sql")
+def run_sql(ctx: StepContext, connection_name: str, sql: str, params=None, *,
+            write: bool = False) -> Iterator[SqlResult]:
+    """Run one statement on an sql connection the step's team may use; rows stream while the block is open."""
+    connection, secret = connection_named(ctx, connection_name, "sql")
     if write and not connection.allow_writes:
         raise PermanentStepError(f"Connection {connection.name!r} does not allow writes: ask a platform admin to "
                                  f"turn on 'allow writes' for it, or use a read-only `sql.query` step.")
@@ -171,7 +172,7 @@ It can never change data, whatever the SQL says; to write, use `sql.execute`.
 )
 def sql_query(ctx: StepContext):
     params = checked_params(ctx, "sql.query")
-    with run_sql(params["connection"], params["sql"], params.get("params")) as result:
+    with run_sql(ctx, params["connection"], params["sql"], params.get("params")) as result:
         output = _collect(result, params.get("max_rows", 100))
     ctx.add_metrics(records_in=output["row_count"])
     return output
@@ -198,7 +199,7 @@ run twice (`INSERT ... ON CONFLICT DO NOTHING`, `UPDATE ... WHERE status = 'pend
 )
 def sql_execute(ctx: StepContext):
     params = checked_params(ctx, "sql.execute")
-    with run_sql(params["connection"], params["sql"], params.get("params"), write=True) as result:
+    with run_sql(ctx, params["connection"], params["sql"], params.get("params"), write=True) as result:
         output = _collect(result, params.get("max_rows", 100))
         if result.affected >= 0:
             output["row_count"] = result.affected
