@@ -145,20 +145,30 @@ def run_events(request, run_pk):
     return render(request, "triggers/_run_events.html", {"run": run, "events": events})
 
 
+def _event_fields(request, event) -> dict:
+    """What a webhook answer says of the event a request was recorded as, and of its run."""
+    fields = {"event_id": event.pk}
+    if event.run is not None:
+        fields.update(run_id=event.run.pk, run_state=event.run.state,
+                      run_url=request.build_absolute_uri(reverse("runs:detail", args=[event.run.pk])))
+    if event.batch_id:
+        fields["batch_id"] = event.batch_id
+    return fields
+
+
 @csrf_exempt
 @require_POST
 def webhook(request, token):
     try:
-        accepted = webhooks.receive(token, request.body, request.headers)
+        # Read here, not through request.body: the webhook's own limit must answer (JSON 413)
+        # before Django's DATA_UPLOAD_MAX_MEMORY_SIZE would (an HTML 400).
+        accepted = webhooks.receive(token, webhooks.read_body(request), request.headers)
     except webhooks.WebhookRefused as refused:
-        response = JsonResponse({"error": refused.message, "errors": refused.errors}, status=refused.status)
+        body = {"error": refused.message, "errors": refused.errors}
+        if refused.first is not None:
+            body["first"] = _event_fields(request, refused.first)
+        response = JsonResponse(body, status=refused.status)
         if refused.retry_after:
             response["Retry-After"] = str(refused.retry_after)
         return response
-    body = {"event_id": accepted.event.pk, "duplicate": accepted.duplicate}
-    if accepted.run is not None:
-        body.update(run_id=accepted.run.pk, run_url=request.build_absolute_uri(reverse("runs:detail", args=[accepted.run.pk])),
-                    run_state=accepted.run.state)
-    if accepted.event.batch_id:
-        body["batch_id"] = accepted.event.batch_id
-    return JsonResponse(body, status=202)
+    return JsonResponse({**_event_fields(request, accepted.event), "duplicate": accepted.duplicate}, status=202)
