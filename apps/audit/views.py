@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from apps.accounts.access import require_platform_admin
+from apps.audit.log import signing_key
 from apps.audit.models import AuditEvent
 
 FILTERS = ("actor", "action", "object_type", "object_id", "team")
@@ -29,4 +30,5 @@ def event_list(request):
     template = "audit/list.html#events" if request.htmx else "audit/list.html"
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, template, {"page": page, "chosen": chosen, "query": query.urlencode()})
+    return render(request, template, {"page": page, "chosen": chosen, "query": query.urlencode(),
+                                      "signing_key_id": signing_key()[0]})
