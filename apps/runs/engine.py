@@ -800,10 +800,14 @@ def reject_gate(step_run: StepRun, reason: str, *, actor=None) -> None:
 
 @batched()
 def cancel_run(actor, run: Run) -> None:
-    """Stop a run: queued and waiting steps never start; running steps' results are discarded."""
+    """Stop a run: queued and waiting steps never start; running steps' results are discarded. A
+    paused run waits for a decision at its checkpoint instead (abort ends it)."""
     run = _lock_run(run.pk)
     if run.is_finished:
         raise TransitionNotAllowed(f"Run {run.pk} already {run.state}; there is nothing to cancel.")
+    if run.state == RunState.PAUSED:
+        raise CheckpointRequired(f"Run {run.pk} is paused at a failed step: decide at its checkpoint instead "
+                                 f"(abort ends the run), with a reason and a comment.")
     cancelled = _cancel_open_steps(run)
     _set_run_state(run, RunState.CANCELLED, actor, summary=f"Cancelled by {_who(actor)}.",
                    audit_detail={"cancelled_steps": cancelled})

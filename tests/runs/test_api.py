@@ -84,12 +84,20 @@ def test_start_run_needs_the_operator_role(api_for, version, viewer, outsider):
     assert not Run.objects.exists()
 
 
-def test_cancel_then_cancel_again_is_409_with_the_reason(api_for, paused_run, operator):
+def test_cancel_then_cancel_again_is_409_with_the_reason(api_for, team, operator):
+    run = engine.start_run(operator, make_version(team, [step("only")], name="queued"))
     api = api_for(operator)
-    first = api.post(f"/api/v1/runs/{paused_run.pk}/cancel")
+    first = api.post(f"/api/v1/runs/{run.pk}/cancel")
     assert first.status_code == 200 and first.json()["state"] == "cancelled"
-    again = api.post(f"/api/v1/runs/{paused_run.pk}/cancel")
+    again = api.post(f"/api/v1/runs/{run.pk}/cancel")
     assert again.status_code == 409 and "there is nothing to cancel" in again.json()["detail"]
+
+
+def test_a_paused_run_is_cancelled_only_through_its_checkpoint(api_for, paused_run, operator):
+    response = api_for(operator).post(f"/api/v1/runs/{paused_run.pk}/cancel")
+    assert response.status_code == 409 and "decide at its checkpoint instead" in response.json()["detail"]
+    paused_run.refresh_from_db()
+    assert paused_run.state == RunState.PAUSED
 
 
 REASON = {"reason_code": "unrecoverable", "comment": "the ledger is closed"}

@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.approvals.models import ApprovalRequest
 from apps.runs import engine
 from apps.runs.models import Run, RunState, Trigger
-from tests.runs.factories import make_version, step
+from tests.runs.factories import decide, make_version, step
 
 pytestmark = pytest.mark.django_db
 
@@ -144,9 +144,9 @@ def test_run_detail_polls_while_unfinished_and_stops_when_finished(client_for, p
     client = client_for(operator)
     fragment = client.get(reverse("runs:detail", args=[paused_run.pk]), HTTP_HX_REQUEST="true")
     assert 'hx-trigger="every 2s"' in fragment.text and "<html" not in fragment.text
-    engine.cancel_run(operator, paused_run)
+    decide(operator, paused_run, "abort")
     finished = client.get(reverse("runs:detail", args=[paused_run.pk]), HTTP_HX_REQUEST="true")
-    assert "hx-trigger" not in finished.text and "Cancelled" in finished.text
+    assert "hx-trigger" not in finished.text and "Failed" in finished.text
 
 
 def test_outsider_gets_404_on_run_step_and_actions(client_for, paused_run, outsider):
@@ -207,11 +207,19 @@ def test_aborting_a_paused_run_with_a_reason_decides_its_checkpoint(client_for, 
     assert checkpoint.decisions.get().person == operator
 
 
+def test_a_paused_run_is_not_cancelled_past_its_checkpoint(client_for, paused_run, operator):
+    response = client_for(operator).post(reverse("runs:cancel", args=[paused_run.pk]))
+    assert response.status_code == 409 and "decide at its checkpoint instead" in response.text
+    paused_run.refresh_from_db()
+    assert paused_run.state == RunState.PAUSED
+    assert ApprovalRequest.objects.get(run=paused_run, kind="checkpoint").state == "pending"
+
+
 def test_action_the_state_no_longer_allows_answers_409_with_the_reason(client_for, paused_run, operator):
     client = client_for(operator)
-    assert client.post(reverse("runs:cancel", args=[paused_run.pk])).status_code == 302
+    assert client.post(reverse("runs:abort", args=[paused_run.pk]), REASON).status_code == 302
     again = client.post(reverse("runs:cancel", args=[paused_run.pk]))
-    assert again.status_code == 409 and "already cancelled; there is nothing to cancel" in again.text
+    assert again.status_code == 409 and "already failed; there is nothing to cancel" in again.text
     abort = client.post(reverse("runs:abort", args=[paused_run.pk]), REASON)
     assert abort.status_code == 409 and "only a running, waiting or paused run can be aborted" in abort.text
 
