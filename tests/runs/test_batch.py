@@ -177,7 +177,7 @@ def test_rows_of_a_sql_query_are_mapped(folders, team, operator, drive, sent, tm
         db.executemany("INSERT INTO contacts VALUES (?, ?, ?)",
                        [(f" Person  {n} ", f"P{n}@Example.com", "+44 20 7946 0000") for n in range(7)]
                        + [("Nobody", "not-an-email", "")])
-    Connection.objects.create(name="crm", kind="sql", url=f"sqlite:///{database}")
+    Connection.objects.create(name="crm", kind="sql", url=f"sqlite:///{database}", team=team)
     run, step_run = run_batch(team, operator, drive, source={"connection": "crm", "sql": "SELECT * FROM contacts"},
                               function="clean_contact", chunk_size=3)
     assert run.state == RunState.SUCCEEDED
