@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types for every test)
 from tests.real_worker import wait_for, worker  # noqa: F401  (the session's real Celery worker)
+from tests.throwaway_redis import redis_broker  # noqa: F401  (a Redis a test may kill and restart)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
