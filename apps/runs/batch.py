@@ -38,6 +38,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from apps.catalog.builtins.common import checked_params, jsonable
 from apps.catalog.builtins.sql import run_sql
 from apps.catalog.registry import PermanentStepError, StepContext, step_type
+from apps.paths import DATA_ROOT, scrub
 from apps.runs.batch_functions import RecordRejected, get_record_function, record_function_names
 from apps.runs.engine import worker_identity
 from apps.runs.models import AttemptState, StepAttempt
@@ -156,7 +157,7 @@ class ChunkFiles:
     def record_failure(self, error: Exception, holder: str) -> None:
         number = len(self.failures(set(os.listdir(self.folder)))) + 1
         self._path(f"failed-{number}.json").write_text(json.dumps({
-            "error_type": type(error).__name__, "message": str(error), "holder": holder}))
+            "error_type": type(error).__name__, "message": scrub(str(error)), "holder": holder}))
 
     def output_named(self, token: str, kind: str) -> Path:
         return self._path(f"{token}.{kind}.jsonl")
@@ -169,13 +170,12 @@ def _manifest_path(folder: Path) -> Path:
 # --- Split ------------------------------------------------------------------------------------------
 
 def _data_file(relative: str) -> Path:
-    root = Path(settings.FLOWDECK_DATA_ROOT).resolve()
-    path = (root / relative).resolve()
-    if root not in path.parents:
-        raise PermanentStepError(f"source.file {relative!r} is outside the data root: give a path relative to "
-                                 f"FLOWDECK_DATA_ROOT ({root}).")
+    path = DATA_ROOT.inside(relative)
+    if path is None:
+        raise PermanentStepError(f"source.file {relative!r} is outside the data root: give a path relative to it "
+                                 f"(FLOWDECK_DATA_ROOT), such as invoices/2026-11.csv.")
     if not path.is_file():
-        raise PermanentStepError(f"source.file {relative!r} does not exist under the data root {root}: check the "
+        raise PermanentStepError(f"source.file {DATA_ROOT.shown(path)!r} does not exist under the data root: check the "
                                  f"name, or wait for the file to arrive before running.")
     return path
 

@@ -23,6 +23,7 @@ from django.db import connection
 
 from apps.catalog.registry import PermanentStepError, StepError, get_step_type
 from apps.logging import get_logger
+from apps.paths import scrub
 from apps.runs import engine
 from apps.runs.context import AttemptContext, AttemptRevoked
 
@@ -110,9 +111,11 @@ def execute(claimed: engine.ClaimedAttempt) -> engine.AttemptOutcome | None:
                                                 f"and was stopped. Raise `timeout` if it needs longer.")
     except Exception as exc:  # any failure of the step's own code is recorded on the attempt
         permanent = isinstance(exc, StepError) and exc.permanent
-        ctx.log(str(exc) or type(exc).__name__, level="error", error_type=type(exc).__name__,
-                traceback=traceback.format_exc(limit=20))
-        outcome = engine.AttemptOutcome(error_type=type(exc).__name__, error_message=str(exc), permanent=permanent)
+        # People read these on the step page: the roots' absolute paths (OSError texts) are named instead.
+        message = scrub(str(exc))
+        ctx.log(message or type(exc).__name__, level="error", error_type=type(exc).__name__,
+                traceback=scrub(traceback.format_exc(limit=20)))
+        outcome = engine.AttemptOutcome(error_type=type(exc).__name__, error_message=message, permanent=permanent)
     finally:
         beats.forget(claimed)
     ctx.flush_logs()

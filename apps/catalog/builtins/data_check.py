@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from django.conf import settings
-
 from apps.catalog.builtins.common import checked_params
 from apps.catalog.builtins.sql import run_sql
 from apps.catalog.registry import PermanentStepError, StepContext, StepError, step_type
+from apps.paths import DATA_ROOT
 
 _COLUMN_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 
@@ -82,14 +81,16 @@ inside the data folder (`FLOWDECK_DATA_ROOT`); `unique` keeps the values it has 
 
 
 def _data_file(name: str) -> Path:
-    root = Path(settings.FLOWDECK_DATA_ROOT).resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root):
-        raise PermanentStepError(f"{name!r} is outside the data folder: give a path relative to {root}.")
+    path = DATA_ROOT.inside(name)
+    if path is None:
+        raise PermanentStepError(f"{name!r} is outside the data folder: give a path relative to it "
+                                 f"(FLOWDECK_DATA_ROOT), such as exports/invoices-2026-11.csv.")
     if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
-        raise PermanentStepError(f"{name!r} is neither .csv nor .jsonl: data.check reads only those.")
+        raise PermanentStepError(f"{DATA_ROOT.shown(path)!r} is neither .csv nor .jsonl: data.check reads only "
+                                 f"those.")
     if not path.is_file():
-        raise StepError(f"{name!r} does not exist in the data folder (yet): check the name, or retry once it arrives.")
+        raise StepError(f"{DATA_ROOT.shown(path)!r} does not exist in the data folder (yet): check the name, or retry "
+                        f"once it arrives.")
     return path
 
 
