@@ -2,7 +2,9 @@
 
 It buffers log lines (capped per attempt) and writes them in bulk, reports liveness and progress,
 notes side effects in the EffectLedger (unique per idempotency key, so a repeated attempt learns
-that the effect was already applied), and stores outputs too large to keep inline as artifacts.
+that the effect was already applied: only effects recorded here are applied once; a call to an
+outside service is at-least-once, with the same key), and stores outputs too large to keep inline
+as artifacts.
 """
 
 from __future__ import annotations

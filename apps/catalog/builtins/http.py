@@ -44,13 +44,15 @@ PARAMS_SCHEMA = {
     "not": {"required": ["json", "body"]},
 }
 
-DOC = """Calls an HTTP API once. The host must be on the platform's allow-list, and its address must not
+DOC = """Calls an HTTP API. The host must be on the platform's allow-list, and its address must not
 be private, loopback, link-local, multicast or reserved unless the allow-list entry allows private
 addresses (internal services). Redirects are not followed and proxies from the environment are
 not used.
 
 Every request carries `Idempotency-Key: <attempt's idempotency key>`, the same when a lost attempt
-is redelivered, so an API that honours the header performs a POST once.
+is redelivered. Delivery is at-least-once: a worker lost in the middle of a call means the same
+request, with the same key, can reach the API again, so only an API that honours the header
+performs a POST once.
 
 **Output:** `{"status": 200, "headers": {...}, "json": ...}` with the JSON answer, or `"text"` with
 the answer as text (at most 16,000 characters; `truncated` says when it was cut). Only a few
