@@ -94,7 +94,7 @@ def test_connections_of_one_team_for_the_editor(api_for, platform_admin, three_c
 
 
 def test_a_platform_admin_shares_and_unshares_through_the_api_audited(api_for, platform_admin, make_connection,
-                                                                      team, other_team, author, drive):
+                                                                      team, other_team):
     make_connection("people-db", url="sqlite:////data/people.db", team=other_team)
     api = api_for(platform_admin)
     shared = api.patch("/api/v1/connections/people-db", {"shared_with": ["billing"]}, format="json")
