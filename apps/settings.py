@@ -242,6 +242,11 @@ FLOWDECK_STEP_OUTPUT_MAX_BYTES = env_int("FLOWDECK_STEP_OUTPUT_MAX_BYTES", 64 * 
 FLOWDECK_SPEC_MAX_BYTES = env_int("FLOWDECK_SPEC_MAX_BYTES", 256 * 1024, minimum=1024)
 FLOWDECK_SPEC_MAX_DEPTH = env_int("FLOWDECK_SPEC_MAX_DEPTH", 20, minimum=4)
 FLOWDECK_SPEC_MAX_NODES = env_int("FLOWDECK_SPEC_MAX_NODES", 20000, minimum=100)
+# Per template (each templated parameter, each `when`): characters it may build or render, loop
+# iterations; and seconds for all of a step's templates together.
+FLOWDECK_TEMPLATE_MAX_BYTES = env_int("FLOWDECK_TEMPLATE_MAX_BYTES", 1024 * 1024, minimum=1024)
+FLOWDECK_TEMPLATE_MAX_LOOP_ITERATIONS = env_int("FLOWDECK_TEMPLATE_MAX_LOOP_ITERATIONS", 100_000, minimum=10)
+FLOWDECK_TEMPLATE_MAX_SECONDS = env_float("FLOWDECK_TEMPLATE_MAX_SECONDS", 2.0, minimum=0.01)
 FLOWDECK_DATA_ROOT = Path(env_str("FLOWDECK_DATA_ROOT", str(VAR_DIR / "data")))
 
 # --- Triggers, metrics and lineage ---

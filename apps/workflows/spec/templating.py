@@ -7,22 +7,31 @@ changed: no `eval`, no attribute access to Python internals.
 
 A parameter that is exactly one `{{ expression }}` keeps the expression's type (a number stays
 a number, a list a list); any other template renders to a string.
+
+Each template runs within limits of size, loop iterations and time (sandbox.py): at render time
+always, and at validation (`limit_problems`) for the parts that read nothing from the context.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import StrictUndefined, Undefined, nodes
+from jinja2.defaults import DEFAULT_NAMESPACE
+from jinja2.environment import TemplateExpression
+
+from apps.workflows.spec.errors import Path, format_path
+from apps.workflows.spec.sandbox import HINTS, BoundedSandbox, Limits, TemplateLimitError, run_bounded
 
 CONTEXT_ROOTS = ("inputs", "steps", "run")
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
+_EXCERPT_CHARS = 80
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_env = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 # Steps render the same few templates over and over: compile each source once per process.
@@ -44,29 +53,60 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-def render_params(value: Any, context: dict[str, Any]) -> Any:
-    """Render every template inside `value` (dicts and lists are walked) against `context`."""
+def render_params(value: Any, context: dict[str, Any], *, step_id: str | None = None) -> Any:
+    """Render every template inside `value` (dicts and lists are walked) against `context`.
+
+    Each template has its own size and loop limits; together they have the time limit. Errors name
+    the field, such as "params.message", after "step `<step_id>`, " when a step id is given.
+    """
+    limits = Limits.from_settings()
+    return _render(value, context, ("params",), step_id, limits, time.monotonic() + limits.max_seconds)
+
+
+def _render(value: Any, context: dict, path: Path, step_id, limits: Limits, deadline: float) -> Any:
     if isinstance(value, dict):
-        return {key: render_params(item, context) for key, item in value.items()}
+        return {key: _render(item, context, (*path, key), step_id, limits, deadline) for key, item in value.items()}
     if isinstance(value, list):
-        return [render_params(item, context) for item in value]
+        return [_render(item, context, (*path, index), step_id, limits, deadline) for index, item in enumerate(value)]
     if not is_template(value):
         return value
     whole = _WHOLE_EXPRESSION.match(value)
-    try:
-        if whole and "{{" not in whole.group("expr") and "}}" not in whole.group("expr"):
-            return _defined(_expression(whole.group("expr"))(**context))
-        return _template(value).render(**context)
-    except TemplateError as exc:
-        raise TemplateEvaluationError(f"template {value!r} failed: {exc}") from exc
+    if whole and "{{" not in whole.group("expr") and "}}" not in whole.group("expr"):
+        expression = whole.group("expr")
+        return _evaluated(lambda budget: _defined(_expression(expression)(**context)), value, path, step_id,
+                          limits, deadline)
+    return _evaluated(lambda budget: _rendered(_template(value), context, budget), value, path, step_id,
+                      limits, deadline)
 
 
-def evaluate_condition(expression: str, context: dict[str, Any]) -> bool:
+def _rendered(template, context: dict, budget) -> str:
+    text = template.render(**context)
+    budget.allow(len(text), "its text")
+    return text
+
+
+def evaluate_condition(expression: str, context: dict[str, Any], *, step_id: str | None = None) -> bool:
     """The truth of a `when` expression such as `inputs.amount > 100 and steps.check.output.ok`."""
+    limits = Limits.from_settings()
+    return _evaluated(lambda budget: bool(_defined(_expression(expression)(**context))), expression, ("when",),
+                      step_id, limits, time.monotonic() + limits.max_seconds)
+
+
+def _evaluated(function, source: str, path: Path, step_id: str | None, limits: Limits, deadline: float) -> Any:
+    """`function` run within the limits; whatever it raises becomes a TemplateEvaluationError naming
+    the step and field. Any exception counts: `1 / 0` or `'a' + 1` is the template's mistake."""
     try:
-        return bool(_defined(_expression(expression)(**context)))
-    except TemplateError as exc:
-        raise TemplateEvaluationError(f"condition {expression!r} failed: {exc}") from exc
+        return run_bounded(function, limits, deadline)
+    except TemplateLimitError as exc:
+        raise TemplateEvaluationError(f"{_where(path, step_id)}: the template {exc}. {HINTS[exc.setting]}") from exc
+    except Exception as exc:
+        excerpt = source if len(source) <= _EXCERPT_CHARS else source[:_EXCERPT_CHARS] + "..."
+        raise TemplateEvaluationError(f"{_where(path, step_id)}: {excerpt!r} failed: {type(exc).__name__}: "
+                                      f"{exc}") from exc
+
+
+def _where(path: Path, step_id: str | None) -> str:
+    return (f"step `{step_id}`, " if step_id else "") + format_path(path)
 
 
 def _defined(value: Any) -> Any:
@@ -124,3 +164,81 @@ def template_sources(value: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
     if isinstance(value, list):
         return [found for index, item in enumerate(value) for found in template_sources(item, (*path, index))]
     return [(path, value)] if is_template(value) else []
+
+
+# --- Limits known before anything runs ---------------------------------------------------------
+
+# Nodes an expression may hold and still mean the same whatever the context.
+_CONSTANT_NODES = (nodes.Literal, nodes.Pair, nodes.Keyword, nodes.BinExpr, nodes.UnaryExpr, nodes.Concat,
+                   nodes.Compare, nodes.Operand, nodes.CondExpr, nodes.Filter, nodes.Test, nodes.Call,
+                   nodes.Getattr, nodes.Getitem, nodes.Slice, nodes.Name)
+# Operations that can build more than they read; only expressions holding one are worth evaluating.
+_AMPLIFIERS = (nodes.Mul, nodes.Pow, nodes.Mod, nodes.Add, nodes.Concat, nodes.Call, nodes.Filter)
+
+
+@dataclass(frozen=True)
+class LimitProblem:
+    line: int  # within the template, 1-based
+    message: str  # completes "the template ..."
+    hint: str
+
+
+def limit_problems(source: str, *, expression: bool = False) -> list[LimitProblem]:
+    """The limits `source` is sure to exceed whatever it reads: each part that reads nothing from the
+    context is evaluated within the limits, and loops over such parts are multiplied out. Raises
+    jinja2.TemplateSyntaxError on bad syntax.
+    """
+    tree = _env.parse("{{ " + source + " }}" if expression else source)
+    stored = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    limits = Limits.from_settings()
+    deadline = time.monotonic() + limits.max_seconds
+    problems: list[LimitProblem] = []
+
+    def evaluate(expr: nodes.Expr) -> Any:
+        try:
+            return run_bounded(lambda budget: _constant_expression(expr)(), limits, deadline)
+        except TemplateLimitError as exc:
+            problems.append(LimitProblem(expr.lineno, str(exc), HINTS[exc.setting]))
+        except Exception:  # noqa: BLE001 (anything else is reported when it runs, with its context)
+            pass
+        return None
+
+    def visit(node: nodes.Node, iterations: int) -> None:
+        if isinstance(node, nodes.For):
+            length = None
+            if _is_constant(node.iter, stored):
+                items = evaluate(node.iter)
+                length = len(items) if hasattr(items, "__len__") else None
+            else:
+                visit(node.iter, iterations)
+            if length is not None and iterations * length > limits.max_iterations:
+                problems.append(LimitProblem(node.lineno, f"loops {iterations * length:,} times, over the limit of "
+                                             f"{limits.max_iterations:,} (FLOWDECK_TEMPLATE_MAX_LOOP_ITERATIONS)",
+                                             HINTS["FLOWDECK_TEMPLATE_MAX_LOOP_ITERATIONS"]))
+                iterations = 1  # reported once, not again for every loop inside
+            for child in [*node.body, *node.else_, *([node.test] if node.test else [])]:
+                visit(child, iterations * (length or 1))
+            return
+        if isinstance(node, nodes.Expr) and _is_constant(node, stored):
+            if any(True for _ in node.find_all(_AMPLIFIERS)) or isinstance(node, _AMPLIFIERS):
+                evaluate(node)
+            return
+        for child in node.iter_child_nodes():
+            visit(child, iterations)
+
+    visit(tree, 1)
+    return problems
+
+
+def _is_constant(expr: nodes.Node, stored: set[str]) -> bool:
+    for node in (expr, *expr.find_all(nodes.Node)):
+        if not isinstance(node, _CONSTANT_NODES):
+            return False
+        if isinstance(node, nodes.Name) and (node.name not in DEFAULT_NAMESPACE or node.name in stored):
+            return False
+    return True
+
+
+def _constant_expression(expr: nodes.Expr) -> TemplateExpression:
+    body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=expr.lineno)]
+    return TemplateExpression(_env.from_string(nodes.Template(body, lineno=1)), False)

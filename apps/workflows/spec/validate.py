@@ -28,7 +28,7 @@ from apps.workflows.spec.parse import LocatedDocument, parse_yaml
 from apps.workflows.spec.schema import (
     CLOCK_PATTERN, DURATION_PATTERN, INPUT_NAME_PATTERN, NAME_PATTERN, SPEC_SCHEMA, STEP_ID_PATTERN,
 )
-from apps.workflows.spec.templating import is_template, template_references, template_sources
+from apps.workflows.spec.templating import is_template, limit_problems, template_references, template_sources
 
 _spec_validator = Draft202012Validator(SPEC_SCHEMA)
 # Jinja names a template may use besides the context: its globals and the for-loop variable.
@@ -326,6 +326,9 @@ class _SemanticCheck:
             self.error(path, f"cannot read this {'condition' if expression else 'template'}: {exc.message}",
                        f"Check the brackets, quotes and operators; for example `{example}`.")
             return
+        for problem in limit_problems(source, expression=expression):
+            line = f" (line {problem.line} of the template)" if "\n" in source.strip() else ""
+            self.error(path, f"this {'condition' if expression else 'template'} {problem.message}{line}", problem.hint)
         for reference in references:
             root, name = reference.root, reference.name
             if root == "run" or (root in ("inputs", "steps") and name is None) or root in _TEMPLATE_GLOBALS:
