@@ -153,7 +153,7 @@ class Accepted:
 
 
 def _payload(body: bytes) -> dict:
-    """The body as a JSON object that every database can store (no NaN, no infinities)."""
+    """The body as a JSON object that every database can store (no NaN, infinities, NUL or lone surrogates)."""
     try:
         payload = json.loads(body or b"{}", parse_constant=_not_a_number, parse_float=_finite)
     except RecursionError:
@@ -163,7 +163,30 @@ def _payload(body: bytes) -> dict:
             from None
     if not isinstance(payload, dict):
         raise WebhookRefused(400, 'The body must be a JSON object, such as {"period": "2026-11"}.')
+    if problem := _unstorable_text(payload):
+        raise WebhookRefused(400, f"The body holds {problem}, which the database cannot store: remove it.")
     return payload
+
+
+def _unstorable_text(payload: dict) -> str:
+    """What in the payload's text PostgreSQL's jsonb refuses, or "" (a loop, not recursion: the
+    payload may be nested as deeply as the JSON parser allows)."""
+    pending = [payload]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            pending += value
+        elif isinstance(value, str):
+            if "\x00" in value:
+                return "a NUL character (\\u0000)"
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "half of a UTF-16 surrogate pair (such as \\ud800 alone)"
+    return ""
 
 
 def _not_a_number(name: str):

@@ -103,6 +103,14 @@ def test_body_over_djangos_own_limit_gets_our_json_413(client, hooked, settings)
     assert not Run.objects.filter(workflow=workflow).exists()
 
 
+def test_our_limit_governs_even_above_djangos(client, hooked, settings):
+    settings.FLOWDECK_WEBHOOK_MAX_BYTES = 4 * 1024 * 1024
+    workflow, url, secret = hooked
+    response = post(client, url, secret, {"period": "x" * (3 * 1024 * 1024)})
+    assert response.status_code == 202
+    assert len(Run.objects.get(workflow=workflow).inputs["period"]) == 3 * 1024 * 1024
+
+
 @pytest.mark.parametrize("declared", ["1000000000000", "9" * 5000])
 def test_declared_length_over_the_limit_is_refused_before_the_body_is_read(client, hooked, declared):
     workflow, url, secret = hooked
@@ -182,6 +190,8 @@ def test_overlong_idempotency_key_is_refused(client, hooked):
     (b'{"id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     (b'{"id": ' + b"9" * 5000 + b"}", "not JSON"),
     (b"\xff\xfe\x00", "not JSON"),
+    (b'{"id": "a\\u0000b"}', "NUL"),
+    (b'{"id": "\\ud800"}', "surrogate"),
 ])
 def test_body_no_database_can_store_is_a_400(client, batching, raw, says):
     workflow, url, secret = batching
