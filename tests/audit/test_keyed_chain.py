@@ -219,6 +219,15 @@ def test_an_event_signed_with_an_unknown_key_id_is_reported_by_name(db, settings
         _verify()
 
 
+def test_a_head_signed_with_an_unknown_key_id_is_reported_by_name(db, settings, tmp_path):
+    heads = tmp_path / "heads.jsonl"
+    _unkeyed_events(2)  # unkeyed events still verify without any key, so only the head is in question
+    _verify("--export-head", str(heads))
+    settings.FLOWDECK_AUDIT_KEYS = {"2026": NEW_KEY}
+    with pytest.raises(CommandError, match="head on line 1 is signed with key id '2025'"):
+        _verify("--check-heads", str(heads))
+
+
 def test_events_from_before_keying_still_verify_as_plain_sha256(db):
     _unkeyed_events(2)
     _write(3, start=3)
