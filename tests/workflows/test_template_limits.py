@@ -142,6 +142,13 @@ def test_a_slow_template_stops_at_the_time_limit(settings, template):
     assert time.monotonic() - started < 1.5
 
 
+def test_many_fields_within_the_limit_each_are_limited_together():
+    params = {f"field{i}": "{{ inputs.letter * 300000 }}" for i in range(10)}
+    with pytest.raises(TemplateEvaluationError, match=r"^params\.field3: the step's templates together build more "
+                                                      r"than 1,048,576 characters"):
+        render_params(params, CONTEXT)
+
+
 def test_a_condition_is_bounded_and_named():
     with pytest.raises(TemplateEvaluationError, match=r"^step `greet`, when: the template would build"):
         evaluate_condition("inputs.letter * 30000000 == ''", CONTEXT, step_id="greet")

@@ -126,26 +126,59 @@ def size_of(value: Any, limit: int, indent: int = 0) -> int:
 
     A list holding one long string 1,000 times is small in memory but not once rendered, so
     containers count every element. `indent` adds a line per element, as `tojson(indent=...)` does.
+    Exact types are tested first: this runs for every value a template outputs.
     """
+    kind = type(value)
+    if kind is str:
+        return len(value)
+    if kind is int:
+        return int(value.bit_length() * _LOG10_2) + 2
+    if indent:
+        return _indented_size(value, limit, indent)
+    total, pending = 0, [value]
+    while pending and total <= limit:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str:
+            total += len(item) + 2  # quoted inside a container
+        elif kind is dict:
+            total += 2
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            total += 2
+            pending.extend(item)
+        else:
+            total += _other_size(item, pending)
+        if len(pending) > 4096:
+            current().tick()
+    return total
+
+
+def _other_size(item: Any, pending: list) -> int:
+    """size_of for subclasses (Markup, OrderedDict ...), sets, numbers and anything else."""
+    if isinstance(item, (str, bytes)):
+        return len(item) + 2
+    if isinstance(item, bool) or item is None or isinstance(item, float):
+        return 6
+    if isinstance(item, int):
+        return int(item.bit_length() * _LOG10_2) + 2
+    if isinstance(item, dict):
+        pending.extend(part for pair in item.items() for part in pair)
+        return 2
+    if isinstance(item, (list, tuple, set, frozenset)):
+        pending.extend(item)
+        return 2
+    return 16
+
+
+def _indented_size(value: Any, limit: int, indent: int) -> int:
     total, pending = 0, [(value, 0)]
     while pending and total <= limit:
         item, depth = pending.pop()
-        if isinstance(item, (str, bytes)):
-            total += len(item) + (2 if depth else 0)  # quoted inside a container
-        elif isinstance(item, bool) or item is None or isinstance(item, float):
-            total += 6
-        elif isinstance(item, int):
-            total += int(item.bit_length() * _LOG10_2) + 2
-        elif isinstance(item, dict):
-            total += 2
-            pending.extend((part, depth + 1) for pair in item.items() for part in pair)
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            total += 2
-            pending.extend((part, depth + 1) for part in item)
-        else:
-            total += 16
-        if indent:
-            total += 1 + indent * depth
+        inner: list = []
+        total += _other_size(item, inner) + 1 + indent * depth
+        pending.extend((part, depth + 1) for part in inner)
         if len(pending) > 4096:
             current().tick()
     return total

@@ -25,7 +25,7 @@ from jinja2.defaults import DEFAULT_NAMESPACE
 from jinja2.environment import TemplateExpression
 
 from apps.workflows.spec.errors import Path, format_path
-from apps.workflows.spec.sandbox import HINTS, BoundedSandbox, Limits, TemplateLimitError, run_bounded
+from apps.workflows.spec.sandbox import HINTS, BoundedSandbox, Limits, TemplateLimitError, run_bounded, size_of
 
 CONTEXT_ROOTS = ("inputs", "steps", "run")
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
@@ -56,27 +56,33 @@ def is_template(value: Any) -> bool:
 def render_params(value: Any, context: dict[str, Any], *, step_id: str | None = None) -> Any:
     """Render every template inside `value` (dicts and lists are walked) against `context`.
 
-    Each template has its own size and loop limits; together they have the time limit. Errors name
-    the field, such as "params.message", after "step `<step_id>`, " when a step id is given.
+    Each template has its own size and loop limits; together they have the size and time limits
+    too. Errors name the field, such as "params.message", after "step `<step_id>`, " when given.
     """
-    limits = Limits.from_settings()
-    return _render(value, context, ("params",), step_id, limits, time.monotonic() + limits.max_seconds)
+    return _render(value, context, ("params",), _Evaluation(step_id))
 
 
-def _render(value: Any, context: dict, path: Path, step_id, limits: Limits, deadline: float) -> Any:
+def evaluate_condition(expression: str, context: dict[str, Any], *, step_id: str | None = None) -> bool:
+    """The truth of a `when` expression such as `inputs.amount > 100 and steps.check.output.ok`."""
+    return _Evaluation(step_id).run(lambda budget: bool(_defined(_expression(expression)(**context))),
+                                    expression, ("when",))
+
+
+def _render(value: Any, context: dict, path: Path, evaluation: _Evaluation) -> Any:
     if isinstance(value, dict):
-        return {key: _render(item, context, (*path, key), step_id, limits, deadline) for key, item in value.items()}
+        return {key: _render(item, context, (*path, key), evaluation) for key, item in value.items()}
     if isinstance(value, list):
-        return [_render(item, context, (*path, index), step_id, limits, deadline) for index, item in enumerate(value)]
+        return [_render(item, context, (*path, index), evaluation) for index, item in enumerate(value)]
     if not is_template(value):
         return value
     whole = _WHOLE_EXPRESSION.match(value)
     if whole and "{{" not in whole.group("expr") and "}}" not in whole.group("expr"):
         expression = whole.group("expr")
-        return _evaluated(lambda budget: _defined(_expression(expression)(**context)), value, path, step_id,
-                          limits, deadline)
-    return _evaluated(lambda budget: _rendered(_template(value), context, budget), value, path, step_id,
-                      limits, deadline)
+        result = evaluation.run(lambda budget: _defined(_expression(expression)(**context)), value, path)
+    else:
+        result = evaluation.run(lambda budget: _rendered(_template(value), context, budget), value, path)
+    evaluation.add(result, path)
+    return result
 
 
 def _rendered(template, context: dict, budget) -> str:
@@ -85,28 +91,36 @@ def _rendered(template, context: dict, budget) -> str:
     return text
 
 
-def evaluate_condition(expression: str, context: dict[str, Any], *, step_id: str | None = None) -> bool:
-    """The truth of a `when` expression such as `inputs.amount > 100 and steps.check.output.ok`."""
-    limits = Limits.from_settings()
-    return _evaluated(lambda budget: bool(_defined(_expression(expression)(**context))), expression, ("when",),
-                      step_id, limits, time.monotonic() + limits.max_seconds)
+class _Evaluation:
+    """The templates of one step (or one condition): they share a deadline and, together, the size limit."""
 
+    def __init__(self, step_id: str | None):
+        self.step_id, self.limits = step_id, Limits.from_settings()
+        self.deadline = time.monotonic() + self.limits.max_seconds
+        self.built = 0
 
-def _evaluated(function, source: str, path: Path, step_id: str | None, limits: Limits, deadline: float) -> Any:
-    """`function` run within the limits; whatever it raises becomes a TemplateEvaluationError naming
-    the step and field. Any exception counts: `1 / 0` or `'a' + 1` is the template's mistake."""
-    try:
-        return run_bounded(function, limits, deadline)
-    except TemplateLimitError as exc:
-        raise TemplateEvaluationError(f"{_where(path, step_id)}: the template {exc}. {HINTS[exc.setting]}") from exc
-    except Exception as exc:
-        excerpt = source if len(source) <= _EXCERPT_CHARS else source[:_EXCERPT_CHARS] + "..."
-        raise TemplateEvaluationError(f"{_where(path, step_id)}: {excerpt!r} failed: {type(exc).__name__}: "
-                                      f"{exc}") from exc
+    def run(self, function, source: str, path: Path) -> Any:
+        """`function` run within the limits; whatever it raises becomes a TemplateEvaluationError naming
+        the step and field. Any exception counts: `1 / 0` or `'a' + 1` is the template's mistake."""
+        try:
+            return run_bounded(function, self.limits, self.deadline)
+        except TemplateLimitError as exc:
+            raise TemplateEvaluationError(f"{self.where(path)}: the template {exc}. {HINTS[exc.setting]}") from exc
+        except Exception as exc:
+            excerpt = source if len(source) <= _EXCERPT_CHARS else source[:_EXCERPT_CHARS] + "..."
+            raise TemplateEvaluationError(f"{self.where(path)}: {excerpt!r} failed: {type(exc).__name__}: "
+                                          f"{exc}") from exc
 
+    def add(self, result: Any, path: Path) -> None:
+        # Each template within the limit could still, a thousand fields over, build a gigabyte.
+        self.built += size_of(result, self.limits.max_bytes)
+        if self.built > self.limits.max_bytes:
+            raise TemplateEvaluationError(
+                f"{self.where(path)}: the step's templates together build more than {self.limits.max_bytes:,} "
+                f"characters, the limit (FLOWDECK_TEMPLATE_MAX_BYTES). {HINTS['FLOWDECK_TEMPLATE_MAX_BYTES']}")
 
-def _where(path: Path, step_id: str | None) -> str:
-    return (f"step `{step_id}`, " if step_id else "") + format_path(path)
+    def where(self, path: Path) -> str:
+        return (f"step `{self.step_id}`, " if self.step_id else "") + format_path(path)
 
 
 def _defined(value: Any) -> Any:
@@ -199,9 +213,9 @@ def limit_problems(source: str, *, expression: bool = False) -> list[LimitProble
             return run_bounded(lambda budget: _constant_expression(expr)(), limits, deadline)
         except TemplateLimitError as exc:
             problems.append(LimitProblem(expr.lineno, str(exc), HINTS[exc.setting]))
-        except Exception:  # noqa: BLE001 (anything else is reported when it runs, with its context)
-            pass
-        return None
+            return None
+        except Exception:
+            return None  # `1 / 0` and the like fail the step when it runs, with the context in the message
 
     def visit(node: nodes.Node, iterations: int) -> None:
         if isinstance(node, nodes.For):
