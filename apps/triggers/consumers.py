@@ -65,17 +65,20 @@ class Delivery:
     give_back: Callable[[], None]
 
 
-def queue_connection(connection_name: str) -> Connection:
-    connection = Connection.objects.filter(name=connection_name).first()
+def queue_connection(binding: TriggerBinding) -> Connection:
+    """The binding's queue connection, among those its workflow's team may use (another team's
+    queue reads exactly like a missing one)."""
+    name = binding.config["connection"]
+    connection = Connection.objects.usable_by(binding.workflow.team_id).filter(name=name).first()
     if connection is None or connection.kind not in QUEUE_KINDS:
-        raise QueueConfigError(f"Queue triggers need a rabbitmq or redis connection named `{connection_name}`: "
-                               f"ask a platform admin to add it in the catalog.")
+        raise QueueConfigError(f"Queue triggers need a rabbitmq or redis connection named `{name}` that team "
+                               f"{binding.workflow.team.name} may use: ask a platform admin to add it or share it "
+                               f"in the catalog.")
     return connection
 
 
-def broker_url(connection_name: str) -> str:
+def broker_url(connection: Connection) -> str:
     """The URL of a catalog connection, with its secret as the password."""
-    connection = queue_connection(connection_name)
     parts = urlsplit(connection.url)
     secret = connection.reveal_secret()
     if not secret:
@@ -87,7 +90,7 @@ def broker_url(connection_name: str) -> str:
 
 def consume(binding: TriggerBinding, *, once: bool, poll_seconds: float = 1.0) -> ConsumeReport:
     """Consume the binding's queue: until it is empty (`once`), or for `poll_seconds` at most."""
-    if queue_connection(binding.config["connection"]).kind == ConnectionKind.REDIS:
+    if queue_connection(binding).kind == ConnectionKind.REDIS:
         return _consume_stream(binding, once=once, poll_seconds=poll_seconds)
     return _consume_rabbitmq(binding, once=once, poll_seconds=poll_seconds)
 
@@ -198,7 +201,7 @@ def rabbitmq_delivery(message) -> Delivery:
 def _consume_rabbitmq(binding: TriggerBinding, *, once: bool, poll_seconds: float) -> ConsumeReport:
     report = ConsumeReport()
     config = binding.config
-    with BrokerConnection(broker_url(config["connection"]), connect_timeout=5) as conn:
+    with BrokerConnection(broker_url(queue_connection(binding)), connect_timeout=5) as conn:
         queue = conn.SimpleQueue(config["queue"])
         try:
             deadline = time.monotonic() + poll_seconds
@@ -249,7 +252,7 @@ def stream_delivery(reader: StreamReader, entry: StreamEntry, *, redelivered: bo
 
 def _consume_stream(binding: TriggerBinding, *, once: bool, poll_seconds: float) -> ConsumeReport:
     report = ConsumeReport()
-    client = redis.Redis.from_url(broker_url(binding.config["connection"]), socket_connect_timeout=5,
+    client = redis.Redis.from_url(broker_url(queue_connection(binding)), socket_connect_timeout=5,
                                   socket_timeout=poll_seconds + 10)
     try:
         reader = StreamReader(client, binding.config["queue"], group_name(binding.workflow_id), consumer_name())

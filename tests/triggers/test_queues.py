@@ -20,13 +20,14 @@ class ConsumerCrashed(Exception):
 
 
 @pytest.fixture
-def broker(db):
-    connection = Connection.objects.create(name="events-rabbitmq", kind="rabbitmq", url="amqp://guest@127.0.0.1:5672//")
+def broker(db, team):
+    connection = Connection.objects.create(name="events-rabbitmq", kind="rabbitmq", url="amqp://guest@127.0.0.1:5672//",
+                                           team=team)
     connection.set_secret("guest")
     connection.save()
 
     def answers():
-        with BrokerConnection(broker_url(connection.name), connect_timeout=2) as conn:
+        with BrokerConnection(broker_url(connection), connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=1)
 
     require_broker("rabbitmq", answers)
@@ -39,14 +40,14 @@ def queue_workflow(make_workflow, broker):
     workflow = make_workflow([{"queue": {"connection": broker.name, "queue": queue, "batch": None}}],
                              inputs=declared(invoice="string"))
     yield workflow, queue
-    with BrokerConnection(broker_url(broker.name)) as conn:
+    with BrokerConnection(broker_url(broker)) as conn:
         simple = conn.SimpleQueue(queue)
         simple.clear()
         simple.close()
 
 
 def publish(connection_name, queue, body, message_id):
-    with BrokerConnection(broker_url(connection_name)) as conn:
+    with BrokerConnection(broker_url(Connection.objects.get(name=connection_name))) as conn:
         simple = conn.SimpleQueue(queue)
         simple.put(body, serializer="json", message_id=message_id, headers={"message-id": message_id})
         simple.close()

@@ -25,11 +25,11 @@ class ConsumerCrashed(Exception):
 
 
 @pytest.fixture
-def streams(db):
+def streams(db, team):
     """A client on the test database, and the catalog connection `events-redis` to it."""
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     require_broker("redis", client.ping)
-    Connection.objects.create(name="events-redis", kind="redis", url=REDIS_URL)
+    Connection.objects.create(name="events-redis", kind="redis", url=REDIS_URL, team=team)
     yield client
     client.close()
 
