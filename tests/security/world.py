@@ -29,6 +29,7 @@ class World:
     objects: dict = field(default_factory=dict)  # kind -> object the routes take
     sessions: dict = field(default_factory=dict)  # role -> session key of its sign-in
     clients: dict = field(default_factory=dict)  # (role, "session" | "token") -> APIClient
+    fingerprint: dict = field(default_factory=dict)  # the rows as built, table -> checksum
 
     def client(self, role: str, transport: str):
         """The role's client, made once per module: a client loads the middleware on its first
@@ -87,6 +88,7 @@ def _play(run):
 def build(artifact_dir) -> World:
     from apps.accounts.models import ApproverGroup, Team
     from apps.accounts.services import issue_token
+    from apps.approvals import services as approvals
     from apps.approvals.models import ApprovalRequest
     from apps.catalog.models import AllowedHost, Connection
     from apps.incidents.models import Incident
@@ -143,6 +145,14 @@ def build(artifact_dir) -> World:
     objects["gated_run"] = _play(engine.start_run(operator, gated_version))
     objects["gate"] = ApprovalRequest.objects.get(run=objects["gated_run"], kind="gate")
 
+    # A risky step (its approval names the group) approved, then failed: skipping it is an approver's call.
+    risky_version = make_version(billing, [step("pay", "test.fail", on_failure="pause", approval={
+        "group": group.slug, "quorum": 1, "timeout": None, "escalate_to": None, "on_expiry": "reject"})],
+        name="risky-payout", author=users["author"])
+    risky_run = _play(engine.start_run(operator, risky_version))
+    approvals.decide_gate(users["approver"], ApprovalRequest.objects.get(run=risky_run, kind="gate"), "approve")
+    objects["risky_step_run"] = _play(risky_run).step_runs.get(step_id="pay")
+
     run_folder = artifact_dir / "runs" / str(objects["paused_run"].pk)
     run_folder.mkdir(parents=True, exist_ok=True)
     (run_folder / "rejects.csv").write_text("id,reason\n1,bad\n")
@@ -167,6 +177,8 @@ def build(artifact_dir) -> World:
     for role in ROLES:  # signed in here, outside every test's savepoint, so the sessions outlive each test
         for transport in ("session", "token"):
             world.client(role, transport)
+    # Every test starts from this state (its savepoint is rolled back), so it is read once.
+    world.fingerprint = fingerprint()
     return world
 
 
