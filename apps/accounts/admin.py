@@ -34,3 +34,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
     # The hash is useless to a person and should not be copied around.
     exclude = ("key_hash",)
     readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at")
+
+    def has_add_permission(self, request):
+        # A token is issued on its owner's tokens page, where its secret is shown once; here it
+        # could only be saved without an owner.
+        return False
