@@ -149,7 +149,7 @@ def drive(monkeypatch):
     from apps.runs import engine, tasks
     from apps.runs.models import AttemptState, StepAttempt
 
-    monkeypatch.setattr(engine, "_send_on_commit", lambda *args, **kwargs: None)
+    monkeypatch.setattr(engine.attempts, "send_on_commit", lambda *args, **kwargs: None)
 
     def play(run, *, limit=500):
         for _ in range(limit):

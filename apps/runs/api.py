@@ -19,7 +19,7 @@ from apps.approvals import services as approvals
 from apps.approvals.models import ReasonCode, Verdict
 from apps.runs import engine
 from apps.runs.models import Run, RunState, StepAttempt, StepRun, Trigger
-from apps.runs.services import InputsInvalid, get_run_for_user, get_step_run_for_user, runs_for, start_workflow_run
+from apps.runs.services import get_run_for_user, get_step_run_for_user, runs_for, start_workflow_run
 from apps.workflows.services import get_workflow_for_user
 
 
@@ -110,13 +110,11 @@ class StartRun(APIView):
                    description="Start a run of the workflow's current version.")
     def post(self, request, pk: int):
         workflow = get_workflow_for_user(request.user, pk, role=Role.OPERATOR)
-        provided = request.data.get("inputs", {}) if isinstance(request.data, dict) else None
+        provided = request.data.get("inputs", {}) if isinstance(request.data, dict) else request.data
         try:
             run = start_workflow_run(request.user, workflow, provided, trigger=Trigger.API)
-        except InputsInvalid as invalid:
-            return Response({"inputs": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
         except engine.InvalidInputs as invalid:
-            return Response({"inputs": {"inputs": str(invalid)}}, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"inputs": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response(_detail(run), status=status.HTTP_201_CREATED)
 
 

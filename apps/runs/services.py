@@ -1,5 +1,6 @@
-"""Reading and starting runs for a person: team-scoped queries and input checks shared by the
-pages, the REST API and the run_workflow command. State changes themselves stay in `engine`."""
+"""Reading and starting runs for a person: team-scoped queries, and starting the current version
+of a workflow for the pages, the REST API and the run_workflow command. Inputs are checked, and
+state changed, by `engine` alone."""
 
 from __future__ import annotations
 
@@ -11,35 +12,27 @@ from django.utils import timezone
 from apps.accounts.access import get_for_user, scope_to_user
 from apps.runs import engine
 from apps.runs.models import Run, RunState, StepRun, Trigger
+from apps.runs.plan import plan_for
 from apps.workflows.models import Workflow
-from apps.workflows.spec import validate_inputs
 
 FILTERS = ("workflow", "state", "team", "trigger", "since", "until")
 
 
-class InputsInvalid(Exception):
-    """The inputs do not fit the workflow's declared inputs; `errors` maps each field to why."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
-
-
 def checked_inputs(workflow: Workflow, provided) -> dict:
-    """The run's input values (defaults filled in) for the current version; InputsInvalid otherwise."""
-    version = workflow.current_version
-    if version is None:
-        raise InputsInvalid({"workflow": f"{workflow.name} has no saved version yet: save its YAML first."})
-    values, errors = validate_inputs(version.spec, provided)
-    if errors:
-        raise InputsInvalid({error.path.removeprefix("inputs."): f"{error.message}. {error.hint}" for error in errors})
-    return values
+    """The run's input values (defaults filled in) for the current version; engine.InvalidInputs
+    naming each field otherwise (the start form asks it to report every field at once)."""
+    return engine.checked_inputs(plan_for(_current_version(workflow).pk), provided)
 
 
 def start_workflow_run(actor, workflow: Workflow, provided, trigger: str = Trigger.MANUAL) -> Run:
-    """Check `provided` against the current version's inputs and start a run of it."""
-    values = checked_inputs(workflow, provided)
-    return engine.start_run(actor, workflow.current_version, inputs=values, trigger=trigger)
+    """Start a run of the current version; engine.InvalidInputs names each field that does not fit."""
+    return engine.start_run(actor, _current_version(workflow), inputs=provided, trigger=trigger)
+
+
+def _current_version(workflow: Workflow):
+    if workflow.current_version is None:
+        raise engine.InvalidInputs({"workflow": f"{workflow.name} has no saved version yet: save its YAML first."})
+    return workflow.current_version
 
 
 def _day(text: str, end: bool):

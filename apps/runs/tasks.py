@@ -25,12 +25,13 @@ from apps.catalog.registry import PermanentStepError, StepError, get_step_type
 from apps.logging import get_logger
 from apps.paths import scrub
 from apps.runs import engine
+from apps.runs.engine.contract import RUN_ATTEMPT_TASK
 from apps.runs.context import AttemptContext, AttemptRevoked
 
 logger = get_logger("flowdeck.runs")
 
 
-@shared_task(name="flowdeck.runs.run_attempt", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+@shared_task(name=RUN_ATTEMPT_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
              bind=True)
 def run_attempt(self, attempt_id: int) -> None:
     """Carry out the attempt, then each successor it made ready that this worker may keep (see

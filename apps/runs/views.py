@@ -30,7 +30,7 @@ from apps.runs import engine
 from apps.runs.graph import step_graph
 from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, Trigger
 from apps.runs.plan import plan_for
-from apps.runs.services import InputsInvalid, checked_inputs, get_run_for_user, runs_for, start_workflow_run
+from apps.runs.services import checked_inputs, get_run_for_user, runs_for, start_workflow_run
 from apps.workflows.services import get_workflow_for_user, workflows_for
 
 RUNS_PER_PAGE = 25
@@ -191,12 +191,10 @@ def start_run(request, workflow_pk: int):
         try:
             if unreadable:
                 checked_inputs(workflow, provided)  # only to report the other fields' problems too
-                raise InputsInvalid({})
+                raise engine.InvalidInputs({})
             run = start_workflow_run(request.user, workflow, provided)
-        except InputsInvalid as invalid:
-            errors = {**invalid.errors, **unreadable}
         except engine.InvalidInputs as invalid:
-            errors = {"inputs": str(invalid)}
+            errors = {**invalid.errors, **unreadable}
         else:
             messages.success(request, f"Run {run.pk} of {workflow.name} started.")
             return redirect("runs:detail", pk=run.pk)

@@ -24,7 +24,7 @@ def test_simultaneous_approvals_enqueue_the_step_once(waiting_gate, approver, se
     sent = []
     from apps.runs import engine
 
-    monkeypatch.setattr(engine, "_send_on_commit", lambda attempt_id, *args, **kwargs: sent.append(attempt_id))
+    monkeypatch.setattr(engine.attempts, "send_on_commit", lambda attempt_id, *args, **kwargs: sent.append(attempt_id))
     start = threading.Barrier(2)
     outcomes = {}
 

@@ -85,7 +85,7 @@ def test_sweeper_times_out_a_silent_attempt_past_its_hard_limit(team, operator, 
 
 def test_sweeper_resends_a_message_lost_before_any_worker_saw_it(team, operator, settings, monkeypatch):
     sent = []
-    monkeypatch.setattr(engine, "_send_on_commit", lambda attempt_id, *args, **kw: sent.append(attempt_id))
+    monkeypatch.setattr(engine.attempts, "send_on_commit", lambda attempt_id, *args, **kw: sent.append(attempt_id))
     run = engine.start_run(operator, make_version(team, [step("a")]))
     later = timezone.now() + timedelta(seconds=settings.FLOWDECK_STALE_AFTER_SECONDS + 1)
     assert engine.sweep(now=later).resent == 1

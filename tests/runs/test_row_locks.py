@@ -26,7 +26,7 @@ pytestmark = [
 def claimed_load(team, operator, monkeypatch):
     """A run of load -> report whose `load` a worker has claimed; sends are recorded."""
     sent = []
-    monkeypatch.setattr(engine, "_send_on_commit", lambda attempt_id, *args, **kwargs: sent.append(attempt_id))
+    monkeypatch.setattr(engine.attempts, "send_on_commit", lambda attempt_id, *args, **kwargs: sent.append(attempt_id))
     run = engine.start_run(operator, make_version(team, [step("load"), step("report", needs=["load"])]))
     attempt = StepAttempt.objects.get(step_run__run=run, step_run__step_id="load")
     return run, attempt, engine.claim_attempt(attempt.pk, "host-a:1"), sent

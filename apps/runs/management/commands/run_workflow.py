@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.runs.engine import InvalidInputs
 from apps.runs.models import RunState, StepState, Trigger
-from apps.runs.services import InputsInvalid, start_workflow_run
+from apps.runs.services import start_workflow_run
 from apps.workflows.models import Workflow
 
 DONE_STEP_STATES = (StepState.SUCCEEDED, StepState.SKIPPED, StepState.FAILED, StepState.CANCELLED,
@@ -52,11 +52,9 @@ class Command(BaseCommand):
             inputs[key] = _value(text)
         try:
             run = start_workflow_run(None, workflow, inputs, trigger=Trigger.MANUAL)
-        except InputsInvalid as invalid:
+        except InvalidInputs as invalid:
             raise CommandError("The run was not started:\n" + "\n".join(
                 f"  {field}: {message}" for field, message in invalid.errors.items())) from None
-        except InvalidInputs as invalid:
-            raise CommandError(f"The run was not started: {invalid}") from None
         self.stdout.write(f"Started run {run.pk} of {workflow.team.slug}/{workflow.name} "
                           f"(version {run.version.number}, {run.state}).")
         if wait:

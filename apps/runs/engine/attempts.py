@@ -1,0 +1,103 @@
+"""Building and queueing attempts: the one place that decides an attempt's parameters, queue and
+timeout, and the template context its parameters are rendered against.
+
+An attempt is queued in the engine's transaction and its message sent on commit, so a message
+never points at a row that was rolled back; or, when the finishing worker offered to keep it
+(contract.Handoff), it is created already claimed and no message is sent. The per-step SQL lives
+in apps.runs.statements.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from apps.celery import app as celery_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.catalog.registry import get_step_type
+from apps.runs import statements
+from apps.runs.engine.contract import (
+    HARD_TIME_LIMIT_GRACE_SECONDS, RUN_ATTEMPT_TASK, ClaimedAttempt, MissingStepType, current_handoff,
+)
+from apps.runs.models import AttemptKind, Run, StepAttempt, StepRun, StepState
+from apps.runs.plan import Plan, StepPlan
+from apps.workflows.spec.templating import render_params
+
+
+def template_context(run: Run, plan: Plan, reads_steps: frozenset[str] | None) -> dict:
+    steps: dict[str, dict] = {}
+    if reads_steps is None or reads_steps:
+        rows = StepRun.objects.filter(run=run)
+        if reads_steps is not None:
+            rows = rows.filter(step_id__in=list(reads_steps))
+        steps = {sid: {"output": output, "state": state}
+                 for sid, output, state in rows.values_list("step_id", "output", "state")}
+    return {
+        "inputs": run.inputs,
+        "steps": steps,
+        "run": {"id": run.pk, "workflow": plan.name, "started_at": run.started_at.isoformat()},
+    }
+
+
+def queue_step_attempt(run: Run, plan: Plan, step: StepPlan, row: StepRun, *, context: dict | None = None,
+                       params: dict | None = None, countdown: float = 0) -> StepAttempt:
+    """Queue the next attempt of `row`: its parameters rendered against the run (with the
+    operator's overrides on top) unless `params` are given (a retry re-uses its attempt's), on
+    the step's queue or its type's, with the step's timeout or its type's. Raises MissingStepType
+    and TemplateEvaluationError."""
+    step_type = get_step_type(step.type)
+    if step_type is None:
+        raise MissingStepType(step.type)
+    if params is None:
+        context = context if context is not None else template_context(run, plan, step.reads_steps)
+        params = {**render_params(step.params, context, step_id=step.id), **(row.params_override or {})}
+    return queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type, step.queue or step_type.queue,
+                         params, step.timeout or step_type.timeout_seconds, countdown)
+
+
+def queue_compensation(run: Run, plan: Plan, row: StepRun, number: int, countdown: float = 0) -> None:
+    step = plan.steps[row.step_id]
+    undo = step.compensate
+    step_type = get_step_type(undo["type"])
+    if step_type is None:
+        raise MissingStepType(undo["type"])
+    params = render_params(undo.get("with") or {}, template_context(run, plan, step.reads_steps), step_id=step.id)
+    queue_attempt(row, step, AttemptKind.COMPENSATION, number, undo["type"], step_type.queue, params,
+                  step_type.timeout_seconds, countdown)
+
+
+def queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_name: str, queue: str,
+                  params: dict, timeout: int, countdown: float = 0) -> StepAttempt:
+    now = timezone.now()
+    handoff = current_handoff.get()
+    keep = handoff is not None and handoff.wants(queue, timeout, countdown)
+    attempt = statements.queue_attempt(
+        row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number, step_type=type_name, queue=queue,
+        params=params, timeout=timeout, now=now, not_before=now + timedelta(seconds=countdown),
+        claimed_by=handoff.worker if keep else "")
+    if kind == AttemptKind.STEP:
+        row.state, row.attempt = StepState.RUNNING if keep else StepState.QUEUED, number
+    if keep:
+        handoff.kept = ClaimedAttempt(
+            attempt_id=attempt.pk, step_run_id=row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number,
+            step_type=type_name, params=params, idempotency_key=attempt.idempotency_key, timeout_seconds=timeout,
+            worker=handoff.worker, queue=queue)
+    else:
+        send_on_commit(attempt.pk, queue, timeout, countdown)
+    return attempt
+
+
+def send_on_commit(attempt_id: int, queue: str, timeout: int, countdown: float = 0) -> None:
+    def send():
+        # The worker enforces `timeout` itself (apps.runs.tasks); Celery's limits are the backstop
+        # and leave room for the successors the worker may keep (Handoff).
+        soft_limit = timeout + settings.FLOWDECK_HANDOFF_SECONDS
+        # By name, through a signature: the task module is imported by Celery, not by the engine,
+        # and a signature of a registered task still honours task_always_eager (send_task does not).
+        celery_app.signature(RUN_ATTEMPT_TASK, args=[attempt_id]).apply_async(
+            queue=queue, countdown=countdown or None, soft_time_limit=soft_limit,
+            time_limit=soft_limit + HARD_TIME_LIMIT_GRACE_SECONDS)
+
+    transaction.on_commit(send)

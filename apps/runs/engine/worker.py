@@ -1,0 +1,197 @@
+"""The worker's side of the engine: claim an attempt, beat while it runs, record how it ended
+and move the run on (keeping one successor for the worker when it offered, contract.Handoff).
+
+Crash safety: a worker claims an attempt with a compare-and-swap update (queued -> running, one
+winner) and may finish it only while it is still the claimant; a redelivered message for a
+finished attempt does nothing. The per-step statements are plain SQL in apps.runs.statements.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from apps.audit.log import batched
+from apps.runs import signals, statements
+from apps.runs.engine.advancing import (
+    advance, announce, audit_step, compensate_or_finish, fail_step, fail_unstartable, set_run_state, settle_run,
+)
+from apps.runs.engine.attempts import queue_compensation, queue_step_attempt
+from apps.runs.engine.contract import AttemptOutcome, ClaimedAttempt, Handoff, MissingStepType, current_handoff
+from apps.runs.engine.transitions import ADVANCING_RUN_STATES, RETRYING_RUN_STATES
+from apps.runs.models import AttemptKind, AttemptState, Run, RunState, StepAttempt, StepRun, StepState
+from apps.runs.plan import OnFailure, Plan, plan_for
+from apps.runs.signatures import error_signature
+
+
+def claim_attempt(attempt_id: int, worker: str) -> ClaimedAttempt | None:
+    """Claim a queued attempt for `worker`; None when another claimant won or it already ended.
+
+    A redelivered message whose claimant died on this host (SIGKILL, OOM) takes the attempt over
+    at once instead of waiting for the sweeper. No transaction: the claim is one statement, and a
+    worker dying before the step run is marked running leaves it queued, which the sweeper's
+    requeue expects anyway."""
+    now = timezone.now()
+    found = statements.claim(attempt_id, worker, now)
+    if found is not None:
+        step_run_id, kind, number, step_type, params, idempotency_key, timeout, queue, run_id, step_id = found
+        return ClaimedAttempt(attempt_id=attempt_id, step_run_id=step_run_id, run_id=run_id, step_id=step_id,
+                              kind=kind, number=number, step_type=step_type, params=params,
+                              idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker, queue=queue)
+    if not _take_over_from_dead_local_worker(attempt_id, worker, now):
+        return None
+    claimed = claimed_from(StepAttempt.objects.select_related("step_run").get(pk=attempt_id))
+    if claimed.kind == AttemptKind.STEP:
+        StepRun.objects.filter(pk=claimed.step_run_id, state=StepState.QUEUED).update(
+            state=StepState.RUNNING, started_at=Coalesce("started_at", Value(now)))
+    return claimed
+
+
+def _take_over_from_dead_local_worker(attempt_id: int, worker: str, now) -> bool:
+    holder = StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.RUNNING) \
+        .values_list("worker", flat=True).first()
+    if not holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != worker.rpartition(":")[0] or holder == worker or not pid.isdigit() or _pid_alive(int(pid)):
+        return False
+    return bool(StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.RUNNING, worker=holder).update(
+        worker=worker, started_at=now, heartbeat_at=now, deliveries=F("deliveries") + 1))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def heartbeat(claimed: ClaimedAttempt, progress: dict | None = None) -> bool:
+    """Note that the attempt is alive; False when it is no longer ours (cancelled, taken over)."""
+    alive = StepAttempt.objects.filter(pk=claimed.attempt_id, state=AttemptState.RUNNING,
+                                       worker=claimed.worker).update(heartbeat_at=timezone.now())
+    if alive and progress is not None and claimed.kind == AttemptKind.STEP:
+        StepRun.objects.filter(pk=claimed.step_run_id).update(progress=progress)
+    return bool(alive)
+
+
+def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome, handoff: Handoff | None = None) -> bool:
+    """Record how an attempt ended and move the run on. False when the result was discarded
+    because the attempt was no longer ours (cancelled, finished, or taken over after a crash).
+    With `handoff`, one successor this queues may be kept for the caller to run (see Handoff)."""
+    token = current_handoff.set(handoff)
+    try:
+        return _finish_attempt(claimed, outcome)
+    finally:
+        current_handoff.reset(token)
+
+
+def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
+    now = timezone.now()
+    with batched():
+        # A step's success is recorded on its step run at once.
+        succeeded = claimed.kind == AttemptKind.STEP and not outcome.failed
+        run, ours = statements.lock_run_and_end_attempt(
+            claimed.run_id, claimed.attempt_id, claimed.worker, now, failed=outcome.failed, output=outcome.output,
+            output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
+            error_message=outcome.error_message,
+            error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
+            duration_ms=outcome.duration_ms,
+            records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
+            log_lines_dropped=outcome.log_lines_dropped,
+            succeeded_step_run_id=claimed.step_run_id if succeeded else None)
+        if not ours:
+            return False
+        plan = plan_for(run.version_id)
+        if claimed.kind == AttemptKind.COMPENSATION:
+            _compensation_ended(run, plan, claimed, outcome)
+        elif outcome.failed:
+            _step_attempt_failed(run, plan, claimed, outcome)
+        else:
+            _step_succeeded(run, plan, claimed)
+    return True
+
+
+def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt) -> None:
+    audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
+    if run.state not in ADVANCING_RUN_STATES:
+        return
+    work_left = advance(run, plan, plan.steps[claimed.step_id].dependents, None,
+                        known={claimed.step_id: StepState.SUCCEEDED})
+    # A success only changes a running run's state when it was the last open step: with a
+    # successor queued or still waiting for its other needs, there is nothing to count.
+    if not (work_left and run.state == RunState.RUNNING):
+        settle_run(run, plan, None)
+
+
+def _step_attempt_failed(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: AttemptOutcome) -> None:
+    step = plan.steps[claimed.step_id]
+    row = StepRun.objects.get(pk=claimed.step_run_id)
+    retries_used = claimed.number - row.retry_budget_from
+    # Retries are mechanical: they go on even while the run is paused by another branch.
+    if not outcome.permanent and retries_used < step.retries["count"] and run.state in RETRYING_RUN_STATES:
+        delay = retry_delay(step.retries, retries_used + 1)
+        try:
+            queue_step_attempt(run, plan, step, row, params=claimed.params, countdown=delay)
+        except MissingStepType as missing:
+            fail_unstartable(run, plan, row, missing, None)
+            settle_run(run, plan, None)
+            return
+        audit_step(None, run, row.pk, row.step_id, "retry_scheduled", {
+            "attempt": claimed.number + 1, "delay_seconds": round(delay, 3), "error_type": outcome.error_type})
+        return
+    fail_step(run, plan, row, outcome.error_type, outcome.error_message, None)
+    if step.on_failure == OnFailure.CONTINUE and run.state in ADVANCING_RUN_STATES:
+        advance(run, plan, step.dependents, None, known={step.id: StepState.FAILED})
+    settle_run(run, plan, None)
+
+
+def retry_delay(retries: dict, retry_number: int) -> float:
+    """Seconds before retry `retry_number` (1 for the first retry)."""
+    delay = float(retries.get("delay", 0))
+    if retries.get("backoff") == "exponential":
+        delay *= 2 ** (retry_number - 1)
+    delay = min(delay, float(retries.get("max_delay") or delay))
+    if retries.get("jitter") and delay:
+        # Equal jitter: never less than half the delay, so backoff still backs off.
+        delay = delay / 2 + random.uniform(0, delay / 2)
+    return delay
+
+
+def _compensation_ended(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: AttemptOutcome) -> None:
+    row = StepRun.objects.get(pk=claimed.step_run_id)
+    if run.state != RunState.COMPENSATING:
+        return
+    if not outcome.failed:
+        row.state = StepState.COMPENSATED
+        row.save(update_fields=["state"])
+        audit_step(None, run, row.pk, row.step_id, "compensated", {"attempt": claimed.number})
+        compensate_or_finish(run, plan, None, run.failure_summary)
+        return
+    step = plan.steps[row.step_id]
+    if not outcome.permanent and claimed.number <= step.retries["count"]:
+        queue_compensation(run, plan, row, claimed.number + 1, retry_delay(step.retries, claimed.number))
+        return
+    message = f"Compensation of step {row.step_id} failed: {outcome.error_type}: {outcome.error_message}"
+    audit_step(None, run, row.pk, row.step_id, "compensation_failed", {"error_type": outcome.error_type})
+    set_run_state(run, RunState.FAILED, None, summary=f"{message}. Undo what is left by hand.")
+    announce(signals.step_failed, sender=StepRun, step_run=row, run=run,
+             attempt=StepAttempt.objects.get(pk=claimed.attempt_id), error_type=outcome.error_type,
+             error_message=outcome.error_message, compensation=True)
+
+
+def claimed_from(attempt: StepAttempt) -> ClaimedAttempt:
+    return ClaimedAttempt(
+        attempt_id=attempt.pk, step_run_id=attempt.step_run_id, run_id=attempt.step_run.run_id,
+        step_id=attempt.step_run.step_id, kind=attempt.kind, number=attempt.number, step_type=attempt.step_type,
+        params=attempt.params, idempotency_key=attempt.idempotency_key, timeout_seconds=attempt.timeout_seconds,
+        worker=attempt.worker, queue=attempt.queue,
+    )
+
