@@ -1,7 +1,7 @@
 """Domain functions of the triggers app: the only code that writes its rows and starts runs
 on behalf of schedules, webhooks, files, queues, batches, upstream workflows and backfills.
 
-Every start goes through `start_once`: it inserts the TriggerEvent for a dedup key and starts
+Every trigger's start goes through `start_once`: it inserts the TriggerEvent for a dedup key and starts
 the run in the same transaction, so a key seen before returns the run it started and a failed
 start leaves no event behind. Runs are started through `apps.runs.engine.start_run` only.
 """
@@ -270,8 +270,15 @@ def _close_batch(batch: EventBatch, reason: str) -> None:
     batch.state, batch.closed_at, batch.close_reason = BatchState.CLOSED, timezone.now(), reason
     workflow = batch.workflow
     inputs = offered_inputs(workflow, {"events": [event.payload for event in events]})
-    batch.run = engine.start_run(None, workflow.current_version, inputs=inputs, trigger=RUN_TRIGGER[batch.source],
-                                 trigger_detail={"batch": batch.pk, "events": len(events), "closed_by": reason})
+    try:
+        batch.run = engine.start_run(None, workflow.current_version, inputs=inputs, trigger=RUN_TRIGGER[batch.source],
+                                     trigger_detail={"batch": batch.pk, "events": len(events), "closed_by": reason})
+    except engine.InvalidInputs as exc:
+        # Closed all the same, or every tick would try it again: its events say why no run started.
+        batch.save(update_fields=["state", "closed_at", "close_reason"])
+        TriggerEvent.objects.filter(batch=batch).update(error=f"The batch's run was not started: {exc}")
+        record(None, "batch.refused", batch, team=workflow.team, after={"events": len(events), "error": str(exc)})
+        return
     batch.save(update_fields=["state", "closed_at", "close_reason", "run"])
     TriggerEvent.objects.filter(batch=batch).update(run=batch.run)
     record(None, "batch.closed", batch, team=workflow.team, after={"events": len(events), "reason": reason,
@@ -305,13 +312,9 @@ def start_downstream(upstream_run: Run) -> list[Run]:
         outputs = dict(upstream_run.step_runs.values_list("step_id", "output"))
         inputs = offered_inputs(downstream, {"upstream": {"run_id": upstream_run.pk, "workflow": upstream.name,
                                                           "status": upstream_run.state, "outputs": outputs}})
-        try:
-            result = start_once(downstream, TriggerSource.UPSTREAM, f"run:{upstream_run.pk}", inputs=inputs,
-                                detail={"upstream_run": upstream_run.pk, "upstream_workflow": str(upstream)})
-        except engine.InvalidInputs as exc:
-            record(None, "trigger.refused", downstream, after={"upstream_run": upstream_run.pk, "error": str(exc)})
-            continue
-        if result.created:
+        result = start_or_note(downstream, TriggerSource.UPSTREAM, f"run:{upstream_run.pk}", inputs=inputs,
+                               detail={"upstream_run": upstream_run.pk, "upstream_workflow": str(upstream)})
+        if result.created and result.run is not None:
             started.append(result.run)
     return started
 
