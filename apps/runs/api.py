@@ -9,11 +9,12 @@ answer 400 with one message per bad field under `inputs`.
 """
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.access import has_role
 from apps.accounts.models import Role
 from apps.approvals import services as approvals
 from apps.approvals.models import ReasonCode, Verdict
@@ -57,9 +58,17 @@ class RunSerializer(serializers.ModelSerializer):
 
 class RunDetailSerializer(RunSerializer):
     step_runs = StepRunSerializer(many=True, read_only=True)
+    actions = serializers.SerializerMethodField(
+        help_text="What you may do to the run now (a paused run's abort and compensate are decided at its checkpoint).")
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "step_runs"]
+        fields = [*RunSerializer.Meta.fields, "step_runs", "actions"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=sorted(engine.RUN_ACTIONS))))
+    def get_actions(self, run: Run) -> list[str]:
+        user = self.context["user"]
+        roles = {rule.role for rule in engine.RUN_ACTIONS.values() if has_role(user, run.team, rule.role)}
+        return sorted(engine.allowed_actions(run, roles))
 
 
 ConflictSerializer = inline_serializer("RunConflict", {"detail": serializers.CharField()})
@@ -71,10 +80,11 @@ InputsInvalidSerializer = inline_serializer("InputsInvalid", {
 })
 
 
-def _detail(run: Run) -> dict:
+def _detail(run: Run, user) -> dict:
+    """The run with its steps, and the actions `user` may take on it now (engine.RUN_ACTIONS)."""
     run = Run.objects.select_related("workflow", "team", "version", "started_by") \
         .prefetch_related("step_runs__attempts").get(pk=run.pk)
-    return RunDetailSerializer(run).data
+    return RunDetailSerializer(run, context={"user": user}).data
 
 
 def _conflict(error: engine.EngineError) -> Response:
@@ -102,7 +112,7 @@ class RunList(generics.ListAPIView):
 class RunDetail(APIView):
     @extend_schema(responses=RunDetailSerializer)
     def get(self, request, pk: int):
-        return Response(_detail(get_run_for_user(request.user, pk)))
+        return Response(_detail(get_run_for_user(request.user, pk), request.user))
 
 
 class StartRun(APIView):
@@ -115,7 +125,7 @@ class StartRun(APIView):
             run = start_workflow_run(request.user, workflow, provided, trigger=Trigger.API)
         except engine.InvalidInputs as invalid:
             return Response({"inputs": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(_detail(run), status=status.HTTP_201_CREATED)
+        return Response(_detail(run, request.user), status=status.HTTP_201_CREATED)
 
 
 def _run_action(action, *, creates: bool = False, description: str):
@@ -128,7 +138,7 @@ def _run_action(action, *, creates: bool = False, description: str):
                 result = action(request.user, run)
             except engine.EngineError as error:
                 return _conflict(error)
-            return Response(_detail(result if creates else run),
+            return Response(_detail(result if creates else run, request.user),
                             status=status.HTTP_201_CREATED if creates else status.HTTP_200_OK)
 
     RunAction.__name__ = f"Run{action.__name__.title().replace('_', '')}"
@@ -163,7 +173,7 @@ def _end_run(choice: str, description: str):
             data = _valid(given, request)
             refused = _decided(approvals.end_run, request.user, run, choice, reason_code=data["reason_code"],
                                comment=data["comment"])
-            return refused or Response(_detail(run))
+            return refused or Response(_detail(run, request.user))
 
     EndRun.__name__ = f"EndRun{choice.title()}"
     return EndRun.as_view()
@@ -194,7 +204,7 @@ class RetryStep(APIView):
         data = _valid(RetrySerializer, request)
         refused = _decided(approvals.decide_step, request.user, row, Verdict.RETRY, reason_code=data["reason_code"],
                            comment=data["comment"], params_override=data["params_override"])
-        return refused or Response(_detail(row.run))
+        return refused or Response(_detail(row.run, request.user))
 
 
 class SkipStep(APIView):
@@ -206,7 +216,7 @@ class SkipStep(APIView):
         data = _valid(SkipSerializer, request)
         refused = _decided(approvals.decide_step, request.user, row, Verdict.SKIP, reason_code=data["reason_code"],
                            comment=data["comment"], skip_output=data["output"])
-        return refused or Response(_detail(row.run))
+        return refused or Response(_detail(row.run, request.user))
 
 
 urlpatterns = [

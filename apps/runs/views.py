@@ -87,8 +87,13 @@ def _live_context(request, run: Run) -> dict:
         "run": run, "steps": list(rows.values()), "poll_seconds": POLL_SECONDS,
         "graph": step_graph([(step.id, step.needs) for step in plan.steps.values()], rows),
         "attempts": attempts, "can_act": has_role(request.user, run.team, Role.OPERATOR),
+        "actions": engine.allowed_actions(run, _roles(request.user, run)),
         "checkpoints": approvals.open_checkpoints(run),
     }
+
+
+def _roles(user, run: Run) -> set[str]:
+    return {rule.role for rule in engine.RUN_ACTIONS.values() if has_role(user, run.team, rule.role)}
 
 
 @login_required
@@ -227,7 +232,8 @@ def _run_action(action, done_message: str):
 
 
 cancel_run = _run_action(engine.cancel_run, "Run {run.pk} cancelled.")
-rerun = _run_action(engine.rerun_from_failure, "A new run of {run.workflow.name} re-runs run {run.pk} from its failure.")
+rerun = _run_action(engine.rerun_from_failure,
+                    "A new run of {run.workflow.name} re-runs run {run.pk} from its failure.")
 
 
 def _end_run(choice: str, done_message: str):

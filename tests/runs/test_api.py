@@ -131,3 +131,10 @@ def test_retry_override_must_be_an_object(api_for, paused_run, operator):
     load = paused_run.step_runs.get(step_id="load")
     response = api_for(operator).post(f"/api/v1/step-runs/{load.pk}/retry", {"params_override": [1]}, format="json")
     assert response.status_code == 400 and "params_override" in response.json()
+
+
+def test_a_run_lists_the_actions_the_person_may_take_now(api_for, paused_run, operator, viewer):
+    assert api_for(viewer).get(f"/api/v1/runs/{paused_run.pk}").json()["actions"] == []
+    assert api_for(operator).get(f"/api/v1/runs/{paused_run.pk}").json()["actions"] == ["abort", "compensate"]
+    ended = api_for(operator).post(f"/api/v1/runs/{paused_run.pk}/abort", REASON, format="json").json()
+    assert ended["state"] == "failed" and ended["actions"] == ["rerun"]
