@@ -133,7 +133,7 @@ def fresh_plans():
     # Ids come back after a rollback on SQLite; cached plans and counts must not outlive a test.
     from django.core.cache import cache
 
-    from apps.runs.plan import forget_plans
+    from apps.workflows.plan import forget_plans
 
     forget_plans()
     cache.clear()  # cached counts (the inbox badge) must not outlive a test either

@@ -41,7 +41,8 @@ class DecisionContext:
 
 def decision_context(request: ApprovalRequest, user) -> DecisionContext:
     run, step_run = request.run, request.step_run
-    spec = next((step for step in run.version.spec["steps"] if step["id"] == step_run.step_id), {})
+    step = run.version.plan.steps.get(step_run.step_id)
+    spec = step.definition if step else {}
     rendered = last_params(step_run)
     previous = _last_approved_run(request)
     context = DecisionContext(
@@ -76,10 +77,11 @@ def _last_approved_run(request: ApprovalRequest):
 
 def compensation_preview(request: ApprovalRequest) -> list[CompensationStep]:
     """The completed steps in the order compensation undoes them (reverse completion order)."""
-    steps = {step["id"]: step for step in request.run.version.spec["steps"]}
+    steps = request.run.version.plan.steps
     done = request.run.step_runs.filter(state=StepState.SUCCEEDED).order_by("-finished_at", "-pk")
     return [CompensationStep(row.step_id, row.finished_at,
-                             (steps.get(row.step_id, {}).get("compensate") or {}).get("type")) for row in done]
+                             (steps[row.step_id].compensate or {}).get("type") if row.step_id in steps else None)
+            for row in done]
 
 
 def past_decisions(request: ApprovalRequest) -> list[ApprovalRequest]:

@@ -35,6 +35,7 @@ from apps.catalog.secrets import encrypt
 from apps.runs import engine
 from apps.runs.models import AttemptKind, Run, StepRun, StepState
 from apps.runs.signatures import error_signature
+from apps.workflows.plan import plan_for
 
 # Checkpoint choices and the role each needs; skipping a risky step needs an approver.
 CHOICE_ROLES = {Verdict.RETRY: Role.OPERATOR, Verdict.SKIP: Role.OPERATOR, Verdict.COMPENSATE: Role.OPERATOR,
@@ -96,7 +97,7 @@ def open_gate(run: Run, step_run: StepRun, approval: dict | None) -> ApprovalReq
         warn_at=expires_at - timedelta(seconds=timeout * WARN_AT_SHARE_LEFT) if timeout else None,
         on_expiry=approval.get("on_expiry") or OnExpiry.REJECT,
         escalate_to=_group_of_team(approval.get("escalate_to"), run.team_id), risky=True,
-        due_at=_earliest(expires_at, _sla_deadline(run)),
+        due_at=_earliest(expires_at, run.version.plan.deadline(run)),
     )
     _record_causes(request, run, step_run)
     record(None, "approval.requested", request, team=run.team, after=_describe(request))
@@ -117,10 +118,10 @@ def open_checkpoint(run: Run, step_run: StepRun, error_type: str, error_message:
                  else error_signature(error_type, error_message))
     request = ApprovalRequest.objects.create(
         kind=RequestKind.CHECKPOINT, team_id=run.team_id, run=run, step_run=step_run,
-        risky=bool(_step_spec(run, step_run.step_id).get("approval")) or (step_type is not None
+        risky=bool(run.version.plan.steps[step_run.step_id].approval) or (step_type is not None
                                                                             and step_type.risk == Risk.HIGH),
         error_type=error_type[:200], error_message=error_message, error_signature=signature,
-        due_at=_sla_deadline(run),
+        due_at=run.version.plan.deadline(run),
     )
     _record_causes(request, run, step_run)
     record(None, "checkpoint.opened", request, team=run.team, after=_describe(request))
@@ -157,15 +158,6 @@ def _earliest(*moments):
     return min(present) if present else None
 
 
-def _step_spec(run: Run, step_id: str) -> dict:
-    return next((step for step in run.version.spec["steps"] if step["id"] == step_id), {})
-
-
-def _sla_deadline(run: Run):
-    max_duration = (run.version.spec.get("sla") or {}).get("max_duration")
-    return run.started_at + timedelta(seconds=max_duration) if max_duration and run.started_at else None
-
-
 def _record_causes(request: ApprovalRequest, run: Run, step_run: StepRun) -> None:
     causes: dict[int, str] = {}
     if run.started_by_id:
@@ -186,15 +178,15 @@ def step_authors(run: Run, step_id: str) -> list[tuple[int, int]]:
     """(version number, author id) of the version that introduced the step and of the version
     that last changed its definition, walking back from the run's version."""
     rows = run.workflow.versions.filter(number__lte=run.version.number).order_by("-number") \
-        .values_list("number", "spec", "created_by_id")
-    current = _step_spec(run, step_id)
+        .values_list("pk", "number", "created_by_id")
+    current = run.version.plan.steps[step_id].definition
     introduced = changed = None
-    for number, spec, author_id in rows:
-        definition = next((step for step in spec["steps"] if step["id"] == step_id), None)
-        if definition is None:
+    for version_id, number, author_id in rows:
+        step = plan_for(version_id).steps.get(step_id)
+        if step is None:
             break
         introduced = (number, author_id)
-        if definition == current:
+        if step.definition == current:
             changed = (number, author_id)
     return [found for found in (introduced, changed) if found and found[1]]
 
@@ -531,7 +523,7 @@ def _escalate(request: ApprovalRequest, now) -> None:
     request.expires_at = now + timedelta(seconds=request.timeout_seconds)
     request.warn_at = request.expires_at - timedelta(seconds=request.timeout_seconds * WARN_AT_SHARE_LEFT)
     request.warned_at = None
-    request.due_at = _earliest(request.expires_at, _sla_deadline(request.run))
+    request.due_at = _earliest(request.expires_at, request.run.version.plan.deadline(request.run))
     request.save(update_fields=["group", "escalated_at", "expires_at", "warn_at", "warned_at", "due_at"])
     record(None, "approval.escalated", request, team=request.team, before=before,
            after={"group": request.group.slug, "expires_at": request.expires_at})

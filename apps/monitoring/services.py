@@ -17,8 +17,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -129,21 +128,6 @@ def _notify(alert: Alert, recipients) -> None:
 # --- SLA ------------------------------------------------------------------------------------------
 
 
-def deadline_of(run: Run, sla: dict) -> datetime | None:
-    """The earliest of start + max_duration and the first `finish_by` after the run was created."""
-    candidates = []
-    if sla.get("max_duration"):
-        candidates.append((run.started_at or run.created_at) + timedelta(seconds=sla["max_duration"]))
-    if sla.get("finish_by"):
-        zone = ZoneInfo(sla.get("timezone") or "UTC")
-        created = run.created_at.astimezone(zone)
-        hour, minute = map(int, sla["finish_by"].split(":"))
-        due = datetime.combine(created.date(), time(hour, minute), zone)
-        candidates.append(due if due >= created else datetime.combine(created.date() + timedelta(days=1),
-                                                                      time(hour, minute), zone))
-    return min(candidates) if candidates else None
-
-
 @dataclass
 class History:
     """Medians from a workflow's past runs, per step id, in seconds."""
@@ -228,14 +212,11 @@ def predict(run: Run, plan_steps: dict, history: History, now: datetime) -> Pred
 def evaluate_sla(run: Run, now: datetime | None = None) -> SlaStatus | None:
     """Update the run's SLA status; alert (and tell the approvers holding it up) when it turns
     at risk, open an incident when it is breached. None when the workflow has no SLA."""
-    from apps.runs.plan import plan_for
-
     now = now or timezone.now()
-    sla = run.version.spec.get("sla")
-    deadline = deadline_of(run, sla) if sla else None
+    plan = run.version.plan
+    deadline = plan.deadline(run)
     if deadline is None:
         return None
-    plan = plan_for(run.version_id)
     prediction = predict(run, plan.steps, step_history(run.workflow_id, exclude_run_id=run.pk), now)
     elapsed = ((run.finished_at or now) - (run.started_at or run.created_at)).total_seconds()
     if run.is_finished:
@@ -290,9 +271,7 @@ def _announce_sla(run: Run, status: SlaStatus, before: str) -> None:
 
 def approvers_holding_up(run: Run) -> list:
     """The members of the approver groups of the run's steps that wait for approval."""
-    from apps.runs.plan import plan_for
-
-    steps = plan_for(run.version_id).steps
+    steps = run.version.plan.steps
     slugs = {(steps[step_id].approval or {}).get("group") for step_id in
              run.step_runs.filter(state=StepState.WAITING_APPROVAL).values_list("step_id", flat=True)}
     people = []
@@ -313,7 +292,7 @@ def evaluate_open_slas(now: datetime | None = None) -> int:
     """Evaluate every unfinished run whose version has an SLA; returns how many."""
     evaluated = 0
     for run in Run.objects.select_related("version", "workflow", "team").filter(state__in=UNFINISHED_RUN_STATES):
-        if run.version.spec.get("sla"):
+        if run.version.plan.sla:
             evaluate_sla(run, now)
             evaluated += 1
     return evaluated
@@ -408,7 +387,7 @@ def on_run_state_changed(run: Run, before: str, after: str) -> None:
     elif before == RunState.PAUSED:
         close_alert(f"run_paused:{run.pk}", reason=f"run {after}")
     if run.is_finished:
-        if run.version.spec.get("sla"):
+        if run.version.plan.sla:
             evaluate_sla(run)
         if after == RunState.SUCCEEDED and run.started_at:
             check_anomalies(run)

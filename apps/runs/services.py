@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.accounts.access import get_for_user, scope_to_user
 from apps.runs import engine
 from apps.runs.models import Run, RunState, StepRun, Trigger
-from apps.runs.plan import plan_for
+from apps.workflows.plan import plan_for
 from apps.workflows.models import Workflow
 
 FILTERS = ("workflow", "state", "team", "trigger", "since", "until")

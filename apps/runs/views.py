@@ -29,7 +29,7 @@ from apps.pagination import KeyPaginator
 from apps.runs import engine
 from apps.runs.graph import step_graph
 from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, Trigger
-from apps.runs.plan import plan_for
+from apps.workflows.plan import plan_for
 from apps.runs.services import checked_inputs, get_run_for_user, runs_for, start_workflow_run
 from apps.workflows.services import get_workflow_for_user, workflows_for
 
@@ -149,7 +149,7 @@ def artifact(request, pk: int, path: str):
 
 def _input_fields(version, values: dict, errors: dict[str, str]) -> list[dict]:
     fields = []
-    for name, declared in (version.spec.get("inputs") or {}).items() if version else ():
+    for name, declared in version.plan.inputs.items() if version else ():
         current = values.get(name, declared.get("default"))
         if declared["type"] in ("object", "array") and not isinstance(current, str) and current is not None:
             current = json.dumps(current)
@@ -161,7 +161,7 @@ def _input_fields(version, values: dict, errors: dict[str, str]) -> list[dict]:
 def _parse_form_inputs(version, form) -> tuple[dict, dict[str, str]]:
     """Typed values from the form's text; an empty field counts as not given (default or required)."""
     provided, errors = {}, {}
-    for name, declared in (version.spec.get("inputs") or {}).items():
+    for name, declared in version.plan.inputs.items():
         text = form.get(f"input-{name}", "").strip()
         kind = declared["type"]
         if text == "":
@@ -190,7 +190,7 @@ def start_run(request, workflow_pk: int):
     errors: dict[str, str] = {}
     values: dict = {}
     if request.method == "POST":
-        values = {name: request.POST.get(f"input-{name}", "") for name in (version.spec.get("inputs") or {})} \
+        values = {name: request.POST.get(f"input-{name}", "") for name in version.plan.inputs} \
             if version else {}
         provided, unreadable = _parse_form_inputs(version, request.POST) if version else ({}, {})
         try:
@@ -205,7 +205,7 @@ def start_run(request, workflow_pk: int):
             return redirect("runs:detail", pk=run.pk)
     return render(request, "runs/start.html", {
         "workflow": workflow, "fields": _input_fields(version, values, errors), "errors": errors,
-        "general_errors": {k: v for k, v in errors.items() if k not in (version.spec.get("inputs") or {})}
+        "general_errors": {k: v for k, v in errors.items() if k not in version.plan.inputs}
         if version else {},
     }, status=400 if errors else 200)
 

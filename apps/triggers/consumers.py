@@ -33,7 +33,6 @@ from apps.logging import get_logger
 from apps.triggers import dead_letters, services
 from apps.triggers.models import TriggerBinding, TriggerKind, TriggerSource
 from apps.triggers.streams import StreamEntry, StreamReader, consumer_name, group_name
-from apps.workflows.spec import validate_inputs
 
 QUEUE_KINDS = (ConnectionKind.RABBITMQ, ConnectionKind.REDIS)
 # What a broker that is down or unreachable raises; the command goes on with the other queues.
@@ -107,12 +106,10 @@ def record_message(binding: TriggerBinding, key: str, payload: dict, inputs: dic
     if batch:
         _, created = services.add_to_batch(workflow, TriggerSource.QUEUE, key, payload, batch)
         return "started" if created else "repeat"
-    values, errors = validate_inputs(workflow.current_version.spec, payload if inputs is None else inputs)
-    if errors:
-        services.note_refused(workflow, TriggerSource.QUEUE, key, "; ".join(
-            f"{error.path}: {error.message}" for error in errors), payload=payload)
+    outcome = services.start_or_note(workflow, TriggerSource.QUEUE, key, payload=payload,
+                                     inputs=payload if inputs is None else inputs)
+    if outcome.event.error and outcome.event.run_id is None:
         return "refused"
-    outcome = services.start_or_note(workflow, TriggerSource.QUEUE, key, inputs=values, payload=payload)
     return "started" if outcome.created else "repeat"
 
 
@@ -147,7 +144,8 @@ def record_body(binding: TriggerBinding, source: str, key: str, payload: dict | 
         if payload is None:
             return refuse_message(binding, key, "The entry's fields are not UTF-8 text; write each input as a "
                                                 "text field, numbers and lists as JSON text.")
-        return record_message(binding, key, payload, stream_inputs(binding.workflow.current_version.spec, payload))
+        declared = binding.workflow.current_version.plan.inputs
+        return record_message(binding, key, payload, stream_inputs(declared, payload))
     if payload is None:
         return refuse_message(binding, key, "The message body is not a JSON object; publish the workflow's "
                                             "inputs as a JSON object.")
@@ -225,11 +223,11 @@ def _consume_rabbitmq(binding: TriggerBinding, *, once: bool, poll_seconds: floa
 # --- Redis streams --------------------------------------------------------------------------------
 
 
-def stream_inputs(spec: dict, fields: dict[str, str]) -> dict:
+def stream_inputs(declared: dict, fields: dict[str, str]) -> dict:
     """A stream entry's fields as run inputs. Fields are text, so a field for an input declared
     as a number, boolean, list or mapping is read as JSON (`42`, `true`, `["a"]`); a value that
-    is not JSON is left as text for the input check to refuse with its usual message."""
-    declared = spec.get("inputs") or {}
+    is not JSON is left as text for the input check to refuse with its usual message. `declared`
+    is the version's plan's inputs."""
     inputs = {}
     for name, text in fields.items():
         if declared.get(name, {}).get("type", "string") == "string":

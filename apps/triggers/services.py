@@ -65,8 +65,7 @@ def _match_name(kind: str, config: dict) -> str:
 def sync_triggers(workflow: Workflow) -> list[TriggerBinding]:
     """Make the workflow's bindings match its current version's `triggers`. An unchanged
     schedule keeps its place in time, so saving a version neither repeats nor skips slots."""
-    spec = workflow.current_version.spec if workflow.current_version_id else {}
-    wanted = [next(iter(trigger.items())) for trigger in spec.get("triggers") or []]
+    wanted = list(workflow.current_version.plan.triggers) if workflow.current_version_id else []
     existing = {binding.position: binding for binding in TriggerBinding.objects.select_for_update()
                 .filter(workflow=workflow)}
     bindings, changed = [], bool(existing) and len(existing) > len(wanted)
@@ -113,7 +112,7 @@ def rotate_webhook_secret(actor, workflow: Workflow) -> tuple[WebhookEndpoint, s
 def offered_inputs(workflow: Workflow, offered: dict) -> dict:
     """The values a trigger offers (file path, upstream outputs, batch events…) that the workflow
     declares as inputs; a workflow takes only what it asks for."""
-    declared = workflow.current_version.spec.get("inputs") or {}
+    declared = workflow.current_version.plan.inputs
     return {name: value for name, value in offered.items() if name in declared}
 
 
@@ -376,7 +375,7 @@ def advance_backfill(backfill_id: int) -> int:
         .filter(pk=backfill_id).first()
     if backfill is None or backfill.state != Backfill.State.RUNNING:
         return 0
-    limit = backfill.workflow.current_version.spec.get("concurrency") or 1
+    limit = backfill.workflow.current_version.plan.concurrency or 1
     unfinished = backfill.slots.filter(run__isnull=False).exclude(run__state__in=FINISHED_RUN_STATES).count()
     started = 0
     for event in backfill.slots.filter(run__isnull=True, error="").order_by("slot_at")[:max(limit - unfinished, 0)]:

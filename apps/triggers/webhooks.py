@@ -29,7 +29,6 @@ from apps.catalog import secrets as secret_box
 from apps.runs import engine
 from apps.triggers import services
 from apps.triggers.models import TriggerEvent, TriggerKind, TriggerSource, WebhookEndpoint
-from apps.workflows.spec import validate_inputs
 
 SIGNATURE_HEADER = "X-Flowdeck-Signature"
 REPLAY_WINDOW_SECONDS = 300
@@ -243,15 +242,11 @@ def receive(token: str, body: bytes, headers) -> Accepted:
         if not created:
             _same_request(event, key, payload)
         return Accepted(event, duplicate=not created)
-    values, errors = validate_inputs(workflow.current_version.spec, payload)
-    if errors:
-        raise WebhookRefused(400, "The body does not fit the workflow's inputs: " + "; ".join(
-            f"{error.path}: {error.message}" for error in errors),
-            errors=[{"field": error.path, "message": error.message, "hint": error.hint} for error in errors])
     try:
-        started = services.start_once(workflow, TriggerSource.WEBHOOK, key, inputs=values, payload=payload)
-    except engine.InvalidInputs as exc:
-        raise WebhookRefused(400, str(exc)) from None
+        started = services.start_once(workflow, TriggerSource.WEBHOOK, key, inputs=payload, payload=payload)
+    except engine.InvalidInputs as invalid:
+        raise WebhookRefused(400, f"The body does not fit the workflow's inputs: {invalid}", errors=[
+            {"field": f"inputs.{name}", "message": message} for name, message in invalid.errors.items()]) from None
     if not started.created:
         _same_request(started.event, key, payload)
     return Accepted(started.event, duplicate=not started.created)

@@ -1,6 +1,7 @@
 """What the workflow editor shows beside the YAML, computed from a spec without running it.
 
-- `spec_graph(spec)`: the steps as the run page's grandalf layout (apps.runs.graph), each box
+- `spec_graph(spec)` (`version_graph(version)` for a saved one, from its plan): the steps as the
+  run page's grandalf layout (apps.runs.graph), each box
   marked by whether it needs a person's approval;
 - `dry_run(spec, workflow)`: the order the steps would run in (topological levels: one level
   runs in parallel), which steps wait for approval, and the expected duration from the
@@ -44,6 +45,11 @@ class _PlannedStep:
 
     def get_state_display(self) -> str:
         return "needs approval" if self.gated else self.step_type
+
+
+def version_graph(version) -> StepGraph:
+    """The graph of a saved version, from its plan."""
+    return spec_graph({"steps": [step.definition for step in version.plan.steps.values()]})
 
 
 def spec_graph(spec: dict) -> StepGraph:

@@ -3,11 +3,14 @@
 A workflow belongs to a team. Every saved change is a new WorkflowVersion holding the YAML as
 written and its parsed, normalized form (`spec`, the shape documented in
 `apps.workflows.spec.normalize`); a run pins the version it ran, so editing never changes history.
+Everything outside the spec package reads a version through its typed, cached `plan`.
 """
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from apps.workflows.plan import Plan, plan_for
 
 
 class Workflow(models.Model):
@@ -48,3 +51,8 @@ class WorkflowVersion(models.Model):
     @property
     def team(self):
         return self.workflow.team
+
+    @property
+    def plan(self) -> Plan:
+        """The typed view of `spec`, built once per process (a version never changes)."""
+        return plan_for(self.pk)

@@ -72,7 +72,7 @@ def test_a_run_on_track_raises_nothing_and_its_time_is_split(make_workflow, driv
 def test_finish_by_deadline_is_the_next_such_time_in_the_sla_zone(make_workflow, operator):
     workflow = make_workflow([], sla={"max_duration": None, "finish_by": "06:00", "timezone": "Europe/Berlin"})
     run = engine.start_run(operator, workflow.current_version)
-    deadline = services.deadline_of(run, workflow.current_version.spec["sla"])
+    deadline = workflow.current_version.plan.deadline(run)
     local = deadline.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
     assert (local.hour, local.minute) == (6, 0) and timedelta(0) < deadline - run.created_at <= timedelta(days=1)
 

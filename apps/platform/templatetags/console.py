@@ -12,7 +12,7 @@ register = template.Library()
 @register.inclusion_tag("platform/_spec_graph.html")
 def workflow_graph(version, link_prefix: str = "step-"):
     """The steps of a saved version, laid out by grandalf; each box links to `#<prefix><id>`."""
-    return {"graph": editor.spec_graph(version.spec), "link_prefix": link_prefix, "name": version.workflow.name}
+    return {"graph": editor.version_graph(version), "link_prefix": link_prefix, "name": version.workflow.name}
 
 
 @register.inclusion_tag("platform/_editor_preview.html")

@@ -29,7 +29,7 @@ from apps.runs.engine.transitions import (
 from apps.runs.models import (
     ACTIVE_RUN_STATES, AttemptKind, AttemptState, Run, RunState, SkipReason, StepAttempt, StepRun, StepState,
 )
-from apps.runs.plan import OnFailure, Plan, StepPlan, plan_for
+from apps.workflows.plan import OnFailure, Plan, StepPlan, plan_for
 from apps.workflows.spec.templating import TemplateEvaluationError, evaluate_condition
 
 

@@ -22,7 +22,7 @@ from apps.runs.engine.contract import (
     HARD_TIME_LIMIT_GRACE_SECONDS, RUN_ATTEMPT_TASK, ClaimedAttempt, MissingStepType, current_handoff,
 )
 from apps.runs.models import AttemptKind, Run, StepAttempt, StepRun, StepState
-from apps.runs.plan import Plan, StepPlan
+from apps.workflows.plan import Plan, StepPlan
 from apps.workflows.spec.templating import render_params
 
 

@@ -20,7 +20,7 @@ from apps.runs.engine.attempts import queue_step_attempt
 from apps.runs.engine.contract import EngineError, MissingStepType
 from apps.runs.engine.transitions import require, require_step
 from apps.runs.models import Run, RunState, SkipReason, StepAttempt, StepRun, StepState
-from apps.runs.plan import OnFailure, Plan, plan_for
+from apps.workflows.plan import OnFailure, Plan, plan_for
 from apps.workflows.spec.templating import TemplateEvaluationError
 
 

@@ -22,7 +22,7 @@ from apps.runs.engine.starting import create_run
 from apps.runs.engine.transitions import require
 from apps.runs.engine.worker import claimed_from, finish_attempt
 from apps.runs.models import AttemptKind, AttemptState, Run, RunState, StepAttempt, StepRun, StepState, Trigger
-from apps.runs.plan import plan_for
+from apps.workflows.plan import plan_for
 
 
 SWEEP_BATCH = 500

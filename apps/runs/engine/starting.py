@@ -9,7 +9,7 @@ from apps.audit.log import batched, record
 from apps.runs.engine.advancing import active_runs_locked, begin_run
 from apps.runs.engine.contract import InvalidInputs
 from apps.runs.models import Run, StepRun, StepState, Trigger
-from apps.runs.plan import Plan, plan_for
+from apps.workflows.plan import Plan, plan_for
 from apps.workflows.spec import validate_inputs
 
 

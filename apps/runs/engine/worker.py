@@ -24,7 +24,7 @@ from apps.runs.engine.attempts import queue_compensation, queue_step_attempt
 from apps.runs.engine.contract import AttemptOutcome, ClaimedAttempt, Handoff, MissingStepType, current_handoff
 from apps.runs.engine.transitions import ADVANCING_RUN_STATES, RETRYING_RUN_STATES
 from apps.runs.models import AttemptKind, AttemptState, Run, RunState, StepAttempt, StepRun, StepState
-from apps.runs.plan import OnFailure, Plan, plan_for
+from apps.workflows.plan import OnFailure, Plan, plan_for
 from apps.runs.signatures import error_signature
 
 

@@ -1,4 +1,6 @@
-"""The engine's view of a normalized spec: steps with their dependents and template references.
+"""The typed view of a version's normalized spec: its inputs, SLA, triggers, concurrency and
+steps (with their dependents and template references). `WorkflowVersion.plan` is the only reader
+of a version's spec outside the spec package.
 
 Versions are immutable, so a Plan is built once per version per process and cached; the engine
 asks for it on every step end without touching the spec JSON again.
@@ -6,9 +8,13 @@ asks for it on every step end without touching the spec JSON again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.apps import apps
 
 from apps.workflows.spec.templating import template_references, template_sources
 
@@ -39,6 +45,8 @@ class StepPlan:
     # The positions of its needs as (first, last) runs, so a fan-in over hundreds of steps is
     # queried by a range or two instead of hundreds of ids.
     needs_at: tuple[tuple[int, int], ...]
+    # The step as written (normalized): what "the step changed between versions" compares.
+    definition: dict = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,29 @@ class Plan:
     inputs: dict
     concurrency: int | None
     steps: dict[str, StepPlan]  # in spec order
+    sla: dict | None = None
+    # (kind, body) of each trigger, in spec order.
+    triggers: tuple[tuple[str, dict], ...] = ()
 
     @property
     def roots(self) -> list[str]:
         return [step.id for step in self.steps.values() if not step.needs]
+
+    def deadline(self, run) -> datetime | None:
+        """When `run` must be done by its SLA: the earliest of its start + `max_duration` and the
+        first `finish_by` after it was created (in the SLA's time zone); None without an SLA."""
+        sla = self.sla or {}
+        candidates = []
+        if sla.get("max_duration"):
+            candidates.append((run.started_at or run.created_at) + timedelta(seconds=sla["max_duration"]))
+        if sla.get("finish_by"):
+            zone = ZoneInfo(sla.get("timezone") or "UTC")
+            created = run.created_at.astimezone(zone)
+            hour, minute = map(int, sla["finish_by"].split(":"))
+            due = datetime.combine(created.date(), time(hour, minute), zone)
+            candidates.append(due if due >= created else datetime.combine(created.date() + timedelta(days=1),
+                                                                          time(hour, minute), zone))
+        return min(candidates) if candidates else None
 
 
 _DEFAULT_RETRIES = {"count": 0, "backoff": "fixed", "delay": 5, "max_delay": 300, "jitter": True}
@@ -81,9 +108,11 @@ def build_plan(version_id: int, spec: dict) -> Plan:
             compensate=step.get("compensate"),
             reads_steps=_steps_read(step),
             needs_at=_runs(sorted(positions[need] for need in step.get("needs") or ())),
+            definition=step,
         )
     return Plan(version_id=version_id, name=spec.get("name", ""), inputs=spec.get("inputs") or {},
-                concurrency=spec.get("concurrency"), steps=steps)
+                concurrency=spec.get("concurrency"), steps=steps, sla=spec.get("sla"),
+                triggers=tuple(next(iter(trigger.items())) for trigger in spec.get("triggers") or ()))
 
 
 def _runs(numbers: list[int]) -> tuple[tuple[int, int], ...]:
@@ -116,9 +145,8 @@ def _steps_read(step: dict) -> frozenset[str] | None:
 
 @lru_cache(maxsize=512)
 def _cached(version_id: int) -> Plan:
-    from apps.workflows.models import WorkflowVersion
-
-    spec = WorkflowVersion.objects.values_list("spec", flat=True).get(pk=version_id)
+    # Through the app registry: models imports this module for WorkflowVersion.plan.
+    spec = apps.get_model("workflows", "WorkflowVersion").objects.values_list("spec", flat=True).get(pk=version_id)
     return build_plan(version_id, spec)
 
 
