@@ -59,3 +59,14 @@ def env_float(name: str, default: float, minimum: float | None = None) -> float:
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} is below its minimum of {minimum}.")
     return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    """One of `choices` (compared in upper case with `upper`, else as given)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().upper() if upper else raw.strip()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be {', '.join(choices[:-1])} or {choices[-1]}.")
+    return value

@@ -7,7 +7,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.audit.keys import parse_audit_keys
-from apps.env import env_bool, env_float, env_int, env_list, env_str
+from apps.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLOWDECK_VAR_DIR", str(BASE_DIR / "var")))
@@ -262,7 +262,7 @@ FLOWDECK_OPENLINEAGE_URL = env_str("FLOWDECK_OPENLINEAGE_URL")
 # --- Knowledge ---
 # Queries are encoded by ONNX Runtime with 8-bit weights (half the time, same accuracy in
 # knowledge_eval); "float32" gives the model's exact vectors.
-FLOWDECK_QUERY_PRECISION = env_str("FLOWDECK_QUERY_PRECISION", "int8")
+FLOWDECK_QUERY_PRECISION = env_choice("FLOWDECK_QUERY_PRECISION", "int8", ("int8", "float32"))
 
 # --- Optional LLM summary (knowledge) ---
 FLOWDECK_LLM_BASE_URL = env_str("FLOWDECK_LLM_BASE_URL")
@@ -305,12 +305,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging: structured JSON lines through structlog. ---
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
-LOG_FORMAT = env_str("LOG_FORMAT", "json")
-if LOG_FORMAT not in {"json", "console"}:
-    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or console.")
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True)
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", ("json", "console"))
 from apps.logging import logging_config  # noqa: E402  (needs LOG_LEVEL above)
 
 LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)

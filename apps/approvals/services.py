@@ -1,8 +1,8 @@
 """Domain functions of the approvals app: the only code that writes approval requests,
 decisions, risk waivers and notification channels.
 
-Every decision locks the run and then the request (`select_for_update`, always in that order,
-the order the engine's own signals use), re-checks the request's state, records the decision
+Every decision locks the run (`engine.lock`) and then the request, always in that order (the
+order the engine's own signals use), re-checks the request's state, records the decision
 and its audit event, and calls the engine; so two approvers deciding at the same moment give
 exactly one outcome, and a decision and its effect on the run commit together.
 """
@@ -204,7 +204,7 @@ def _release_waived(request_id: int) -> None:
 
 def _lock(request_id: int) -> ApprovalRequest:
     run_id = ApprovalRequest.objects.values_list("run_id", flat=True).get(pk=request_id)
-    Run.objects.select_for_update(of=("self",)).filter(pk=run_id).values_list("pk").first()
+    engine.lock(run_id)
     return ApprovalRequest.objects.select_for_update(of=("self",)) \
         .select_related("run", "run__team", "run__workflow", "step_run", "group", "team").get(pk=request_id)
 

@@ -100,6 +100,12 @@ def _load_builtins() -> None:
     from apps.catalog import builtins  # noqa: F401
 
 
+def with_defaults(step: StepType, params: dict) -> dict:
+    """`params` with the schema's top-level defaults filled in for what was not given."""
+    properties = (step.params_schema or {}).get("properties") or {}
+    return {**{name: prop["default"] for name, prop in properties.items() if "default" in prop}, **params}
+
+
 def params_errors(step: StepType, params: Any) -> list[str]:
     """Every way `params` breaks the step type's schema, each naming the parameter; empty when they fit."""
     validator = Draft202012Validator(step.params_schema)

@@ -37,7 +37,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from apps.catalog.builtins.common import checked_params, jsonable
 from apps.catalog.builtins.sql import run_sql
-from apps.catalog.registry import PermanentStepError, StepContext, step_type
+from apps.catalog.registry import PermanentStepError, StepContext, get_step_type, step_type, with_defaults
 from apps.paths import DATA_ROOT, scrub
 from apps.runs.batch_functions import RecordRejected, get_record_function, record_function_names
 from apps.runs.engine import worker_identity
@@ -193,7 +193,7 @@ class _Splitter:
 
     def __init__(self, ctx: StepContext, params: dict, path: Path):
         self.ctx, self.path = ctx, str(path)
-        self.chunk_size, self.max_records = params.get("chunk_size", 10_000), params.get("max_records", 50_000_000)
+        self.chunk_size, self.max_records = params["chunk_size"], params["max_records"]
         self.chunks: list[dict] = []
         self.records = 0
         self._start = self._in_chunk = 0
@@ -262,7 +262,7 @@ def _split_jsonl(ctx: StepContext, params: dict, path: Path) -> dict:
 def _split_query(ctx: StepContext, params: dict, folder: Path) -> dict:
     """Write the query's rows to chunk files: retries of a chunk then see the same rows."""
     source = params["source"]
-    chunk_size = params.get("chunk_size", 10_000)
+    chunk_size = params["chunk_size"]
     chunks, records, handle = [], 0, None
     with run_sql(ctx, source["connection"], source["sql"], source.get("params")) as result:
         for row in result.rows:
@@ -276,7 +276,7 @@ def _split_query(ctx: StepContext, params: dict, folder: Path) -> dict:
             handle.write(json.dumps(dict(zip(result.columns, (jsonable(v) for v in row)))) + "\n")
             chunks[-1]["records"] += 1
             records += 1
-            if records > params.get("max_records", 50_000_000):
+            if records > params["max_records"]:
                 raise PermanentStepError(f"The query returned more than max_records={params['max_records']} rows: "
                                          f"narrow it, or raise max_records.")
     if handle:
@@ -361,7 +361,7 @@ def run_chunk(folder: Path, manifest: dict, index: int, params: dict, worker: st
     if files.result.exists() or not files.take_claim(holder):
         return False
     function = get_record_function(params["function"])
-    options = params.get("options") or {}
+    options = params["options"]
     source = params["source"]
     output, rejects = files.output_named(token, "out"), files.output_named(token, "rejects")
     started = touched = time.monotonic()
@@ -408,7 +408,8 @@ def batch_chunk(attempt_id: int, index: int, folder: str) -> None:
         return
     manifest_path = _manifest_path(batch_folder)
     if manifest_path.exists():
-        run_chunk(batch_folder, json.loads(manifest_path.read_text()), index, params, worker_identity())
+        run_chunk(batch_folder, json.loads(manifest_path.read_text()), index,
+                  with_defaults(get_step_type("batch.map"), params), worker_identity())
 
 
 def _send_chunk(attempt_id: int, index: int, folder: Path, queue: str) -> None:
@@ -442,7 +443,7 @@ def _watch_chunks(ctx: StepContext, params: dict, manifest: dict, folder: Path, 
     """Send the chunks, work on them too, re-send those that broke or lost their worker, and
     return once every chunk has its result."""
     watch = _Watch(total=len(manifest["chunks"]))
-    retries = params.get("chunk_retries", 2)
+    retries = params["chunk_retries"]
     worker = worker_identity()
     while True:
         names = set(os.listdir(folder))
@@ -473,7 +474,7 @@ def _watch_chunks(ctx: StepContext, params: dict, manifest: dict, folder: Path, 
                 if failures:
                     ctx.log(f"Chunk {index} broke ({last['error_type']}: {last['message']}); trying it again "
                             f"(retry {len(failures)} of {retries}).", level="warning", chunk=index)
-                _send_chunk(attempt_id, index, folder, params.get("chunk_queue", "steps"))
+                _send_chunk(attempt_id, index, folder, params["chunk_queue"])
                 watch.sent_after_failures[index] = len(failures)
             runnable.append(index)
         ctx.heartbeat(watch.progress(manifest, "mapping"))
@@ -587,7 +588,7 @@ def batch_map(ctx: StepContext):
     ctx.record_dataset("out", f"artifact://{output['output']}")
     ctx.log(f"Ledger balanced: {output['records_in']} in = {output['succeeded']} succeeded + "
             f"{output['rejected']} rejected.", workers=ledger["workers"])
-    limit = params.get("max_rejected")
+    limit = params["max_rejected"]
     if limit is not None and output["rejected"] > limit:
         raise PermanentStepError(f"{output['rejected']} records were rejected, more than max_rejected={limit}: "
                                  f"read the rejects file {output['rejects']}, fix the data and retry, or raise "

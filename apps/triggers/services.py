@@ -25,6 +25,7 @@ from apps.triggers.models import (
 )
 from apps.triggers.schedules import CalendarRule, SlotRule
 from apps.workflows.models import Workflow
+from apps.workflows.services import lock_workflow
 
 RUN_TRIGGER = {
     TriggerSource.SCHEDULE: Trigger.SCHEDULE,
@@ -230,7 +231,7 @@ def add_to_batch(workflow: Workflow, source: str, dedup_key: str, payload: dict,
     batch when it holds `max_items` events. The workflow's row is locked, so events and closes of
     one workflow queue one after another and every event lands in exactly one batch."""
     with transaction.atomic():
-        Workflow.objects.select_for_update().filter(pk=workflow.pk).values_list("pk").first()
+        lock_workflow(workflow.pk)
         event, created = TriggerEvent.objects.get_or_create(workflow=workflow, source=source,
                                                             dedup_key=dedup_key[:300], defaults={"payload": payload})
         if not created:
@@ -256,7 +257,7 @@ def close_due_batches(now: datetime | None = None) -> int:
     for batch_id in EventBatch.objects.filter(state=BatchState.OPEN, closes_at__lte=now).values_list("pk", flat=True):
         with transaction.atomic():
             batch = EventBatch.objects.select_related("workflow").get(pk=batch_id)
-            Workflow.objects.select_for_update().filter(pk=batch.workflow_id).values_list("pk").first()
+            lock_workflow(batch.workflow_id)
             batch.refresh_from_db()
             if batch.state == BatchState.OPEN:
                 _close_batch(batch, "max_wait")

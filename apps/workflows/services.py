@@ -169,3 +169,9 @@ def diff_versions(old: WorkflowVersion, new: WorkflowVersion, context: int = 3) 
             lines += [DiffLine("removed", i + 1, None, before[i]) for i in range(i1, i2)]
             lines += [DiffLine("added", None, j + 1, after[j]) for j in range(j1, j2)]
     return VersionDiff(old, new, lines)
+
+
+def lock_workflow(workflow_id: int) -> None:
+    """Hold the workflow's row for the rest of the caller's transaction: what other apps call to
+    serialise their work per workflow (runs counting its concurrency, triggers filling a batch)."""
+    Workflow.objects.select_for_update().filter(pk=workflow_id).values_list("pk").first()

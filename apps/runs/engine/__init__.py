@@ -21,7 +21,7 @@ Where each rule lives:
 - `contract`: the errors and the types the worker's side shares with the engine.
 """
 
-from apps.runs.engine.advancing import locked
+from apps.runs.engine.advancing import lock, locked
 from apps.runs.engine.contract import (
     AttemptOutcome, CheckpointRequired, ClaimedAttempt, EngineError, Handoff, InvalidInputs, MissingStepType,
     TransitionNotAllowed, worker_identity,
@@ -38,6 +38,6 @@ __all__ = [
     "RUN_ACTIONS", "STEP_ACTIONS", "AttemptOutcome", "CheckpointRequired", "ClaimedAttempt", "EngineError", "Handoff",
     "InvalidInputs", "MissingStepType", "SweepReport", "TransitionNotAllowed", "abort_run", "allowed_actions", "can",
     "can_step", "cancel_run", "checked_inputs", "claim_attempt", "compensate_and_abort", "finish_attempt", "heartbeat",
-    "locked", "reject_gate", "release_gate", "rerun_from_failure", "retry_delay", "retry_step", "skip_step",
+    "lock", "locked", "reject_gate", "release_gate", "rerun_from_failure", "retry_delay", "retry_step", "skip_step",
     "start_run", "sweep", "worker_identity",
 ]

@@ -30,11 +30,18 @@ from apps.runs.models import (
     ACTIVE_RUN_STATES, AttemptKind, AttemptState, Run, RunState, SkipReason, StepAttempt, StepRun, StepState,
 )
 from apps.workflows.plan import OnFailure, Plan, StepPlan, plan_for
+from apps.workflows.services import lock_workflow
 from apps.workflows.spec.templating import TemplateEvaluationError, evaluate_condition
 
 
 def lock_run(run_id: int) -> Run:
     return statements.lock_run(run_id)
+
+
+def lock(run_id: int) -> None:
+    """Hold the run's row for the rest of the caller's transaction, as the engine's transitions
+    do (the run first, then the caller's own rows): what other apps call instead of locking it."""
+    lock_run(run_id)
 
 
 @contextmanager
@@ -258,9 +265,7 @@ def compensate_or_finish(run: Run, plan: Plan, actor, summary: str) -> None:
 
 def active_runs_locked(workflow_id: int) -> int:
     """Count the workflow's active runs while holding its row, so two starts cannot both fit."""
-    from apps.workflows.models import Workflow
-
-    Workflow.objects.select_for_update().filter(pk=workflow_id).values_list("pk").first()
+    lock_workflow(workflow_id)
     return Run.objects.filter(workflow_id=workflow_id, state__in=ACTIVE_RUN_STATES).count()
 
 
