@@ -96,14 +96,10 @@ def get_for_user(queryset: QuerySet, user, pk, *, team_field: str = "team", role
     return obj
 
 
-def require_role(user, team: Team | int, role: str) -> None:
-    if not has_role(user, team, role):
-        raise PermissionDenied(f"You need the {role} role in this team to do that.")
-
-
-def require_platform_admin(user) -> None:
-    if not (user.is_authenticated and user.is_platform_admin):
-        raise PermissionDenied("Only platform admins can do that.")
+def require_platform_admin(user, to: str = "do that") -> None:
+    """The one platform-admin guard, for pages, the API and domain functions (`user` may be None)."""
+    if not (user is not None and user.is_authenticated and user.is_platform_admin):
+        raise PermissionDenied(f"Only platform admins can {to}.")
 
 
 def _team_id(obj, team_field: str) -> int:

@@ -1,10 +1,9 @@
 """Domain functions of the accounts app: the only code that writes teams, roles and tokens."""
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.access import forget_roles
+from apps.accounts.access import forget_roles, require_platform_admin
 from apps.accounts.models import ApiToken, ApproverGroup, Membership, Team, User
 from apps.audit.log import record
 
@@ -52,8 +51,7 @@ def create_approver_group(actor, *, slug: str, name: str, team: Team, members=()
 @transaction.atomic
 def set_self_approval(actor, group: ApproverGroup, allowed: bool) -> ApproverGroup:
     """Allow or forbid self-approval in `group`: platform admins only, always audited."""
-    if not (actor is not None and actor.is_platform_admin):
-        raise PermissionDenied("Only platform admins can allow self-approval.")
+    require_platform_admin(actor, to="allow self-approval")
     group = ApproverGroup.objects.select_for_update().get(pk=group.pk)
     before = group.allow_self_approval
     group.allow_self_approval = allowed

@@ -22,7 +22,7 @@ from django.http import Http404
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from apps.accounts.access import get_for_user, has_role, scope_to_user, team_ids_with_role
+from apps.accounts.access import get_for_user, has_role, require_platform_admin, scope_to_user, team_ids_with_role
 from apps.accounts.models import ApproverGroup, Membership, Role, Team, User
 from apps.approvals.models import (
     CHECKPOINT_CHOICES, ApprovalRequest, Decision, NotificationChannel, OnExpiry, ReasonCode, RequestCause,
@@ -535,14 +535,9 @@ def _escalate(request: ApprovalRequest, now) -> None:
 # --- Waivers and channels (platform admins) --------------------------------------------------------
 
 
-def _require_platform_admin(actor) -> None:
-    if not (actor and actor.is_platform_admin):
-        raise PermissionDenied("Only platform admins can do that.")
-
-
 @transaction.atomic
 def grant_waiver(actor, *, team: Team, step_type: str, reason: str) -> RiskWaiver:
-    _require_platform_admin(actor)
+    require_platform_admin(actor)
     if not reason.strip():
         raise InvalidDecision("Say why this team may run the step type without approval.")
     waiver, _ = RiskWaiver.objects.update_or_create(team=team, step_type=step_type,
@@ -553,7 +548,7 @@ def grant_waiver(actor, *, team: Team, step_type: str, reason: str) -> RiskWaive
 
 @transaction.atomic
 def revoke_waiver(actor, waiver_id: int) -> None:
-    _require_platform_admin(actor)
+    require_platform_admin(actor)
     waiver = RiskWaiver.objects.select_related("team").get(pk=waiver_id)
     record(actor, "risk_waiver.revoked", waiver, team=waiver.team, before={"step_type": waiver.step_type})
     waiver.delete()
@@ -563,7 +558,7 @@ def revoke_waiver(actor, waiver_id: int) -> None:
 def save_channel(actor, *, name: str, url: str, secret: str = "", team: Team | None = None,
                  event_kinds=(), enabled: bool = True) -> NotificationChannel:
     """Create or update a webhook channel; an empty `secret` keeps the stored one."""
-    _require_platform_admin(actor)
+    require_platform_admin(actor)
     channel = NotificationChannel.objects.filter(name=name).first() or NotificationChannel(name=name)
     if not secret and not channel.secret_encrypted:
         raise InvalidDecision("Give the channel a signing secret: receivers check every message's HMAC with it.")

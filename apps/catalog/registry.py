@@ -33,7 +33,7 @@ class PermanentStepError(StepError):
 
 
 class StepContext(Protocol):
-    """What a step's code can see and do during one attempt (implemented by the engine)."""
+    """What a step's code can see and do during one attempt (implemented by apps.runs.context.AttemptContext)."""
 
     params: dict[str, Any]
     run_id: int

@@ -1,8 +1,9 @@
 """Opening incidents from the engine's signals: a run that pauses or fails, a step that failed."""
 
 from apps.incidents.services import record_failure
+from apps.runs.models import RunState
 
-PAUSED_OR_FAILED = {"paused", "failed"}
+PAUSED_OR_FAILED = {RunState.PAUSED, RunState.FAILED}
 
 
 def _team_and_workflow(run):

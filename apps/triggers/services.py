@@ -31,7 +31,6 @@ RUN_TRIGGER = {
     TriggerSource.SCHEDULE: Trigger.SCHEDULE,
     TriggerSource.WEBHOOK: Trigger.WEBHOOK,
     TriggerSource.FILE: Trigger.FILE,
-    # Trigger has no QUEUE choice yet (asked of the runs owner); the value is stored as written.
     TriggerSource.QUEUE: Trigger.QUEUE,
     TriggerSource.UPSTREAM: Trigger.UPSTREAM,
     TriggerSource.BACKFILL: Trigger.BACKFILL,
