@@ -123,8 +123,8 @@ class ApprovalBulk(APIView):
 
 
 urlpatterns = [
-    path("approvals/", ApprovalList.as_view(), name="api-approvals"),
-    path("approvals/bulk/", ApprovalBulk.as_view(), name="api-approvals-bulk"),
-    path("approvals/<int:pk>/", ApprovalDetail.as_view(), name="api-approval"),
-    path("approvals/<int:pk>/decide/", ApprovalDecide.as_view(), name="api-approval-decide"),
+    path("approvals", ApprovalList.as_view(), name="api-approvals"),
+    path("approvals/bulk", ApprovalBulk.as_view(), name="api-approvals-bulk"),
+    path("approvals/<int:pk>", ApprovalDetail.as_view(), name="api-approval"),
+    path("approvals/<int:pk>/decide", ApprovalDecide.as_view(), name="api-approval-decide"),
 ]

@@ -137,11 +137,11 @@ class DeadLetterReplayView(APIView):
 
 
 urlpatterns = [
-    path("workflows/<int:pk>/next-runs/", NextRunsView.as_view(), name="api-workflow-next-runs"),
-    path("workflows/<int:pk>/backfills/", BackfillCreateView.as_view(), name="api-workflow-backfills"),
-    path("backfills/<int:pk>/", BackfillView.as_view(), name="api-backfill"),
-    path("backfills/<int:pk>/cancel/", BackfillCancelView.as_view(), name="api-backfill-cancel"),
-    path("runs/<int:pk>/trigger-events/", RunTriggerEventsView.as_view(), name="api-run-trigger-events"),
-    path("workflows/<int:pk>/dead-letters/", WorkflowDeadLettersView.as_view(), name="api-workflow-dead-letters"),
-    path("dead-letters/<int:pk>/replay/", DeadLetterReplayView.as_view(), name="api-dead-letter-replay"),
+    path("workflows/<int:pk>/next-runs", NextRunsView.as_view(), name="api-workflow-next-runs"),
+    path("workflows/<int:pk>/backfills", BackfillCreateView.as_view(), name="api-workflow-backfills"),
+    path("backfills/<int:pk>", BackfillView.as_view(), name="api-backfill"),
+    path("backfills/<int:pk>/cancel", BackfillCancelView.as_view(), name="api-backfill-cancel"),
+    path("runs/<int:pk>/trigger-events", RunTriggerEventsView.as_view(), name="api-run-trigger-events"),
+    path("workflows/<int:pk>/dead-letters", WorkflowDeadLettersView.as_view(), name="api-workflow-dead-letters"),
+    path("dead-letters/<int:pk>/replay", DeadLetterReplayView.as_view(), name="api-dead-letter-replay"),
 ]

@@ -169,20 +169,20 @@ def test_history_pages_latest_first_past_its_count_cap(waiting_gate, approver, c
 def test_api_lists_and_decides(waiting_gate, approver, second_approver, api_for):
     request = waiting_gate(quorum=2)
     api = api_for(approver)
-    listed = api.get("/api/v1/approvals/").json()
+    listed = api.get("/api/v1/approvals").json()
     assert [r["id"] for r in listed["results"]] == [request.pk]
-    answer = api.post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "approve"}, format="json")
+    answer = api.post(f"/api/v1/approvals/{request.pk}/decide", {"verdict": "approve"}, format="json")
     assert answer.status_code == 200 and answer.json()["state"] == "pending"
-    again = api.post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "approve"}, format="json")
+    again = api.post(f"/api/v1/approvals/{request.pk}/decide", {"verdict": "approve"}, format="json")
     assert again.status_code == 409
-    rejected = api_for(second_approver).post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "reject"},
+    rejected = api_for(second_approver).post(f"/api/v1/approvals/{request.pk}/decide", {"verdict": "reject"},
                                              format="json")
     assert rejected.status_code == 400 and "comment" in rejected.json()["detail"]
 
 
 def test_api_refuses_the_run_starter_with_403(gated, approver, drive, api_for):
     request = ApprovalRequest.objects.get(run=drive(engine.start_run(approver, gated())))
-    answer = api_for(approver).post(f"/api/v1/approvals/{request.pk}/decide/", {"verdict": "approve"}, format="json")
+    answer = api_for(approver).post(f"/api/v1/approvals/{request.pk}/decide", {"verdict": "approve"}, format="json")
     assert answer.status_code == 403
 
 

@@ -16,8 +16,8 @@ def step(step_id, type_="test.echo", *, needs=(), params=None, when=None, retrie
     }
 
 
-def make_version(team, steps, *, name="wf", inputs=None, concurrency=None, author=None, sla=None):
-    spec = {"name": name, "description": "", "inputs": inputs or {}, "triggers": [], "sla": sla,
+def make_version(team, steps, *, name="wf", inputs=None, concurrency=None, author=None, sla=None, triggers=None):
+    spec = {"name": name, "description": "", "inputs": inputs or {}, "triggers": triggers or [], "sla": sla,
             "concurrency": concurrency, "steps": steps}
     workflow, _ = Workflow.objects.get_or_create(team=team, name=name, defaults={"created_by": author})
     number = workflow.versions.count() + 1

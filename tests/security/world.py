@@ -123,9 +123,8 @@ def build(artifact_dir) -> World:
     spec_triggers = [{"schedule": {"cron": "0 6 * * *", "timezone": "UTC", "calendar": None, "catch_up": "skip"}},
                      {"webhook": {"batch": None}}]
     make_version(billing, [step("hello", params={"message": "one"})], name="ledger", author=users["author"])
-    version = make_version(billing, [step("hello", params={"message": "two"})], name="ledger", author=users["author"])
-    version.spec = {**version.spec, "triggers": spec_triggers}
-    version.save(update_fields=["spec"])
+    version = make_version(billing, [step("hello", params={"message": "two"})], name="ledger", author=users["author"],
+                           triggers=spec_triggers)
     workflow = Workflow.objects.get(pk=version.workflow_id)
     triggers.sync_triggers(workflow)
     objects["workflow"], objects["version"] = workflow, version

@@ -77,9 +77,9 @@ def test_viewer_cannot_start_a_backfill(daily, viewer, client_for):
 
 def test_backfill_api_creates_and_reports_progress(daily, operator, api_for):
     api = api_for(operator)
-    created = api.post(f"/api/v1/workflows/{daily.pk}/backfills/",
+    created = api.post(f"/api/v1/workflows/{daily.pk}/backfills",
                        {"start": "2026-11-01T00:00:00Z", "end": "2026-11-02T23:00:00Z"}, format="json")
     assert created.status_code == 201 and created.json()["progress"]["total"] == 2
-    cancelled = api.post(f"/api/v1/backfills/{created.json()['id']}/cancel/")
+    cancelled = api.post(f"/api/v1/backfills/{created.json()['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
-    assert api.post(f"/api/v1/backfills/{created.json()['id']}/cancel/").status_code == 409
+    assert api.post(f"/api/v1/backfills/{created.json()['id']}/cancel").status_code == 409

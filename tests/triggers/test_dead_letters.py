@@ -125,7 +125,7 @@ def set_aside(queue_workflow, broker, poison):
 
 
 def test_an_operator_replays_a_set_aside_message_once_the_cause_is_fixed(set_aside, poison, api_for, operator):
-    api, url = api_for(operator), f"/api/v1/dead-letters/{set_aside.pk}/replay/"
+    api, url = api_for(operator), f"/api/v1/dead-letters/{set_aside.pk}/replay"
     failed = api.post(url)
     assert failed.status_code == 409 and "failed again" in failed.json()["detail"]
     assert DeadLetter.objects.get(pk=set_aside.pk).state == DeadLetterState.SET_ASIDE
@@ -137,17 +137,17 @@ def test_an_operator_replays_a_set_aside_message_once_the_cause_is_fixed(set_asi
     assert api.post(url).status_code == 409  # replayed once
     assert AuditEvent.objects.filter(action="dead_letter.replayed", actor=operator,
                                      object_id=str(set_aside.pk)).exists()
-    listed = api.get(f"/api/v1/workflows/{set_aside.workflow_id}/dead-letters/").json()["results"]
+    listed = api.get(f"/api/v1/workflows/{set_aside.workflow_id}/dead-letters").json()["results"]
     assert [(row["id"], row["state"], row["replayed_by"]) for row in listed] == [
         (set_aside.pk, "replayed", operator.username)]
 
 
 def test_a_viewer_cannot_replay_and_other_teams_do_not_see_dead_letters(set_aside, api_for, viewer, outsider):
-    url = f"/api/v1/dead-letters/{set_aside.pk}/replay/"
-    assert api_for(viewer).get(f"/api/v1/workflows/{set_aside.workflow_id}/dead-letters/").status_code == 200
+    url = f"/api/v1/dead-letters/{set_aside.pk}/replay"
+    assert api_for(viewer).get(f"/api/v1/workflows/{set_aside.workflow_id}/dead-letters").status_code == 200
     assert api_for(viewer).post(url).status_code == 403
     assert api_for(outsider).post(url).status_code == 404
-    assert api_for(outsider).get(f"/api/v1/workflows/{set_aside.workflow_id}/dead-letters/").status_code == 404
+    assert api_for(outsider).get(f"/api/v1/workflows/{set_aside.workflow_id}/dead-letters").status_code == 404
 
 
 def test_the_trigger_page_lists_set_aside_messages_with_a_replay_button(set_aside, poison, client_for, operator,
@@ -166,6 +166,15 @@ def test_the_trigger_page_lists_set_aside_messages_with_a_replay_button(set_asid
 
 def test_openapi_documents_dead_letters_and_the_other_trigger_endpoints(client_for, operator):
     paths = set(client_for(operator).get("/api/schema/", {"format": "json"}).json()["paths"])
-    assert {"/api/v1/workflows/{id}/dead-letters/", "/api/v1/dead-letters/{id}/replay/",
-            "/api/v1/workflows/{id}/next-runs/", "/api/v1/workflows/{id}/backfills/", "/api/v1/backfills/{id}/",
-            "/api/v1/backfills/{id}/cancel/", "/api/v1/runs/{id}/trigger-events/"} <= paths
+    assert {"/api/v1/workflows/{id}/dead-letters", "/api/v1/dead-letters/{id}/replay",
+            "/api/v1/workflows/{id}/next-runs", "/api/v1/workflows/{id}/backfills", "/api/v1/backfills/{id}",
+            "/api/v1/backfills/{id}/cancel", "/api/v1/runs/{id}/trigger-events"} <= paths
+
+
+def test_an_api_path_with_a_trailing_slash_is_sent_on_keeping_the_method(api_for, set_aside, operator):
+    api = api_for(operator)
+    moved = api.post(f"/api/v1/dead-letters/{set_aside.pk}/replay/?why=old-client")
+    assert moved.status_code == 308 and moved["Location"] == f"/api/v1/dead-letters/{set_aside.pk}/replay?why=old-client"
+    set_aside.refresh_from_db()
+    assert set_aside.state == "set_aside"  # the redirect itself changes nothing
+    assert api.get("/api/v1/approvals/").status_code == 308
