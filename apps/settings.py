@@ -4,6 +4,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.audit.keys import parse_audit_keys
@@ -14,19 +15,28 @@ VAR_DIR = Path(env_str("FLOWDECK_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once into var/ (never committed)."""
-    configured = env_str("SECRET_KEY")
+def _key(variable: str, filename: str, make) -> str:
+    """`variable` from the environment, else a key `make()` generates once into var/ (never
+    committed). Written private under a draft name and linked into place, so two processes
+    starting at once cannot end up with two different keys."""
+    configured = env_str(variable)
     if configured:
         return configured
-    key_file = VAR_DIR / "secret_key"
+    key_file = VAR_DIR / filename
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        draft = VAR_DIR / f"{filename}.{secrets.token_hex(4)}"
+        draft.touch(mode=0o600)  # private before the key is written into it
+        draft.write_text(make())
+        try:
+            key_file.hardlink_to(draft)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return key_file.read_text().strip()
 
 
-SECRET_KEY = _secret_key()
+SECRET_KEY = _key("SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50))
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -179,44 +189,11 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 X_FRAME_OPTIONS = "DENY"
 
 
-def _secrets_key() -> str:
-    """Fernet key(s) encrypting connection secrets at rest; generated once into var/ when unset."""
-    configured = env_str("FLOWDECK_SECRETS_KEY")
-    if configured:
-        return configured
-    key_file = VAR_DIR / "secrets_key"
-    if not key_file.exists():
-        from cryptography.fernet import Fernet
-
-        key_file.write_bytes(Fernet.generate_key())
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-FLOWDECK_SECRETS_KEY = _secrets_key()
-
-
-def _audit_keys() -> str:
-    """HMAC key(s) signing the audit chain ("id:key,..."); generated once into var/ when unset."""
-    configured = env_str("FLOWDECK_AUDIT_KEYS")
-    if configured:
-        return configured
-    key_file = VAR_DIR / "audit_key"
-    if not key_file.exists():
-        # Linked into place, so two processes starting at once cannot end up signing with two keys.
-        draft = VAR_DIR / f"audit_key.{secrets.token_hex(4)}"
-        draft.touch(mode=0o600)  # private before the key is written into it
-        draft.write_text(f"local-{secrets.token_hex(3)}:{secrets.token_urlsafe(32)}")
-        try:
-            key_file.hardlink_to(draft)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return key_file.read_text().strip()
-
-
-FLOWDECK_AUDIT_KEYS = parse_audit_keys(_audit_keys())
+# Fernet key(s) encrypting connection secrets at rest.
+FLOWDECK_SECRETS_KEY = _key("FLOWDECK_SECRETS_KEY", "secrets_key", lambda: Fernet.generate_key().decode())
+# HMAC key(s) signing the audit chain ("id:key,...").
+FLOWDECK_AUDIT_KEYS = parse_audit_keys(_key(
+    "FLOWDECK_AUDIT_KEYS", "audit_key", lambda: f"local-{secrets.token_hex(3)}:{secrets.token_urlsafe(32)}"))
 
 # --- Email and notifications ---
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
