@@ -11,7 +11,6 @@
 
 import json
 from functools import wraps
-from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -84,7 +83,6 @@ def people(request):
     return render(request, "platform/people.html", {
         "teams": Paginator(teams, PAGE_SIZE).get_page(request.GET.get("teams_page")),
         "users": Paginator(users, PAGE_SIZE).get_page(request.GET.get("page")), "query": query,
-        "query_string": urlencode({"q": query}) if query else "",
     })
 
 
@@ -96,7 +94,6 @@ def search_page(request):
     query, kind = request.GET.get("q", "").strip(), request.GET.get("kind", "")
     context = {"query": query, "kind": kind if kind in SEARCH_KINDS else "", "kinds": SEARCH_KINDS}
     if query and context["kind"]:
-        context["query_string"] = urlencode({"q": query, "kind": kind})
         context["page"] = Paginator(search(request.user, query, kind), PAGE_SIZE).get_page(request.GET.get("page"))
     elif query:
         context["sections"] = [(name, list(search(request.user, query, name)[:SEARCH_PREVIEW + 1]))
