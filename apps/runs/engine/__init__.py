@@ -10,7 +10,7 @@ attempt row (times, worker) instead.
 
 Where each rule lives:
 - `transitions`: the state machines (which moves, which people's actions from which states,
-  the role each needs, the audit action); `can` for pages and the API.
+  the role each needs, the audit action); `allowed_actions` for pages and the API.
 - `starting`: the one way a run starts, with its inputs checked, for every path.
 - `advancing`: which steps start, skip, wait or fail; the run's state; failure policy and
   compensation; queued runs starting as slots free up.
@@ -21,23 +21,22 @@ Where each rule lives:
 - `contract`: the errors and the types the worker's side shares with the engine.
 """
 
-from apps.runs.engine.advancing import lock, locked
+from apps.runs.engine.advancing import lock
 from apps.runs.engine.contract import (
-    AttemptOutcome, CheckpointRequired, ClaimedAttempt, EngineError, Handoff, InvalidInputs, MissingStepType,
-    TransitionNotAllowed, worker_identity,
+    AttemptOutcome, CheckpointRequired, ClaimedAttempt, EngineError, Handoff, InvalidInputs, TransitionNotAllowed,
+    worker_identity,
 )
 from apps.runs.engine.decisions import (
     abort_run, cancel_run, compensate_and_abort, reject_gate, release_gate, retry_step, skip_step,
 )
-from apps.runs.engine.recovery import SweepReport, rerun_from_failure, sweep
+from apps.runs.engine.recovery import rerun_from_failure, sweep
 from apps.runs.engine.starting import checked_inputs, start_run
-from apps.runs.engine.transitions import RUN_ACTIONS, STEP_ACTIONS, allowed_actions, can, can_step
+from apps.runs.engine.transitions import RUN_ACTIONS, STEP_ACTIONS, allowed_actions
 from apps.runs.engine.worker import claim_attempt, finish_attempt, heartbeat, retry_delay
 
 __all__ = [
     "RUN_ACTIONS", "STEP_ACTIONS", "AttemptOutcome", "CheckpointRequired", "ClaimedAttempt", "EngineError", "Handoff",
-    "InvalidInputs", "MissingStepType", "SweepReport", "TransitionNotAllowed", "abort_run", "allowed_actions", "can",
-    "can_step", "cancel_run", "checked_inputs", "claim_attempt", "compensate_and_abort", "finish_attempt", "heartbeat",
-    "lock", "locked", "reject_gate", "release_gate", "rerun_from_failure", "retry_delay", "retry_step", "skip_step",
-    "start_run", "sweep", "worker_identity",
+    "InvalidInputs", "TransitionNotAllowed", "abort_run", "allowed_actions", "cancel_run", "checked_inputs",
+    "claim_attempt", "compensate_and_abort", "finish_attempt", "heartbeat", "lock", "reject_gate", "release_gate",
+    "rerun_from_failure", "retry_delay", "retry_step", "skip_step", "start_run", "sweep", "worker_identity",
 ]

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from contextlib import contextmanager
 from functools import reduce
 from typing import Iterable
 
-from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -42,14 +40,6 @@ def lock(run_id: int) -> None:
     """Hold the run's row for the rest of the caller's transaction, as the engine's transitions
     do (the run first, then the caller's own rows): what other apps call instead of locking it."""
     lock_run(run_id)
-
-
-@contextmanager
-def locked(run_id: int):
-    """`with engine.locked(run_id) as run:` the run's row locked for another app's transaction (in
-    the order the engine itself locks: the run first), so no engine transition interleaves."""
-    with transaction.atomic():
-        yield lock_run(run_id)
 
 
 def set_run_state(run: Run, state: str, actor, *, summary: str | None = None, extra_fields=(),

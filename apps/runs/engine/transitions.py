@@ -3,7 +3,7 @@
 `RUN_MOVES` lists the moves the engine may make (target: sources); `set_run_state` refuses any
 other. `RUN_ACTIONS` and `STEP_ACTIONS` are what people do: the states each is allowed from, the
 team role it needs and the audit action it writes. The engine's action functions check them under
-the run's lock with `require`; pages and the API ask `can` / `allowed_actions` instead of
+the run's lock with `require`; pages and the API ask `allowed_actions` instead of
 repeating the rules. Deciding a paused run's failure (retry, skip, abort, compensate) also needs
 a decision on its checkpoint: apps.approvals holds that decision and its separation of duties.
 """
@@ -98,11 +98,6 @@ STEP_ACTIONS: dict[str, StepAction] = {
     "reject": StepAction("Reject", _UNFINISHED, frozenset({StepState.WAITING_APPROVAL}), Role.APPROVER,
                          "step.failed", "nothing to reject"),
 }
-
-
-def can(run: Run, action: str) -> bool:
-    """Whether `run`'s state allows `action` (not whether a given person may)."""
-    return run.state in RUN_ACTIONS[action].sources
 
 
 def can_step(run: Run, step_run: StepRun, action: str) -> bool:
