@@ -14,7 +14,6 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.access import has_role
 from apps.accounts.models import Role
 from apps.approvals import services as approvals
 from apps.approvals.models import ReasonCode, Verdict
@@ -66,9 +65,7 @@ class RunDetailSerializer(RunSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=sorted(engine.RUN_ACTIONS))))
     def get_actions(self, run: Run) -> list[str]:
-        user = self.context["user"]
-        roles = {rule.role for rule in engine.RUN_ACTIONS.values() if has_role(user, run.team, rule.role)}
-        return sorted(engine.allowed_actions(run, roles))
+        return sorted(engine.allowed_actions(run, self.context["user"]))
 
 
 ConflictSerializer = inline_serializer("RunConflict", {"detail": serializers.CharField()})

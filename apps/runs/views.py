@@ -87,13 +87,9 @@ def _live_context(request, run: Run) -> dict:
         "run": run, "steps": list(rows.values()), "poll_seconds": POLL_SECONDS,
         "graph": step_graph([(step.id, step.needs) for step in plan.steps.values()], rows),
         "attempts": attempts, "can_act": has_role(request.user, run.team, Role.OPERATOR),
-        "actions": engine.allowed_actions(run, _roles(request.user, run)),
+        "actions": engine.allowed_actions(run, request.user),
         "checkpoints": approvals.open_checkpoints(run),
     }
-
-
-def _roles(user, run: Run) -> set[str]:
-    return {rule.role for rule in engine.RUN_ACTIONS.values() if has_role(user, run.team, rule.role)}
 
 
 @login_required

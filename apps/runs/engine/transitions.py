@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from apps.accounts.access import has_role
 from apps.accounts.models import Role
 from apps.runs.engine.contract import CheckpointRequired, TransitionNotAllowed
 from apps.runs.models import Run, RunState, StepRun, StepState
@@ -105,9 +106,10 @@ def can_step(run: Run, step_run: StepRun, action: str) -> bool:
     return run.state in rule.run_sources and step_run.state in rule.step_sources
 
 
-def allowed_actions(run: Run, roles: set[str]) -> set[str]:
-    """The run actions a person holding `roles` in the run's team may take now."""
-    return {name for name, rule in RUN_ACTIONS.items() if rule.role in roles and run.state in rule.sources}
+def allowed_actions(run: Run, user) -> set[str]:
+    """The run actions `user` may take on `run` now: its state allows them and `user` holds the role."""
+    return {name for name, rule in RUN_ACTIONS.items()
+            if run.state in rule.sources and has_role(user, run.team_id, rule.role)}
 
 
 def require(run: Run, action: str, *, checkpoint: int | None = None) -> None:
