@@ -35,7 +35,7 @@ from apps.catalog.secrets import encrypt
 from apps.runs import engine
 from apps.runs.models import AttemptKind, Run, StepRun, StepState
 from apps.runs.signatures import error_signature
-from apps.workflows.plan import plan_for
+from apps.workflows.plan import step_definitions
 
 # Checkpoint choices and the role each needs; skipping a risky step needs an approver.
 CHOICE_ROLES = {Verdict.RETRY: Role.OPERATOR, Verdict.SKIP: Role.OPERATOR, Verdict.COMPENSATE: Role.OPERATOR,
@@ -177,16 +177,14 @@ def _record_causes(request: ApprovalRequest, run: Run, step_run: StepRun) -> Non
 def step_authors(run: Run, step_id: str) -> list[tuple[int, int]]:
     """(version number, author id) of the version that introduced the step and of the version
     that last changed its definition, walking back from the run's version."""
-    rows = run.workflow.versions.filter(number__lte=run.version.number).order_by("-number") \
-        .values_list("pk", "number", "created_by_id")
+    versions = run.workflow.versions.filter(number__lte=run.version.number).order_by("-number")
     current = run.version.plan.steps[step_id].definition
     introduced = changed = None
-    for version_id, number, author_id in rows:
-        step = plan_for(version_id).steps.get(step_id)
-        if step is None:
+    for number, author_id, definition in step_definitions(versions, step_id):
+        if definition is None:
             break
         introduced = (number, author_id)
-        if step.definition == current:
+        if definition == current:
             changed = (number, author_id)
     return [found for found in (introduced, changed) if found and found[1]]
 
@@ -335,10 +333,9 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
         raise InvalidDecision("Add a comment saying what you checked or changed.")
     approve_again = False
     if choice == Verdict.RETRY and params_override:
-        _check_params(request.step_run, params_override)
+        ran_with = _check_params(request.step_run, params_override)
         # Edited parameters of a risky step are a new request to run it: approved again, by others.
-        approve_again = request.risky and params_override != {key: value for key, value in
-                                                               last_params(request.step_run).items()
+        approve_again = request.risky and params_override != {key: value for key, value in ran_with.items()
                                                                if key in params_override}
     _record_decision(actor, request, choice, reason_code=reason_code, comment=comment,
                      params_override=params_override if choice == Verdict.RETRY else None,
@@ -362,8 +359,12 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
 
 def open_checkpoints(run: Run) -> list[ApprovalRequest]:
     """The checkpoints of `run` waiting for a decision, oldest first (what its pages link to)."""
-    return list(ApprovalRequest.objects.filter(run=run, kind=RequestKind.CHECKPOINT, state=RequestState.PENDING)
-                .select_related("step_run").order_by("pk"))
+    return list(_open_checkpoints(run).select_related("step_run"))
+
+
+def _open_checkpoints(run: Run) -> QuerySet:
+    return ApprovalRequest.objects.filter(run=run, kind=RequestKind.CHECKPOINT, state=RequestState.PENDING) \
+        .order_by("pk")
 
 
 def open_checkpoint_of(step_run: StepRun) -> ApprovalRequest:
@@ -382,9 +383,9 @@ def end_run(actor, run: Run, choice: str, *, reason_code: str = "", comment: str
     a running or waiting one by the engine at once."""
     if choice not in (Verdict.ABORT, Verdict.COMPENSATE):
         raise InvalidDecision("A run is ended by abort or compensate.")
-    checkpoints = open_checkpoints(run)
-    if checkpoints:
-        decide_checkpoint(actor, checkpoints[0], choice, reason_code=reason_code, comment=comment)
+    checkpoint = _open_checkpoints(run).first()
+    if checkpoint is not None:
+        decide_checkpoint(actor, checkpoint, choice, reason_code=reason_code, comment=comment)
         return
     try:
         if choice == Verdict.COMPENSATE:
@@ -403,16 +404,19 @@ def decide_step(actor, step_run: StepRun, choice: str, *, reason_code: str, comm
                              params_override=params_override, skip_output=skip_output)
 
 
-def _check_params(step_run: StepRun, params_override: dict) -> None:
+def _check_params(step_run: StepRun, params_override: dict) -> dict:
+    """The parameters the step last ran with, once `params_override` on top of them fits its type."""
     if not isinstance(params_override, dict):
         raise InvalidDecision("Edited parameters must be a JSON object of parameter names and values.")
     step_type = get_step_type(step_run.step_type)
     if step_type is None:
         raise InvalidDecision(f"Step type {step_run.step_type} is not installed, so its parameters cannot be "
                               f"checked: skip or abort instead.")
-    errors = params_errors(step_type, {**last_params(step_run), **params_override})
+    ran_with = last_params(step_run)
+    errors = params_errors(step_type, {**ran_with, **params_override})
     if errors:
         raise InvalidDecision("The edited parameters do not fit the step type: " + "; ".join(errors))
+    return ran_with
 
 
 def last_params(step_run: StepRun) -> dict:

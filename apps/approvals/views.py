@@ -107,9 +107,11 @@ def decide(request, pk: int):
 
 
 def _what_follows(approval_request) -> str:
+    if approval_request.kind != RequestKind.CHECKPOINT:
+        return ""
     step_run = approval_request.step_run
     step_run.refresh_from_db(fields=["state"])
-    if approval_request.kind == RequestKind.CHECKPOINT and step_run.state == StepState.WAITING_APPROVAL:
+    if step_run.state == StepState.WAITING_APPROVAL:
         return (f" Step {step_run.step_id} is risky and its parameters changed, so it waits for an approval of "
                 f"the new parameters by someone else.")
     return ""

@@ -89,9 +89,9 @@ def broker_url(connection: Connection) -> str:
 
 def consume(binding: TriggerBinding, *, once: bool, poll_seconds: float = 1.0) -> ConsumeReport:
     """Consume the binding's queue: until it is empty (`once`), or for `poll_seconds` at most."""
-    if queue_connection(binding).kind == ConnectionKind.REDIS:
-        return _consume_stream(binding, once=once, poll_seconds=poll_seconds)
-    return _consume_rabbitmq(binding, once=once, poll_seconds=poll_seconds)
+    connection = queue_connection(binding)
+    consumer = _consume_stream if connection.kind == ConnectionKind.REDIS else _consume_rabbitmq
+    return consumer(binding, broker_url(connection), once=once, poll_seconds=poll_seconds)
 
 
 def queue_bindings():
@@ -196,10 +196,10 @@ def rabbitmq_delivery(message) -> Delivery:
                     ack=message.ack, give_back=message.requeue)
 
 
-def _consume_rabbitmq(binding: TriggerBinding, *, once: bool, poll_seconds: float) -> ConsumeReport:
+def _consume_rabbitmq(binding: TriggerBinding, url: str, *, once: bool, poll_seconds: float) -> ConsumeReport:
     report = ConsumeReport()
     config = binding.config
-    with BrokerConnection(broker_url(queue_connection(binding)), connect_timeout=5) as conn:
+    with BrokerConnection(url, connect_timeout=5) as conn:
         queue = conn.SimpleQueue(config["queue"])
         try:
             deadline = time.monotonic() + poll_seconds
@@ -248,9 +248,9 @@ def stream_delivery(reader: StreamReader, entry: StreamEntry, *, redelivered: bo
                     give_back=lambda: None)
 
 
-def _consume_stream(binding: TriggerBinding, *, once: bool, poll_seconds: float) -> ConsumeReport:
+def _consume_stream(binding: TriggerBinding, url: str, *, once: bool, poll_seconds: float) -> ConsumeReport:
     report = ConsumeReport()
-    client = redis.Redis.from_url(broker_url(queue_connection(binding)), socket_connect_timeout=5,
+    client = redis.Redis.from_url(url, socket_connect_timeout=5,
                                   socket_timeout=poll_seconds + 10)
     try:
         reader = StreamReader(client, binding.config["queue"], group_name(binding.workflow_id), consumer_name())

@@ -407,8 +407,8 @@ def cancel_backfill(actor, backfill: Backfill) -> Backfill:
     backfill.save(update_fields=["state"])
     backfill.slots.filter(run__isnull=True, error="").update(error="Cancelled with its backfill.")
     # A paused run is left to its checkpoint: only a decision there ends it.
-    for run in Run.objects.filter(trigger_events__backfill=backfill).exclude(state__in=FINISHED_RUN_STATES) \
-            .exclude(state=RunState.PAUSED):
+    for run in Run.objects.filter(trigger_events__backfill=backfill) \
+            .exclude(state__in=[*FINISHED_RUN_STATES, RunState.PAUSED]):
         engine.cancel_run(actor, run)
     record(actor, "backfill.cancelled", backfill, after=backfill_progress(backfill))
     return backfill

@@ -246,7 +246,8 @@ def receive(token: str, body: bytes, headers) -> Accepted:
         started = services.start_once(workflow, TriggerSource.WEBHOOK, key, inputs=payload, payload=payload)
     except engine.InvalidInputs as invalid:
         raise WebhookRefused(400, f"The body does not fit the workflow's inputs: {invalid}", errors=[
-            {"field": f"inputs.{name}", "message": message} for name, message in invalid.errors.items()]) from None
+            {"field": name if name == "inputs" else f"inputs.{name}", "message": message}
+            for name, message in invalid.errors.items()]) from None
     if not started.created:
         _same_request(started.event, key, payload)
     return Accepted(started.event, duplicate=not started.created)

@@ -55,4 +55,4 @@ class WorkflowVersion(models.Model):
     @property
     def plan(self) -> Plan:
         """The typed view of `spec`, built once per process (a version never changes)."""
-        return plan_for(self.pk)
+        return plan_for(self.pk, None if "spec" in self.get_deferred_fields() else self.spec)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -143,17 +142,32 @@ def _steps_read(step: dict) -> frozenset[str] | None:
     return frozenset(names)
 
 
-@lru_cache(maxsize=512)
-def _cached(version_id: int) -> Plan:
-    # Through the app registry: models imports this module for WorkflowVersion.plan.
-    spec = apps.get_model("workflows", "WorkflowVersion").objects.values_list("spec", flat=True).get(pk=version_id)
-    return build_plan(version_id, spec)
+# Versions never change: a process builds each one's plan once. Bounded, oldest first out.
+_plans: dict[int, Plan] = {}
+_PLANS_KEPT = 512
 
 
-def plan_for(version_id: int) -> Plan:
-    return _cached(version_id)
+def plan_for(version_id: int, spec: dict | None = None) -> Plan:
+    """The plan of version `version_id`, from `spec` when the caller holds it (else one query)."""
+    plan = _plans.get(version_id)
+    if plan is None:
+        if spec is None:
+            # Through the app registry: models imports this module for WorkflowVersion.plan.
+            spec = apps.get_model("workflows", "WorkflowVersion").objects.values_list("spec", flat=True) \
+                .get(pk=version_id)
+        plan = _plans[version_id] = build_plan(version_id, spec)
+        if len(_plans) > _PLANS_KEPT:
+            _plans.pop(next(iter(_plans)))
+    return plan
+
+
+def step_definitions(versions, step_id: str):
+    """(number, author id, the step's definition or None) of each version in the queryset
+    `versions`, in its order: one query, and no plan built for versions only compared."""
+    for number, spec, author_id in versions.values_list("number", "spec", "created_by_id"):
+        yield number, author_id, next((step for step in spec["steps"] if step["id"] == step_id), None)
 
 
 def forget_plans() -> None:
     """Drop cached plans (tests reuse version ids after a rollback)."""
-    _cached.cache_clear()
+    _plans.clear()
