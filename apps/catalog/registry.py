@@ -9,6 +9,8 @@ failures that retrying cannot fix (a 4xx answer, a failed quality gate).
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -101,9 +103,11 @@ def _load_builtins() -> None:
 
 
 def with_defaults(step: StepType, params: dict) -> dict:
-    """`params` with the schema's top-level defaults filled in for what was not given."""
+    """`params` with the schema's top-level defaults filled in for what was not given (copies:
+    a step that changes its `options` must not change the registered schema)."""
     properties = (step.params_schema or {}).get("properties") or {}
-    return {**{name: prop["default"] for name, prop in properties.items() if "default" in prop}, **params}
+    return {**{name: copy.deepcopy(prop["default"]) for name, prop in properties.items() if "default" in prop},
+            **params}
 
 
 def params_errors(step: StepType, params: Any) -> list[str]:

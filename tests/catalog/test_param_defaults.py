@@ -27,3 +27,9 @@ def test_parameters_that_break_the_schema_are_refused_before_defaults():
 def test_with_defaults_only_fills_top_level_properties_that_declare_one():
     assert with_defaults(get_step_type("batch.map"), {"function": "f"})["function"] == "f"
     assert "source" not in with_defaults(get_step_type("batch.map"), {})
+
+
+def test_a_step_changing_a_filled_in_default_does_not_change_the_schema():
+    params = checked_params(SimpleNamespace(params={"source": {"file": "in.csv"}, "function": "f"}), "batch.map")
+    params["options"]["mutated"] = True
+    assert get_step_type("batch.map").params_schema["properties"]["options"]["default"] == {}
