@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.runs",
     "apps.triggers",
     "apps.approvals",
+    "apps.notifications",
     "apps.incidents",
     "apps.knowledge",
     "apps.monitoring",

@@ -2,12 +2,16 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
 
-from apps.accounts import views as account_views
+from apps.platform import views as platform_views
 
 urlpatterns = [
-    path("", account_views.home, name="home"),
+    path("", platform_views.home, name="home"),
     path("accounts/", include("apps.accounts.urls")),
     path("catalog/", include("apps.catalog.urls")),
     path("workflows/", include("apps.workflows.urls")),

@@ -1,4 +1,4 @@
-"""Sign-in, the signed-in person's home page and their API tokens."""
+"""Sign-in and the signed-in person's API tokens."""
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -7,7 +7,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts import services
-from apps.accounts.models import Membership
 
 
 class LoginView(auth_views.LoginView):
@@ -17,20 +16,6 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     pass
-
-
-@login_required
-def home(request):
-    """What needs the person now: approvals waiting for them, runs needing attention, their
-    teams' recent runs, with search across the console (panels from apps.platform.overview)."""
-    from apps.platform.overview import home_panels
-
-    return render(request, "accounts/home.html", {
-        "panels": home_panels(request.user),
-        # Ordered here: Membership's default order joins the user too.
-        "memberships": Membership.objects.filter(user=request.user).select_related("team")
-        .order_by("team__name", "role"),
-    })
 
 
 @login_required

@@ -1,7 +1,7 @@
 """Receivers of the engine's signals: open a gate or a checkpoint, withdraw what went stale.
 
 They run inside the engine's transaction while it holds the run's row lock, so a request exists
-exactly when the state that needs it does; notifications wait for the commit (see notify.py).
+exactly when the state that needs it does; notifications wait for the commit (see apps.notifications).
 """
 
 from apps.approvals import services

@@ -22,16 +22,29 @@ from django.http import Http404
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from apps.accounts.access import get_for_user, has_role, require_platform_admin, scope_to_user, team_ids_with_role
+from apps.accounts.access import (
+    get_for_user,
+    has_role,
+    require_platform_admin,
+    scope_to_user,
+    team_ids_with_role,
+)
 from apps.accounts.models import ApproverGroup, Membership, Role, Team, User
 from apps.approvals.models import (
-    CHECKPOINT_CHOICES, ApprovalRequest, Decision, NotificationChannel, OnExpiry, ReasonCode, RequestCause,
-    RequestKind, RequestState, RiskWaiver, Verdict,
+    CHECKPOINT_CHOICES,
+    ApprovalRequest,
+    Decision,
+    OnExpiry,
+    ReasonCode,
+    RequestCause,
+    RequestKind,
+    RequestState,
+    RiskWaiver,
+    Verdict,
 )
-from apps.approvals.notify import absolute_url, notify
 from apps.audit.log import record
 from apps.catalog.registry import Risk, get_step_type, params_errors
-from apps.catalog.secrets import encrypt
+from apps.notifications.services import absolute_url, notify
 from apps.runs import engine
 from apps.runs.models import AttemptKind, Run, StepRun, StepState
 from apps.runs.signatures import error_signature
@@ -556,23 +569,6 @@ def revoke_waiver(actor, waiver_id: int) -> None:
     waiver = RiskWaiver.objects.select_related("team").get(pk=waiver_id)
     record(actor, "risk_waiver.revoked", waiver, team=waiver.team, before={"step_type": waiver.step_type})
     waiver.delete()
-
-
-@transaction.atomic
-def save_channel(actor, *, name: str, url: str, secret: str = "", team: Team | None = None,
-                 event_kinds=(), enabled: bool = True) -> NotificationChannel:
-    """Create or update a webhook channel; an empty `secret` keeps the stored one."""
-    require_platform_admin(actor)
-    channel = NotificationChannel.objects.filter(name=name).first() or NotificationChannel(name=name)
-    if not secret and not channel.secret_encrypted:
-        raise InvalidDecision("Give the channel a signing secret: receivers check every message's HMAC with it.")
-    channel.url, channel.team, channel.event_kinds, channel.enabled = url, team, list(event_kinds), enabled
-    if secret:
-        channel.secret_encrypted = encrypt(secret)
-    channel.save()
-    record(actor, "notification_channel.saved", channel, team=team, after={
-        "name": name, "url": url, "event_kinds": list(event_kinds), "enabled": enabled, "secret_changed": bool(secret)})
-    return channel
 
 
 # --- Reading ---------------------------------------------------------------------------------------

@@ -1,76 +1,12 @@
-"""Celery tasks of the approvals app: deliver notifications, and expire overdue requests.
-
-Tasks take primary keys or plain data, re-read what they need, and tolerate redelivery: a
-webhook may be posted twice after a lost ack, which is why payloads carry the event's ids.
-"""
+"""Celery tasks of the approvals app: expire overdue requests (beat sends it every 30 s)."""
 
 from __future__ import annotations
 
-import json
-import random
-import time
-
-import httpx
 from celery import shared_task
-from django.conf import settings
-from django.core.mail import send_mass_mail
 
-from apps.approvals.models import NotificationChannel
-from apps.approvals.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from apps.catalog.secrets import decrypt
 from apps.logging import get_logger
 
 logger = get_logger("flowdeck.approvals")
-WEBHOOK_TIMEOUT_SECONDS = 10
-WEBHOOK_MAX_RETRIES = 8
-WEBHOOK_BACKOFF_CAP_SECONDS = 900
-
-
-class WebhookUnavailable(Exception):
-    """The channel did not take the message this time (network error, 5xx, 408, 429)."""
-
-
-@shared_task(name="flowdeck.approvals.send_notification_mail", ignore_result=True,
-             autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=WEBHOOK_BACKOFF_CAP_SECONDS,
-             max_retries=5)
-def send_notification_mail(subject: str, body: str, emails: list[str]) -> None:
-    # One message per person: recipients do not see each other's addresses.
-    send_mass_mail([(subject, body, settings.DEFAULT_FROM_EMAIL, [email]) for email in emails])
-
-
-@shared_task(name="flowdeck.approvals.deliver_webhook", bind=True, ignore_result=True,
-             max_retries=WEBHOOK_MAX_RETRIES)
-def deliver_webhook(self, channel_id: int, payload: dict) -> None:
-    channel = NotificationChannel.objects.filter(pk=channel_id, enabled=True).first()
-    if channel is None:
-        return
-    try:
-        post_signed(channel, payload)
-    except WebhookUnavailable as exc:
-        delay = min(WEBHOOK_BACKOFF_CAP_SECONDS, 5 * 2 ** self.request.retries)
-        logger.warning("webhook delivery failed; retrying", channel=channel.name, error=str(exc),
-                       retry=self.request.retries + 1, delay_seconds=delay)
-        raise self.retry(exc=exc, countdown=delay / 2 + random.uniform(0, delay / 2))
-
-
-def post_signed(channel: NotificationChannel, payload: dict) -> None:
-    """POST `payload` to the channel, signed with its secret. Raises WebhookUnavailable when
-    trying again later may help; a 4xx answer is logged and dropped (retrying cannot fix it)."""
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    timestamp = str(int(time.time()))
-    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-               SIGNATURE_HEADER: sign(decrypt(channel.secret_encrypted), timestamp, body)}
-    # The URL is set only by platform admins (who also own the outbound allow-list), so it is
-    # trusted like the mail server is.
-    try:
-        response = httpx.post(channel.url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS)
-    except httpx.HTTPError as exc:
-        raise WebhookUnavailable(f"{type(exc).__name__}: {exc}") from None
-    if response.status_code >= 500 or response.status_code in (408, 429):
-        raise WebhookUnavailable(f"answered {response.status_code}")
-    if response.status_code >= 400:
-        logger.error("webhook refused the notification; check the channel's URL and secret",
-                     channel=channel.name, status=response.status_code)
 
 
 @shared_task(name="flowdeck.approvals.expire_approvals", ignore_result=True)

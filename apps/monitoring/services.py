@@ -8,7 +8,7 @@ settings and alerts.
 - `check_anomalies(run)` compares a finished run's duration and record count with the
   workflow's recent history (median and MAD) and alerts when it is unusual.
 - `raise_alert` / `close_alert`: alerts are deduplicated by key while open and sent through
-  `apps.approvals.notify` to the people who can act; a person acknowledges (`acknowledge_alert`)
+  `apps.notifications` to the people who can act; a person acknowledges (`acknowledge_alert`)
   or resolves (`resolve_alert`) one by hand.
 """
 
@@ -115,7 +115,7 @@ def _team_operators(team):
 
 
 def _notify(alert: Alert, recipients) -> None:
-    from apps.approvals.notify import absolute_url, notify
+    from apps.notifications.services import absolute_url, notify
 
     people = {*recipients, *_team_operators(alert.team)}
     url = absolute_url(f"/monitoring/alerts/{alert.pk}/")

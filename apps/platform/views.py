@@ -4,7 +4,8 @@
   workers with their queues, active and reserved tasks, and queue depths; step types; teams,
   people and roles. Connections, the knowledge index and the audit log are linked to the pages
   of the apps that own them.
-- For everyone signed in: the console-wide search, and the workflow editor's live panels
+- For everyone signed in: home (what needs the person now), the console-wide search, and the
+  workflow editor's live panels
   (graph and dry run, catalog snippets, the form mode), which save nothing: the YAML they return
   is saved by the workflows app's editor through `save_version`.
 """
@@ -25,7 +26,7 @@ from apps.accounts.models import Membership, Team, User
 from apps.catalog.registry import all_step_types, get_step_type
 from apps.monitoring.broker_queues import known_queues
 from apps.platform import health
-from apps.platform.overview import SEARCH_KINDS, search
+from apps.platform.overview import SEARCH_KINDS, home_panels, search
 from apps.workflows import editor
 from apps.workflows.services import get_workflow_for_user, teams_where_author
 
@@ -86,7 +87,19 @@ def people(request):
     })
 
 
-# --- Search -----------------------------------------------------------------------------------------
+# --- Home and search ----------------------------------------------------------------------------
+
+
+@login_required
+def home(request):
+    """What needs the person now: approvals waiting for them, runs needing attention, their
+    teams' recent runs, with search across the console (panels from apps.platform.overview)."""
+    return render(request, "platform/home.html", {
+        "panels": home_panels(request.user),
+        # Ordered here: Membership's default order joins the user too.
+        "memberships": Membership.objects.filter(user=request.user).select_related("team")
+        .order_by("team__name", "role"),
+    })
 
 
 @login_required

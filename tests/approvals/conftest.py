@@ -12,7 +12,7 @@ def eager_tasks(monkeypatch):
 
     Patched per task rather than through Celery's global `task_always_eager`, which would leak
     into the real worker of the end-to-end tests."""
-    from apps.approvals import tasks
+    from apps.notifications import tasks
 
     for task in (tasks.send_notification_mail, tasks.deliver_webhook):
         monkeypatch.setattr(task, "delay", lambda *args, _task=task, **kwargs: _task.apply(args=args, kwargs=kwargs))

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from apps.approvals import services
-from apps.approvals.models import NotificationChannel
-from apps.approvals.notify import notify
 from apps.catalog.secrets import decrypt
+from apps.notifications.models import NotificationChannel
+from apps.notifications.services import notify, save_channel
 from apps.runs import engine
 from tests.runs.factories import make_version, step
 
@@ -65,7 +65,7 @@ def receiver():
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch):
-    from apps.approvals import tasks
+    from apps.notifications import tasks
 
     monkeypatch.setattr(tasks.random, "uniform", lambda low, high: 0)
 
@@ -107,7 +107,7 @@ def test_waived_step_notifies_nobody(team, operator, approver, platform_admin, d
 def test_webhook_channel_gets_a_signed_slack_payload(waiting_gate, platform_admin, receiver, on_commit,
                                                      eager_tasks):
     server = receiver()
-    services.save_channel(platform_admin, name="ops-chat", url=server.url, secret=SECRET)
+    save_channel(platform_admin, name="ops-chat", url=server.url, secret=SECRET)
     with on_commit():
         request = waiting_gate()
     assert len(server.received) == 1
@@ -120,7 +120,7 @@ def test_webhook_channel_gets_a_signed_slack_payload(waiting_gate, platform_admi
 
 def test_webhook_is_retried_until_the_channel_takes_it(platform_admin, receiver, on_commit, eager_tasks):
     server = receiver(statuses=[503, 500])
-    services.save_channel(platform_admin, name="flaky-chat", url=server.url, secret=SECRET)
+    save_channel(platform_admin, name="flaky-chat", url=server.url, secret=SECRET)
     with on_commit():
         notify("alert.sla", "SLA missed", "payroll ran past 06:00", [], {"team_id": None})
     assert len(server.received) == 3 and all(r["signature_ok"] for r in server.received)
@@ -128,7 +128,7 @@ def test_webhook_is_retried_until_the_channel_takes_it(platform_admin, receiver,
 
 def test_channel_secret_is_stored_encrypted_and_filters_by_event(platform_admin, receiver, on_commit, eager_tasks):
     server = receiver()
-    channel = services.save_channel(platform_admin, name="decisions", url=server.url, secret=SECRET,
+    channel = save_channel(platform_admin, name="decisions", url=server.url, secret=SECRET,
                                     event_kinds=["approval.decided"])
     assert SECRET not in channel.secret_encrypted and decrypt(channel.secret_encrypted) == SECRET
     with on_commit():

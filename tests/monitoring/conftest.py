@@ -8,7 +8,7 @@ from tests.triggers.conftest import make_workflow  # noqa: F401  (shared fixture
 @pytest.fixture
 def notified(monkeypatch):
     """Every notify() call as (event_kind, subject, usernames) instead of mail and webhooks."""
-    from apps.approvals import notify
+    from apps.notifications import services as notify
 
     calls = []
 

@@ -1,5 +1,5 @@
 """Notifications by exception: email to people and signed webhooks to the channels that platform
-admins configure. Other apps (monitoring alerts) reuse `notify()`.
+admins configure. Approvals and monitoring call `notify()`.
 
 Nothing is sent from inside a transaction: `notify()` decides who gets what, then hands the
 delivery to Celery tasks once the caller's transaction commits, so a slow mail server or a dead
@@ -8,25 +8,27 @@ webhook never holds the engine's row locks and a rolled-back change announces no
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
 
-from apps.approvals.models import NotificationChannel
+from apps.accounts.access import require_platform_admin
+from apps.accounts.models import Team
+from apps.audit.log import record
+from apps.catalog.secrets import encrypt
+from apps.notifications import tasks
+from apps.notifications.models import NotificationChannel
 
-SIGNATURE_HEADER = "X-Flowdeck-Signature"
-TIMESTAMP_HEADER = "X-Flowdeck-Timestamp"
+
+class InvalidChannel(ValueError):
+    """A channel that could not be delivered to as configured; nothing was saved."""
 
 
 def notify(event_kind: str, subject: str, body: str, recipients: Iterable, context: dict | None = None) -> None:
     """Tell `recipients` (users or email addresses) and every enabled channel that wants
     `event_kind` for `context["team_id"]`. `context` (JSON-able: ids, `url`) goes into the
     webhook payload. Delivery happens after commit, by Celery tasks retried with backoff."""
-    from apps.approvals import tasks
-
     context = context or {}
     emails = sorted({address for address in map(_address, recipients) if address})
     channel_ids = [channel.pk for channel in NotificationChannel.objects.filter(enabled=True)
@@ -55,11 +57,22 @@ def webhook_payload(event_kind: str, subject: str, body: str, context: dict) -> 
     return {"text": f"*{subject}*\n{body}{link}", "event": event_kind, "subject": subject, "context": context}
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """HMAC-SHA256 over `<timestamp>.<body>`; the timestamp lets receivers refuse replays."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
 def absolute_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
+
+
+@transaction.atomic
+def save_channel(actor, *, name: str, url: str, secret: str = "", team: Team | None = None,
+                 event_kinds=(), enabled: bool = True) -> NotificationChannel:
+    """Create or update a webhook channel; an empty `secret` keeps the stored one."""
+    require_platform_admin(actor)
+    channel = NotificationChannel.objects.filter(name=name).first() or NotificationChannel(name=name)
+    if not secret and not channel.secret_encrypted:
+        raise InvalidChannel("Give the channel a signing secret: receivers check every message's HMAC with it.")
+    channel.url, channel.team, channel.event_kinds, channel.enabled = url, team, list(event_kinds), enabled
+    if secret:
+        channel.secret_encrypted = encrypt(secret)
+    channel.save()
+    record(actor, "notification_channel.saved", channel, team=team, after={
+        "name": name, "url": url, "event_kinds": list(event_kinds), "enabled": enabled, "secret_changed": bool(secret)})
+    return channel
