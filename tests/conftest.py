@@ -150,14 +150,35 @@ def drive(monkeypatch):
     from apps.runs.models import AttemptState, StepAttempt
 
     monkeypatch.setattr(engine.attempts, "send_on_commit", lambda *args, **kwargs: None)
+    # What the engine defers to after its commit (run_ended) runs after each attempt, as it would
+    # after each real transaction; the test's own transaction never commits.
+    after_commit = []
+    monkeypatch.setattr(engine.advancing, "after_commit", after_commit.append)
+
+    def settle():
+        while after_commit:
+            after_commit.pop(0)()
 
     def play(run, *, limit=500):
+        settle()
         for _ in range(limit):
             attempt = StepAttempt.objects.filter(step_run__run=run, state=AttemptState.QUEUED).order_by("pk").first()
             if attempt is None:
                 break
             tasks.run_attempt.run(attempt.pk)
+            settle()
         run.refresh_from_db()
         return run
 
     return play
+
+
+@pytest.fixture(autouse=True)
+def each_app_writes_its_own_rows():
+    """Fails a test whose code made one app save or delete another app's row (tests/ownership.py)."""
+    from tests import ownership
+
+    ownership.watch()
+    ownership.found.clear()
+    yield
+    assert not ownership.found, "an app wrote another app's rows: " + "; ".join(sorted(ownership.found))

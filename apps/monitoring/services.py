@@ -27,9 +27,23 @@ from apps.accounts.models import ApproverGroup, Membership, Role
 from apps.audit.log import record
 from apps.audit.models import AuditEvent
 from apps.logging import get_logger
-from apps.monitoring.models import Alert, AlertKind, AlertState, MonitorSettings, SlaState, SlaStatus
+from apps.monitoring.models import (
+    Alert,
+    AlertKind,
+    AlertState,
+    MonitorSettings,
+    SlaState,
+    SlaStatus,
+)
 from apps.runs.models import (
-    ACTIVE_RUN_STATES, AttemptKind, AttemptState, Run, RunState, StepAttempt, StepRun, StepState,
+    ACTIVE_RUN_STATES,
+    AttemptKind,
+    AttemptState,
+    Run,
+    RunState,
+    StepAttempt,
+    StepRun,
+    StepState,
 )
 
 logger = get_logger("flowdeck.monitoring")
@@ -386,11 +400,15 @@ def on_run_state_changed(run: Run, before: str, after: str) -> None:
                     detail={"run": run.pk, "summary": run.failure_summary})
     elif before == RunState.PAUSED:
         close_alert(f"run_paused:{run.pk}", reason=f"run {after}")
-    if run.is_finished:
-        if run.version.plan.sla:
-            evaluate_sla(run)
-        if after == RunState.SUCCEEDED and run.started_at:
-            check_anomalies(run)
+
+
+def on_run_ended(run: Run) -> None:
+    """After commit: settle the run's SLA and compare it with its workflow's history (both read
+    many rows, so they do not hold the run's lock; alerts dedup by key, so a repeat is harmless)."""
+    if run.version.plan.sla:
+        evaluate_sla(run)
+    if run.state == RunState.SUCCEEDED and run.started_at:
+        check_anomalies(run)
 
 
 def alert_expiring_approvals(now: datetime | None = None) -> int:

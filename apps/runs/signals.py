@@ -1,6 +1,6 @@
 """Signals the engine sends so other apps react without the engine importing them.
 
-They are sent inside the engine's transaction, so a receiver's own writes (an approval request,
+Except run_ended, they are sent inside the engine's transaction, so a receiver's own writes (an approval request,
 an incident) commit or roll back with the state change they describe. Receivers must be quick
 and must defer slow I/O (mail, webhooks) with `transaction.on_commit`.
 
@@ -9,6 +9,11 @@ and must defer slow I/O (mail, webhooks) with `transaction.on_commit`.
   sent when a step (or its compensation) has failed for good, after the run's state was decided
   (`run.state` is `paused` when a person must decide); `attempt` is the last StepAttempt, or
   None when the step failed before any attempt (a template error, a rejected approval).
+- run_ended(sender=Run, run) is sent AFTER the transaction that ended the run commits, outside
+  the run's lock, for work that need not be atomic with the end and is idempotent (SLA
+  settlement, anomaly history, downstream starts, the next backfill slot). Each receiver runs in
+  its own transaction; one that fails is logged and does not stop the others. A receiver that
+  must not be lost to a crash right after the commit has a periodic catch-up of its own.
 - step_waiting_approval(sender=StepRun, step_run, run, approval) where `approval` is the spec's
   approval block, or None when the gate comes from a high-risk step type.
 """
@@ -16,5 +21,6 @@ and must defer slow I/O (mail, webhooks) with `transaction.on_commit`.
 from django.dispatch import Signal
 
 run_state_changed = Signal()
+run_ended = Signal()
 step_failed = Signal()
 step_waiting_approval = Signal()

@@ -1,13 +1,12 @@
 """How triggers react to the rest of the platform: a new current version re-syncs the
-workflow's trigger bindings; a run that ends starts the workflows waiting `after` it and lets
-its backfill start the next slot."""
+workflow's trigger bindings; a run that has ended (after commit) starts the workflows waiting
+`after` it and lets its backfill start the next slot."""
 
-from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from apps.runs.models import FINISHED_RUN_STATES, Run, Trigger
-from apps.runs.signals import run_state_changed
+from apps.runs.models import Run, Trigger
+from apps.runs.signals import run_ended
 from apps.triggers import services
 from apps.workflows.models import Workflow
 
@@ -18,12 +17,11 @@ def sync_on_new_version(sender, instance: Workflow, update_fields=None, **kwargs
         services.sync_triggers(instance)
 
 
-@receiver(run_state_changed, sender=Run, dispatch_uid="triggers.on_run_finished")
-def on_run_finished(sender, run: Run, before, after, actor, **kwargs) -> None:
-    if after not in FINISHED_RUN_STATES:
-        return
-    # Inside the engine's transaction: the downstream run exists exactly when the upstream end does.
+@receiver(run_ended, sender=Run, dispatch_uid="triggers.on_run_ended")
+def on_run_ended(sender, run: Run, **kwargs) -> None:
+    # After commit, outside the upstream run's lock: starts are idempotent (one event per
+    # upstream run and downstream workflow), and the tick catches up on any lost to a crash.
     services.start_downstream(run)
     backfill_id = run.trigger_detail.get("backfill") if run.trigger == Trigger.BACKFILL else None
     if backfill_id:
-        transaction.on_commit(lambda: services.advance_backfill(backfill_id))
+        services.advance_backfill(backfill_id)

@@ -18,10 +18,25 @@ from django.utils import timezone
 from apps.audit.log import record
 from apps.catalog import secrets as secret_box
 from apps.runs import engine
-from apps.runs.models import ACTIVE_RUN_STATES, FINISHED_RUN_STATES, Run, RunState, Trigger
+from apps.runs.models import (
+    ACTIVE_RUN_STATES,
+    FINISHED_RUN_STATES,
+    Run,
+    RunState,
+    Trigger,
+)
 from apps.triggers.models import (
-    Backfill, BatchState, BusinessCalendar, CatchUp, EventBatch, TriggerBinding, TriggerEvent, TriggerKind,
-    TriggerSource, UpstreamShare, WebhookEndpoint,
+    Backfill,
+    BatchState,
+    BusinessCalendar,
+    CatchUp,
+    EventBatch,
+    TriggerBinding,
+    TriggerEvent,
+    TriggerKind,
+    TriggerSource,
+    UpstreamShare,
+    WebhookEndpoint,
 )
 from apps.triggers.schedules import CalendarRule, SlotRule
 from apps.workflows.models import Workflow
@@ -316,6 +331,25 @@ def start_downstream(upstream_run: Run) -> list[Run]:
         if result.created and result.run is not None:
             started.append(result.run)
     return started
+
+
+DOWNSTREAM_CATCH_UP = timedelta(minutes=5)
+
+
+def catch_up_downstream(now: datetime | None = None) -> int:
+    """Start what the run_ended receiver lost to a crash right after its run committed: runs
+    that ended in the last few minutes, of workflows others wait `after`, with no upstream event
+    yet. Starts stay once each (the event's key), so racing the receiver is harmless."""
+    now = now or timezone.now()
+    waited_on = set(TriggerBinding.objects.filter(kind=TriggerKind.AFTER).values_list("match_name", flat=True))
+    if not waited_on:
+        return 0
+    ended = list(Run.objects.select_related("workflow").filter(
+        workflow__name__in=waited_on, state__in=FINISHED_RUN_STATES, finished_at__gte=now - DOWNSTREAM_CATCH_UP))
+    noted = set(TriggerEvent.objects.filter(source=TriggerSource.UPSTREAM,
+                                            dedup_key__in=[f"run:{run.pk}" for run in ended])
+                .values_list("dedup_key", flat=True))
+    return sum(len(start_downstream(run)) for run in ended if f"run:{run.pk}" not in noted)
 
 
 @transaction.atomic

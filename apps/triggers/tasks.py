@@ -14,6 +14,7 @@ logger = get_logger("flowdeck.triggers")
 def tick() -> None:
     started = services.fire_due_schedules()
     closed = services.close_due_batches()
+    started += services.catch_up_downstream()
     for backfill_id in Backfill.objects.filter(state=Backfill.State.RUNNING).values_list("pk", flat=True):
         services.advance_backfill(backfill_id)
     if started or closed:

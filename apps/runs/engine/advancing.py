@@ -13,23 +13,42 @@ from collections import Counter
 from functools import reduce
 from typing import Iterable
 
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from apps.audit.log import flush, record
 from apps.catalog.registry import Risk, get_step_type
+from apps.logging import get_logger
 from apps.runs import signals, statements
-from apps.runs.engine.attempts import queue_compensation, queue_step_attempt, template_context
+from apps.runs.engine.attempts import (
+    queue_compensation,
+    queue_step_attempt,
+    template_context,
+)
 from apps.runs.engine.contract import MissingStepType
 from apps.runs.engine.transitions import (
-    ADVANCING_RUN_STATES, OPEN_STEP_STATES, SETTLED_IF_ALLOWED, check_move,
+    ADVANCING_RUN_STATES,
+    OPEN_STEP_STATES,
+    SETTLED_IF_ALLOWED,
+    check_move,
 )
 from apps.runs.models import (
-    ACTIVE_RUN_STATES, AttemptKind, AttemptState, Run, RunState, SkipReason, StepAttempt, StepRun, StepState,
+    ACTIVE_RUN_STATES,
+    AttemptKind,
+    AttemptState,
+    Run,
+    RunState,
+    SkipReason,
+    StepAttempt,
+    StepRun,
+    StepState,
 )
 from apps.workflows.plan import OnFailure, Plan, StepPlan, plan_for
 from apps.workflows.services import lock_workflow
 from apps.workflows.spec.templating import TemplateEvaluationError, evaluate_condition
+
+logger = get_logger("flowdeck.engine")
 
 
 def lock_run(run_id: int) -> Run:
@@ -60,8 +79,24 @@ def set_run_state(run: Run, state: str, actor, *, summary: str | None = None, ex
     record(actor, f"run.{state}", run, before={"state": before},
            after={"state": state, **({"summary": run.failure_summary} if summary else {}), **(audit_detail or {})})
     announce(signals.run_state_changed, sender=Run, run=run, before=before, after=state, actor=actor)
+    if run.is_finished:
+        after_commit(lambda: announce_ended(run))
     if before in ACTIVE_RUN_STATES and run.is_finished and plan_for(run.version_id).concurrency is not None:
         start_queued_runs(run.workflow_id)
+
+
+def after_commit(callback) -> None:
+    """Run `callback` once the engine's transaction commits, outside the run's lock (the tests'
+    in-process worker runs it after each attempt instead)."""
+    transaction.on_commit(callback, robust=True)
+
+
+def announce_ended(run: Run) -> None:
+    """Send run_ended; a receiver that fails is logged and does not stop the others."""
+    for receiver, result in signals.run_ended.send_robust(sender=Run, run=run):
+        if isinstance(result, Exception):
+            logger.error("a run_ended receiver failed", run=run.pk, receiver=getattr(receiver, "__qualname__", ""),
+                         error=f"{type(result).__name__}: {result}")
 
 
 def announce(signal, **kwargs) -> None:
