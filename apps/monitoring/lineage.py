@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
@@ -67,12 +66,9 @@ def run_event(run: Run, event_type: str) -> dict:
     }
 
 
-def emit_on_commit(run: Run, state: str) -> None:
-    if not openlineage_url() or state not in EVENT_TYPES:
-        return
-    from apps.monitoring.tasks import emit_lineage
-
-    transaction.on_commit(lambda: emit_lineage.delay(run.pk, EVENT_TYPES[state]))
+def event_type_for(state: str) -> str | None:
+    """The OpenLineage event a run entering `state` emits, or None (none configured, or none for it)."""
+    return EVENT_TYPES.get(state) if openlineage_url() else None
 
 
 def send(run_id: int, event_type: str) -> bool:

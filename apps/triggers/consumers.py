@@ -30,8 +30,8 @@ from kombu import Connection as BrokerConnection
 
 from apps.catalog.models import Connection, ConnectionKind
 from apps.logging import get_logger
-from apps.triggers import dead_letters, services
-from apps.triggers.models import TriggerBinding, TriggerKind, TriggerSource
+from apps.triggers import dead_letters, messages
+from apps.triggers.models import TriggerBinding, TriggerKind
 from apps.triggers.streams import StreamEntry, StreamReader, consumer_name, group_name
 
 QUEUE_KINDS = (ConnectionKind.RABBITMQ, ConnectionKind.REDIS)
@@ -98,26 +98,6 @@ def queue_bindings():
     return TriggerBinding.objects.select_related("workflow__current_version").filter(kind=TriggerKind.QUEUE)
 
 
-def record_message(binding: TriggerBinding, key: str, payload: dict, inputs: dict | None = None) -> str:
-    """Start the run of one message (or add it to a batch), or note why its inputs do not fit.
-    `inputs` defaults to the payload. Returns "started", "repeat" or "refused"."""
-    workflow = binding.workflow
-    batch = binding.config.get("batch")
-    if batch:
-        _, created = services.add_to_batch(workflow, TriggerSource.QUEUE, key, payload, batch)
-        return "started" if created else "repeat"
-    outcome = services.start_or_note(workflow, TriggerSource.QUEUE, key, payload=payload,
-                                     inputs=payload if inputs is None else inputs)
-    if outcome.event.error and outcome.event.run_id is None:
-        return "refused"
-    return "started" if outcome.created else "repeat"
-
-
-def refuse_message(binding: TriggerBinding, key: str, reason: str) -> str:
-    services.note_refused(binding.workflow, TriggerSource.QUEUE, key, reason)
-    return "refused"
-
-
 # --- RabbitMQ (kombu) -----------------------------------------------------------------------------
 
 
@@ -138,20 +118,6 @@ def _payload(message) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
-def record_body(binding: TriggerBinding, source: str, key: str, payload: dict | None) -> str:
-    """Record one message's body (a Redis entry's fields, or a RabbitMQ body parsed as JSON)."""
-    if source == ConnectionKind.REDIS:
-        if payload is None:
-            return refuse_message(binding, key, "The entry's fields are not UTF-8 text; write each input as a "
-                                                "text field, numbers and lists as JSON text.")
-        declared = binding.workflow.current_version.plan.inputs
-        return record_message(binding, key, payload, stream_inputs(declared, payload))
-    if payload is None:
-        return refuse_message(binding, key, "The message body is not a JSON object; publish the workflow's "
-                                            "inputs as a JSON object.")
-    return record_message(binding, key, payload)
-
-
 def settle(binding: TriggerBinding, delivery: Delivery) -> str:
     """Record one delivered message and acknowledge it. When recording raises, give it back to be
     delivered again, or set it aside once it has been delivered FLOWDECK_TRIGGER_MAX_DELIVERIES times."""
@@ -163,7 +129,7 @@ def settle(binding: TriggerBinding, delivery: Delivery) -> str:
             "The consumer stopped (crashed or was killed) while handling it, on every delivery."
         return _set_aside(binding, delivery, error, deliveries)
     try:
-        outcome = record_body(binding, delivery.source, delivery.key, delivery.payload)
+        outcome = messages.record_body(binding, delivery.source, delivery.key, delivery.payload)
     except BROKER_DOWN:
         raise
     except Exception as exc:  # noqa: BLE001  (any failure of a message's handling counts the same)
@@ -221,23 +187,6 @@ def _consume_rabbitmq(binding: TriggerBinding, url: str, *, once: bool, poll_sec
 
 
 # --- Redis streams --------------------------------------------------------------------------------
-
-
-def stream_inputs(declared: dict, fields: dict[str, str]) -> dict:
-    """A stream entry's fields as run inputs. Fields are text, so a field for an input declared
-    as a number, boolean, list or mapping is read as JSON (`42`, `true`, `["a"]`); a value that
-    is not JSON is left as text for the input check to refuse with its usual message. `declared`
-    is the version's plan's inputs."""
-    inputs = {}
-    for name, text in fields.items():
-        if declared.get(name, {}).get("type", "string") == "string":
-            inputs[name] = text
-            continue
-        try:
-            inputs[name] = json.loads(text)
-        except ValueError:
-            inputs[name] = text
-    return inputs
 
 
 def stream_delivery(reader: StreamReader, entry: StreamEntry, *, redelivered: bool) -> Delivery:

@@ -17,6 +17,7 @@ from apps.audit.log import record
 from apps.logging import get_logger
 from apps.monitoring.models import AlertKind
 from apps.monitoring.services import raise_alert
+from apps.triggers import messages
 from apps.triggers.models import DeadLetter, DeadLetterState, QueueDelivery, TriggerBinding, TriggerKind
 from apps.triggers.services import TriggerError
 
@@ -76,15 +77,13 @@ def replay(actor, letter_pk: int) -> DeadLetter:
     """Hand a set-aside message to the workflow's queue trigger again, as if just delivered (its
     key still finds a run already started for it). Raises TriggerError, leaving it set aside,
     when it fails again or the trigger is gone."""
-    from apps.triggers.consumers import record_body
-
     try:
         with transaction.atomic():
             letter = DeadLetter.objects.select_for_update().get(pk=letter_pk)
             if letter.state != DeadLetterState.SET_ASIDE:
                 raise TriggerError(f"This message was already replayed at {letter.replayed_at:%Y-%m-%d %H:%M %Z} "
                                    f"({letter.replay_outcome}).")
-            outcome = record_body(_binding_of(letter), letter.source, letter.message_key, letter.payload)
+            outcome = messages.record_body(_binding_of(letter), letter.source, letter.message_key, letter.payload)
             letter.state, letter.replayed_at, letter.replayed_by = DeadLetterState.REPLAYED, timezone.now(), actor
             letter.replay_outcome = outcome
             letter.save(update_fields=["state", "replayed_at", "replayed_by", "replay_outcome"])
