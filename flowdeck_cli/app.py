@@ -24,10 +24,7 @@ app = typer.Typer(
 )
 
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
-PollSeconds = Annotated[
-    float,
-    typer.Option("--poll", min=0.05, help="Seconds between two looks at the run."),
-]
+PollSeconds = Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between two looks at the run.")]
 
 
 @app.callback()

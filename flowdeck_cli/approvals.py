@@ -56,23 +56,16 @@ def decide(
         typer.Argument(help="approve or reject a gate; retry, skip, compensate or abort a checkpoint."),
     ],
     comment: Annotated[
-        str,
-        typer.Option(
-            "--comment",
-            "-c",
-            help="Why (needed to reject, and for every checkpoint decision).",
-        ),
+        str, typer.Option("--comment", "-c", help="Why (needed to reject, and for every checkpoint decision).")
     ] = "",
     reason: Annotated[
-        str,
-        typer.Option("--reason", help="A checkpoint's reason code (see `flowdeck retry --help`)."),
+        str, typer.Option("--reason", help="A checkpoint's reason code (see `flowdeck retry --help`).")
     ] = "",
     json_output: JsonOutput = False,
 ) -> None:
     """Decide one request."""
     _, request = connect(ctx).post(
-        f"approvals/{request_id}/decide",
-        {"verdict": verdict, "comment": comment, "reason_code": reason},
+        f"approvals/{request_id}/decide", {"verdict": verdict, "comment": comment, "reason_code": reason}
     )
     if json_output:
         print_json(request)

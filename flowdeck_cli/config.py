@@ -40,10 +40,7 @@ def _read(path: Path) -> dict:
         raise Failure(Exit.USAGE, f"{path} is not valid TOML: {error}") from None
     unknown = sorted(set(values) - {"url", "token", "team"})
     if unknown:
-        raise Failure(
-            Exit.USAGE,
-            f"{path}: unknown keys {', '.join(unknown)}; the keys are url, token and team.",
-        )
+        raise Failure(Exit.USAGE, f"{path}: unknown keys {', '.join(unknown)}; the keys are url, token and team.")
     return values
 
 

@@ -68,14 +68,7 @@ def between(start: str | None, end: str | None) -> str:
 
 def table(columns: list[str], rows: list[list[str]], *, title: str | None = None) -> None:
     """Cells are Rich markup: escape text that comes from the server (`cell`)."""
-    shown = Table(
-        *columns,
-        title=title,
-        title_justify="left",
-        box=None,
-        header_style="bold",
-        pad_edge=False,
-    )
+    shown = Table(*columns, title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
     for row in rows:
         shown.add_row(*row)
     out.print(shown)

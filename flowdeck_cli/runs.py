@@ -25,26 +25,8 @@ from flowdeck_cli.output import between, cell, err, out, print_json, state, tabl
 
 # The API's states (apps/runs/models.py): a step in one of these may still change.
 ACTIVE_STEP_STATES = ("pending", "waiting_approval", "queued", "running")
-RUN_STATES = (
-    "queued",
-    "running",
-    "waiting",
-    "paused",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "compensating",
-)
-TRIGGERS = (
-    "manual",
-    "api",
-    "schedule",
-    "webhook",
-    "file",
-    "upstream",
-    "backfill",
-    "queue",
-)
+RUN_STATES = ("queued", "running", "waiting", "paused", "succeeded", "failed", "cancelled", "compensating")
+TRIGGERS = ("manual", "api", "schedule", "webhook", "file", "upstream", "backfill", "queue")
 # Where --wait stops, and how the command then ends.
 RUN_OUTCOMES = {
     "succeeded": Exit.OK,
@@ -56,14 +38,10 @@ RUN_OUTCOMES = {
 Wait = Annotated[
     bool,
     typer.Option(
-        "--wait",
-        help="Wait until the run finishes, or pauses at a checkpoint, showing its steps as they change.",
+        "--wait", help="Wait until the run finishes, or pauses at a checkpoint, showing its steps as they change."
     ),
 ]
-Timeout = Annotated[
-    float | None,
-    typer.Option(help="With --wait: give up after this many seconds (exit 10)."),
-]
+Timeout = Annotated[float | None, typer.Option(help="With --wait: give up after this many seconds (exit 10).")]
 ReasonCode = Annotated[
     str,
     typer.Option(
@@ -84,16 +62,10 @@ def find_workflow(api: Api, name: str, team: str = "") -> dict:
         workflow for workflow in api.pages("workflows", limit=500, search=bare, team=team) if workflow["name"] == bare
     ]
     if not found:
-        raise Failure(
-            Exit.NOT_FOUND,
-            f"No workflow {name!r} in {f'team {team}' if team else 'your teams'}.",
-        )
+        raise Failure(Exit.NOT_FOUND, f"No workflow {name!r} in {f'team {team}' if team else 'your teams'}.")
     if len(found) > 1:
         teams = ", ".join(f"{workflow['team']}/{bare}" for workflow in found)
-        raise Failure(
-            Exit.USAGE,
-            f"{bare!r} is in several of your teams: say which, one of {teams}.",
-        )
+        raise Failure(Exit.USAGE, f"{bare!r} is in several of your teams: say which, one of {teams}.")
     return found[0]
 
 
@@ -182,16 +154,9 @@ def start(
     workflow: Annotated[str, typer.Argument(help="The workflow's name, TEAM/NAME, or id.")],
     inputs: Annotated[
         list[str] | None,
-        typer.Option(
-            "--input",
-            "-i",
-            help="An input: name=text, or name:=json for numbers, booleans, lists.",
-        ),
+        typer.Option("--input", "-i", help="An input: name=text, or name:=json for numbers, booleans, lists."),
     ] = None,
-    team: Annotated[
-        str,
-        typer.Option(help="The team whose workflow it is, when the name is in several."),
-    ] = "",
+    team: Annotated[str, typer.Option(help="The team whose workflow it is, when the name is in several.")] = "",
     wait: Wait = False,
     timeout: Timeout = None,
     poll: PollSeconds = 1.0,
@@ -200,11 +165,7 @@ def start(
     """Start a run of a workflow's current version."""
     api = connect(ctx)
     found = find_workflow(api, workflow, team)
-    status, run = api.post(
-        f"workflows/{found['id']}/runs",
-        {"inputs": pairs(inputs or [], "--input")},
-        accept=(400,),
-    )
+    status, run = api.post(f"workflows/{found['id']}/runs", {"inputs": pairs(inputs or [], "--input")}, accept=(400,))
     if status == 400:
         problems = run.get("inputs", run)
         raise Failure(
@@ -216,19 +177,12 @@ def start(
         f"Started run {run['id']} of {cell(run['team'])}/{cell(run['workflow_name'])} version "
         f"{run['version']}: {api.url}/runs/{run['id']}/"
     )
-    finish(
-        wait_for(api, run["id"], timeout=timeout, poll=poll) if wait else run,
-        json_output,
-    )
+    finish(wait_for(api, run["id"], timeout=timeout, poll=poll) if wait else run, json_output)
 
 
 @command(name="wait")
 def wait_run(
-    ctx: typer.Context,
-    run_id: int,
-    timeout: Timeout = None,
-    poll: PollSeconds = 1.0,
-    json_output: JsonOutput = False,
+    ctx: typer.Context, run_id: int, timeout: Timeout = None, poll: PollSeconds = 1.0, json_output: JsonOutput = False
 ) -> None:
     """Wait for a run to finish or pause; exit as `run --wait` does."""
     finish(wait_for(connect(ctx), run_id, timeout=timeout, poll=poll), json_output)
@@ -258,30 +212,14 @@ def list_runs(
     workflow_id = find_workflow(api, workflow, team)["id"] if workflow else ""
     runs = list(
         api.pages(
-            "runs",
-            limit,
-            workflow=workflow_id,
-            state=run_state,
-            team=team,
-            trigger=trigger,
-            since=since,
-            until=until,
+            "runs", limit, workflow=workflow_id, state=run_state, team=team, trigger=trigger, since=since, until=until
         )
     )
     if json_output:
         print_json(runs)
         return
     table(
-        [
-            "ID",
-            "WORKFLOW",
-            "VERSION",
-            "STATE",
-            "TRIGGER",
-            "STARTED BY",
-            "CREATED",
-            "TOOK",
-        ],
+        ["ID", "WORKFLOW", "VERSION", "STATE", "TRIGGER", "STARTED BY", "CREATED", "TOOK"],
         [
             [
                 str(run["id"]),
@@ -304,12 +242,10 @@ def logs(
     run_id: int,
     step: Annotated[str, typer.Argument(help="The step's id in the workflow.")],
     follow: Annotated[
-        bool,
-        typer.Option("--follow", "-f", help="Keep printing new lines until the step finishes."),
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the step finishes.")
     ] = False,
     level: Annotated[
-        Literal["info", "warning", "error"] | None,
-        typer.Option(help="Only this level and the ones above."),
+        Literal["info", "warning", "error"] | None, typer.Option(help="Only this level and the ones above.")
     ] = None,
     poll: PollSeconds = 1.0,
     json_output: JsonOutput = False,
@@ -355,8 +291,7 @@ def retry(
     reason: ReasonCode,
     comment: Comment,
     params: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-p", help="A parameter to replace: name=text or name:=json."),
+        list[str] | None, typer.Option("--param", "-p", help="A parameter to replace: name=text or name:=json.")
     ] = None,
     wait: Wait = False,
     timeout: Timeout = None,
@@ -367,11 +302,7 @@ def retry(
     api = connect(ctx)
     _, run = api.post(
         f"step-runs/{_step_run(api, run_id, step)['id']}/retry",
-        {
-            "reason_code": reason,
-            "comment": comment,
-            "params_override": pairs(params or [], "--param") or None,
-        },
+        {"reason_code": reason, "comment": comment, "params_override": pairs(params or [], "--param") or None},
     )
     err.print(f"Retrying {step} of run {run_id}.")
     finish(wait_for(api, run_id, timeout=timeout, poll=poll) if wait else run, json_output)

@@ -13,8 +13,7 @@ from flowdeck_cli.exits import Exit, Failure
 from flowdeck_cli.output import out, print_json
 
 WorkflowFile = Annotated[
-    Path,
-    typer.Argument(exists=True, dir_okay=False, readable=True, help="The workflow's YAML file."),
+    Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The workflow's YAML file.")
 ]
 
 
@@ -66,20 +65,13 @@ def deploy(
     """Save a workflow file as a new version (or a new workflow); unchanged YAML saves nothing."""
     api = connect(ctx)
     team = team or api.settings.team or _only_authoring_team(api)
-    status, body = api.post(
-        "workflows",
-        {"source": file.read_text(), "team": team, "message": message},
-        accept=(400,),
-    )
+    status, body = api.post("workflows", {"source": file.read_text(), "team": team, "message": message}, accept=(400,))
     if status == 400 and "errors" in body:
         if json_output:
             print_json(body)
         raise _refused(file, body["errors"])
     if status == 400:
-        raise Failure(
-            Exit.VALIDATION_FAILED,
-            "; ".join(" ".join(messages) for messages in body.values()),
-        )
+        raise Failure(Exit.VALIDATION_FAILED, "; ".join(" ".join(messages) for messages in body.values()))
     if json_output:
         print_json(body)
     elif status == 201:
@@ -94,8 +86,5 @@ def _only_authoring_team(api) -> str:
     )
     if len(teams) != 1:
         choices = f"one of {', '.join(teams)}" if teams else "a team where you are an author"
-        raise Failure(
-            Exit.USAGE,
-            f"Say which team owns it: --team with {choices} (or FLOWDECK_TEAM).",
-        )
+        raise Failure(Exit.USAGE, f"Say which team owns it: --team with {choices} (or FLOWDECK_TEAM).")
     return teams[0]

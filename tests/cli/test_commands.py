@@ -159,9 +159,32 @@ steps:
 """)
     started = flowdeck(operator, "run", "pay-suppliers")
     assert started.returncode == Exit.OK, started.stderr
+    run = Run.objects.get()
+    waited = flowdeck(operator, "wait", str(run.pk), "--timeout", "0.2", "--poll", "0.05")
+    assert waited.returncode == Exit.WAIT_TIMEOUT and "still waiting" in waited.stderr
     inbox = json.loads(flowdeck(approver, "approvals", "list", "--json").stdout)
     assert [(request["kind"], request["step"], request["state"]) for request in inbox] == [("gate", "pay", "pending")]
     decided = flowdeck(approver, "approvals", "decide", str(inbox[0]["id"]), "approve", "-c", "Invoices checked.")
     assert decided.returncode == Exit.OK, decided.stderr
     assert ApprovalRequest.objects.get().state == "approved"
     assert "approved" in decided.stdout
+
+
+def test_logs_follow_a_step_from_pending_until_it_finishes(flowdeck, worker_thread, author, operator, team):
+    save(author, team, """name: load-ledger
+steps:
+  - id: settle
+    type: test.sleep
+    with:
+      seconds: 0.5
+  - id: write
+    type: test.effect
+    needs: settle
+    with:
+      target: ledger
+""")
+    assert flowdeck(operator, "run", "load-ledger").returncode == Exit.OK
+    followed = flowdeck(operator, "logs", str(Run.objects.get().pk), "write", "--follow", "--poll", "0.05")
+    assert followed.returncode == Exit.OK, followed.stderr
+    assert "effect applied" in followed.stdout
+    assert Run.objects.get().step_runs.get(step_id="write").state == "succeeded"
