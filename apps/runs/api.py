@@ -6,6 +6,9 @@ ending a paused run, are decisions on its checkpoint: they go through the approv
 function, with its permission table, a reason code and a comment (400 without). An action the run's
 state no longer allows answers 409 with the engine's message; inputs that do not fit the workflow
 answer 400 with one message per bad field under `inputs`.
+
+A step's log lines are read forward from a cursor (`after`, the last line's id), so a client that
+follows them polls for what is new and never misses a line written between two polls.
 """
 
 from django.urls import path
@@ -18,8 +21,11 @@ from apps.accounts.models import Role
 from apps.approvals import services as approvals
 from apps.approvals.models import ReasonCode, Verdict
 from apps.runs import engine
-from apps.runs.models import Run, RunState, StepAttempt, StepRun, Trigger
-from apps.runs.services import get_run_for_user, get_step_run_for_user, runs_for, start_workflow_run
+from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepRun, StepState, Trigger
+from apps.runs.services import (
+    LOG_LEVELS_FROM, get_run_for_user, get_step_of_run, get_step_run_for_user, runs_for, start_workflow_run,
+    step_log_lines,
+)
 from apps.workflows.services import get_workflow_for_user
 
 
@@ -66,6 +72,14 @@ class RunDetailSerializer(RunSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=sorted(engine.RUN_ACTIONS))))
     def get_actions(self, run: Run) -> list[str]:
         return sorted(engine.allowed_actions(run, self.context["user"]))
+
+
+class LogLineSerializer(serializers.ModelSerializer):
+    attempt = serializers.IntegerField(source="attempt.number", read_only=True)
+
+    class Meta:
+        model = StepLogLine
+        fields = ["id", "attempt", "at", "level", "message", "fields"]
 
 
 ConflictSerializer = inline_serializer("RunConflict", {"detail": serializers.CharField()})
@@ -216,6 +230,32 @@ class SkipStep(APIView):
         return refused or Response(_detail(row.run, request.user))
 
 
+# Lines per answer: a follower asks again from the last one it got.
+LOG_LINES_PER_ANSWER = 500
+StepLogsSerializer = inline_serializer("StepLogs", {
+    "step_run": serializers.IntegerField(),
+    "state": serializers.ChoiceField(choices=StepState.choices, help_text="The step's state when the lines were read."),
+    "lines": LogLineSerializer(many=True),
+    "more": serializers.BooleanField(help_text="More lines follow the last one: ask again with its id as `after`."),
+})
+
+
+class StepLogs(APIView):
+    @extend_schema(parameters=[
+        OpenApiParameter("after", int, description="Only lines after this one (a line's id); 0 or absent: from the start."),
+        OpenApiParameter("level", str, enum=list(LOG_LEVELS_FROM), description="This level and the ones above."),
+    ], responses=StepLogsSerializer, description=f"A step's log lines, oldest first, at most {LOG_LINES_PER_ANSWER}.")
+    def get(self, request, pk: int, step_id: str):
+        step_run = get_step_of_run(get_run_for_user(request.user, pk), step_id)
+        after = request.query_params.get("after", "0")
+        lines = step_log_lines(step_run, request.query_params.get("level", "")).select_related("attempt") \
+            .filter(pk__gt=int(after) if after.isdigit() else 0).order_by("pk")[:LOG_LINES_PER_ANSWER + 1]
+        lines = list(lines)
+        return Response({"step_run": step_run.pk, "state": step_run.state,
+                         "lines": LogLineSerializer(lines[:LOG_LINES_PER_ANSWER], many=True).data,
+                         "more": len(lines) > LOG_LINES_PER_ANSWER})
+
+
 urlpatterns = [
     path("runs", RunList.as_view(), name="api-runs"),
     path("runs/<int:pk>", RunDetail.as_view(), name="api-run"),
@@ -231,6 +271,7 @@ urlpatterns = [
          _end_run(Verdict.COMPENSATE, "Undo completed steps, then end the run failed; a paused run's checkpoint is "
                                       "decided (reason code and comment)."),
          name="api-run-compensate-and-abort"),
+    path("runs/<int:pk>/steps/<str:step_id>/logs", StepLogs.as_view(), name="api-step-logs"),
     path("step-runs/<int:pk>/retry", RetryStep.as_view(), name="api-step-retry"),
     path("step-runs/<int:pk>/skip", SkipStep.as_view(), name="api-step-skip"),
     path("workflows/<int:pk>/runs", StartRun.as_view(), name="api-workflow-runs"),

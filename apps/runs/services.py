@@ -7,15 +7,18 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from django.db.models import QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.access import get_for_user, scope_to_user
 from apps.runs import engine
-from apps.runs.models import Run, RunState, StepRun, Trigger
+from apps.runs.models import Run, RunState, StepLogLine, StepRun, Trigger
 from apps.workflows.plan import plan_for
 from apps.workflows.models import Workflow
 
 FILTERS = ("workflow", "state", "team", "trigger", "since", "until")
+# A log level filter keeps that level and the ones above it.
+LOG_LEVELS_FROM = {"info": ("info", "warning", "error"), "warning": ("warning", "error"), "error": ("error",)}
 
 
 def checked_inputs(workflow: Workflow, provided) -> dict:
@@ -74,3 +77,19 @@ def get_run_for_user(user, pk, *, role: str | None = None) -> Run:
 def get_step_run_for_user(user, pk, *, role: str | None = None) -> StepRun:
     return get_for_user(StepRun.objects.select_related("run", "run__team", "run__workflow"), user, pk,
                         team_field="run__team", role=role)
+
+
+def get_step_of_run(run: Run, step_id: str) -> StepRun:
+    step_run = run.step_runs.filter(step_id=step_id).first()
+    if step_run is None:
+        raise Http404(f"Run {run.pk} has no step {step_id!r}.")
+    return step_run
+
+
+def step_log_lines(step_run: StepRun, level: str = "") -> QuerySet:
+    """The log lines of every attempt of `step_run`, at `level` or above when it is one of
+    LOG_LEVELS_FROM (every line otherwise); the page and the API order them as they need."""
+    lines = StepLogLine.objects.filter(attempt__step_run=step_run)
+    if level in LOG_LEVELS_FROM:
+        lines = lines.filter(level__in=LOG_LEVELS_FROM[level])
+    return lines

@@ -28,9 +28,11 @@ from apps.approvals.models import Verdict
 from apps.pagination import KeyPaginator
 from apps.runs import engine
 from apps.runs.graph import step_graph
-from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, Trigger
+from apps.runs.models import Run, RunState, StepAttempt, Trigger
 from apps.workflows.plan import plan_for
-from apps.runs.services import checked_inputs, get_run_for_user, runs_for, start_workflow_run
+from apps.runs.services import (
+    checked_inputs, get_run_for_user, get_step_of_run, runs_for, start_workflow_run, step_log_lines,
+)
 from apps.workflows.services import get_workflow_for_user, workflows_for
 
 RUNS_PER_PAGE = 25
@@ -106,16 +108,11 @@ def _pretty(value) -> str:
 @login_required
 def step_detail(request, pk: int, step_id: str):
     run = get_run_for_user(request.user, pk)
-    row = run.step_runs.filter(step_id=step_id).first()
-    if row is None:
-        raise Http404(f"Run {run.pk} has no step {step_id!r}.")
+    row = get_step_of_run(run, step_id)
     attempts = list(row.attempts.all())
     latest = attempts[-1] if attempts else None
     level = request.GET.get("level", "")
-    lines = StepLogLine.objects.filter(attempt__step_run=row).select_related("attempt")
-    if level in ("info", "warning", "error"):
-        lines = lines.filter(level__in={"info": ("info", "warning", "error"), "warning": ("warning", "error"),
-                                        "error": ("error",)}[level])
+    lines = step_log_lines(row, level).select_related("attempt")
     tail = list(lines.order_by("-at", "-id")[:LOG_TAIL])[::-1]
     output = row.output if isinstance(row.output, dict) else {}
     template = "runs/step.html#live" if request.htmx else "runs/step.html"

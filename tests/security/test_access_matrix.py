@@ -216,6 +216,7 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "api/v1/runs/<int:pk>/rerun": Use(post=OPERATORS, on="failed_run"),
     "api/v1/runs/<int:pk>/abort": Use(post=OPERATORS, on="paused_run", body=END_RUN),
     "api/v1/runs/<int:pk>/compensate-and-abort": Use(post=OPERATORS, on="paused_run", body=END_RUN),
+    "api/v1/runs/<int:pk>/steps/<str:step_id>/logs": Use(get=TEAM, on="paused_run"),
     "api/v1/step-runs/<int:pk>/retry": Use(post=OPERATORS, on="step_run", body=RETRY),
     "api/v1/step-runs/<int:pk>/skip": (
         Use(post=OPERATORS, on="step_run", body=SKIP, label="plain step"),

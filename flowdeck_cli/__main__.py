@@ -1,0 +1,3 @@
+from flowdeck_cli.main import main
+
+main()
