@@ -4,31 +4,22 @@
   workers with their queues, active and reserved tasks, and queue depths; step types; teams,
   people and roles. Connections, the knowledge index and the audit log are linked to the pages
   of the apps that own them.
-- For everyone signed in: home (what needs the person now), the console-wide search, and the
-  workflow editor's live panels
-  (graph and dry run, catalog snippets, the form mode), which save nothing: the YAML they return
-  is saved by the workflows app's editor through `save_version`.
+- For everyone signed in: home (what needs the person now) and the console-wide search.
 """
 
-import json
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
-from django.http import Http404, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_POST
 
 from apps.accounts.access import require_platform_admin
 from apps.accounts.models import Membership, Team, User
-from apps.catalog.registry import all_step_types, get_step_type
+from apps.catalog.registry import all_step_types
 from apps.monitoring.broker_queues import known_queues
 from apps.platform import health
 from apps.platform.overview import SEARCH_KINDS, home_panels, search
-from apps.workflows import editor
-from apps.workflows.services import get_workflow_for_user, teams_where_author
 
 PAGE_SIZE = 25
 SEARCH_PREVIEW = 5
@@ -112,81 +103,3 @@ def search_page(request):
         context["sections"] = [(name, list(search(request.user, query, name)[:SEARCH_PREVIEW + 1]))
                                for name in SEARCH_KINDS]
     return render(request, "platform/search.html", context | {"preview_size": SEARCH_PREVIEW})
-
-
-# --- The workflow editor's live panels ----------------------------------------------------------------
-
-
-def _require_author(user) -> None:
-    if not teams_where_author(user).exists():
-        raise PermissionDenied("You need the author role in a team to write workflows. Ask a platform admin for it.")
-
-
-def _workflow_from(request):
-    pk = request.POST.get("workflow") or request.GET.get("workflow")
-    return get_workflow_for_user(request.user, pk) if pk else None
-
-
-@login_required
-@require_POST
-def editor_preview(request):
-    """The graph and the dry run of the YAML being edited (an htmx fragment)."""
-    _require_author(request.user)
-    return render(request, "platform/_editor_preview.html",
-                  editor.preview(request.POST.get("source", ""), _workflow_from(request)))
-
-
-def _step_type_or_404(name: str):
-    step = get_step_type(name)
-    if step is None:
-        raise Http404(f"There is no step type {name!r}: pick one from the list.")
-    return step
-
-
-@login_required
-def editor_step_form(request):
-    """Form mode: the form built from a step type's parameter schema (an htmx fragment)."""
-    _require_author(request.user)
-    name = request.GET.get("type", "")
-    step = _step_type_or_404(name) if name else None
-    fields, yaml_only = editor.step_form_fields(step) if step else ([], [])
-    return render(request, "platform/_step_form.html", {
-        "step": step, "fields": fields, "yaml_only": yaml_only, "step_types": all_step_types(),
-        "step_id": editor.default_step_id(step.name) if step else "",
-    })
-
-
-@login_required
-@require_POST
-def editor_add_step(request):
-    """Add a step (a catalog example, or the form mode's values) to the YAML being edited.
-
-    Answers 204 with the new YAML in an `HX-Trigger` event the editor applies, or the form with
-    the problem to fix (200, so htmx shows it).
-    """
-    _require_author(request.user)
-    step = _step_type_or_404(request.POST.get("type", ""))
-    source = request.POST.get("source", "")
-    if request.POST.get("mode") == "form":
-        fields, yaml_only = editor.step_form_fields(step)
-        try:
-            params = editor.params_from_form(fields, request.POST)
-        except editor.FormValueError as problem:
-            return render(request, "platform/_step_form.html", {
-                "step": step, "fields": fields, "yaml_only": yaml_only, "step_types": all_step_types(),
-                "step_id": request.POST.get("step_id", ""), "error": str(problem), "submitted": request.POST,
-            })
-        entry = {"id": request.POST.get("step_id", "").strip() or editor.default_step_id(step.name), "type": step.name}
-        needs = request.POST.get("needs", "").split(",")
-        if any(need.strip() for need in needs):
-            entry["needs"] = [need.strip() for need in needs if need.strip()]
-        if params:
-            entry["with"] = params
-    else:
-        entry = editor.example_entry(step)
-    entry["id"] = editor.unique_step_id(source, entry["id"])
-    added = editor.append_step(source, entry)
-    response = HttpResponse(status=204)
-    response["HX-Trigger"] = json.dumps({"fd:step-added": {"source": added.source, "line": added.first_line,
-                                                           "step": entry["id"]}})
-    return response

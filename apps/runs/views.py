@@ -34,6 +34,7 @@ from apps.runs.services import (
     checked_inputs, get_run_for_user, get_step_of_run, runs_for, start_workflow_run, step_log_lines,
 )
 from apps.workflows.services import get_workflow_for_user, workflows_for
+from apps.workflows.spec.forms import inputs_from_form
 
 RUNS_PER_PAGE = 25
 # The runs list counts at most this many runs; past it the page count reads "many".
@@ -48,9 +49,6 @@ ATTEMPT_COLUMNS_SHOWN = ("kind", "number", "state", "worker", "queued_at", "dura
                          "records_rejected", "error_type", "error_message", "step_run__step_id")
 LOG_TAIL = 200
 POLL_SECONDS = 2
-FORM_TYPE_NAMES = {"integer": "a whole number", "number": "a number", "object": "a JSON object",
-                   "array": "a JSON list"}
-
 
 # --- Pages ------------------------------------------------------------------------------------------
 
@@ -151,30 +149,6 @@ def _input_fields(version, values: dict, errors: dict[str, str]) -> list[dict]:
     return fields
 
 
-def _parse_form_inputs(version, form) -> tuple[dict, dict[str, str]]:
-    """Typed values from the form's text; an empty field counts as not given (default or required)."""
-    provided, errors = {}, {}
-    for name, declared in version.plan.inputs.items():
-        text = form.get(f"input-{name}", "").strip()
-        kind = declared["type"]
-        if text == "":
-            continue
-        try:
-            if kind == "integer":
-                provided[name] = int(text)
-            elif kind == "number":
-                provided[name] = float(text)
-            elif kind == "boolean":
-                provided[name] = text == "true"
-            elif kind in ("object", "array"):
-                provided[name] = json.loads(text)
-            else:
-                provided[name] = text
-        except ValueError:
-            errors[name] = f"`{name}` must be {FORM_TYPE_NAMES[kind]}: change the value."
-    return provided, errors
-
-
 @login_required
 def start_run(request, workflow_pk: int):
     """The start form (GET); on POST, check the inputs and start, or show the form again (400)."""
@@ -185,7 +159,7 @@ def start_run(request, workflow_pk: int):
     if request.method == "POST":
         values = {name: request.POST.get(f"input-{name}", "") for name in version.plan.inputs} \
             if version else {}
-        provided, unreadable = _parse_form_inputs(version, request.POST) if version else ({}, {})
+        provided, unreadable = inputs_from_form(version.plan.inputs, request.POST) if version else ({}, {})
         try:
             if unreadable:
                 checked_inputs(workflow, provided)  # only to report the other fields' problems too

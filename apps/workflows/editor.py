@@ -13,11 +13,15 @@
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from apps.catalog.presentation import ParameterRow, parameter_rows
 from apps.catalog.registry import Risk, StepType, all_step_types, get_step_type
@@ -34,17 +38,41 @@ def needs_approval(step: dict) -> bool:
 
 @dataclass(frozen=True)
 class _PlannedStep:
-    """Stands in for a StepRun in the run graph's layout: a step that has not run yet."""
+    """Stands in for a StepRun in the run graph's layout: a step that has not run yet. Its
+    second line names what the step does beyond running once: a condition, retries, a timeout,
+    an approval."""
 
     step_type: str
     gated: bool
+    options: tuple[str, ...] = ()
 
     @property
     def state(self) -> str:
         return "waiting_approval" if self.gated else "pending"
 
     def get_state_display(self) -> str:
-        return "needs approval" if self.gated else self.step_type
+        return " · ".join(self.options) or self.step_type
+
+
+def step_options(step: dict) -> tuple[str, ...]:
+    """Short labels of a normalized step's options, as its graph box shows them."""
+    options = []
+    if step.get("when"):
+        options.append("if …")
+    if (step.get("retries") or {}).get("count"):
+        options.append(f"↻{step['retries']['count']}")
+    if step.get("timeout"):
+        options.append(f"⏱{_short_duration(step['timeout'])}")
+    if needs_approval(step):
+        options.append("approval")
+    return tuple(options)
+
+
+def _short_duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def version_graph(version) -> StepGraph:
@@ -54,7 +82,7 @@ def version_graph(version) -> StepGraph:
 
 def spec_graph(spec: dict) -> StepGraph:
     steps = spec["steps"]
-    planned = {step["id"]: _PlannedStep(step["type"], needs_approval(step)) for step in steps}
+    planned = {step["id"]: _PlannedStep(step["type"], needs_approval(step), step_options(step)) for step in steps}
     return step_graph([(step["id"], tuple(step["needs"])) for step in steps], planned)
 
 
@@ -71,6 +99,7 @@ class PlannedStepRow:
     approval: bool
     approval_group: str | None
     expected_seconds: float | None  # None: this step has never run in this workflow
+    skip: str = ""  # why a run with the dry run's inputs would skip it; "" when it would run
 
 
 @dataclass
@@ -78,15 +107,26 @@ class DryRun:
     levels: list[list[PlannedStepRow]]
     expected_seconds: float | None  # along the longest chain; None when no step has history
     steps_without_history: list[str] = field(default_factory=list)
+    inputs_checked: bool = False  # conditions were evaluated against inputs
+    input_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> list[PlannedStepRow]:
+        return [row for level in self.levels for row in level if row.skip]
 
     @property
     def approvals(self) -> list[PlannedStepRow]:
         return [row for level in self.levels for row in level if row.approval]
 
 
-def dry_run(spec: dict, workflow=None) -> DryRun:
-    """What running `spec` would do, in order; durations from `workflow`'s past runs when given."""
+def dry_run(spec: dict, workflow=None, inputs: dict | None = None) -> DryRun:
+    """What running `spec` would do, in order; durations from `workflow`'s past runs when given.
+
+    With `inputs` (typed values, as a run would get them), each condition that reads only the
+    inputs is evaluated, and the steps it would skip, and those whose needs are all skipped
+    (as the engine skips them), are marked."""
     durations = _median_durations(workflow)
+    skips, input_errors = _skips(spec, inputs) if inputs is not None else ({}, {})
     steps = {step["id"]: step for step in spec["steps"]}
     level: dict[str, int] = {}
     finish: dict[str, float] = {}
@@ -105,21 +145,45 @@ def dry_run(spec: dict, workflow=None) -> DryRun:
         rows.setdefault(number, []).append(PlannedStepRow(
             step_id=step_id, step_type=step["type"], level=number, needs=step["needs"], condition=step.get("when"),
             approval=needs_approval(step), approval_group=(step.get("approval") or {}).get("group"),
-            expected_seconds=durations.get(step_id)))
+            expected_seconds=durations.get(step_id), skip=skips.get(step_id, "")))
     known = [step_id for step_id in steps if step_id in durations]
     return DryRun(levels=[rows[number] for number in sorted(rows)],
                   expected_seconds=max(finish.values(), default=0.0) if known else None,
-                  steps_without_history=[step_id for step_id in steps if step_id not in durations])
+                  steps_without_history=[step_id for step_id in steps if step_id not in durations],
+                  inputs_checked=inputs is not None and not input_errors, input_errors=input_errors)
 
 
-def preview(source: str, workflow=None) -> dict[str, Any]:
+def _skips(spec: dict, provided: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """Why each step would be skipped with `provided` inputs, or the inputs' problems."""
+    from apps.workflows.spec import validate_inputs
+    from apps.workflows.spec.templating import TemplateEvaluationError, evaluate_condition, template_references
+
+    values, errors = validate_inputs(spec, provided)
+    if errors:
+        return {}, {error.path.removeprefix("inputs."): error.message for error in errors}
+    context = {"inputs": values, "steps": {}, "run": {"id": 0, "workflow": spec["name"], "started_at": ""}}
+    skips: dict[str, str] = {}
+    for step in spec["steps"]:  # in spec order, which validation keeps after every need
+        if step["needs"] and all(need in skips for need in step["needs"]):
+            skips[step["id"]] = "every step it needs is skipped"
+        elif step.get("when") and all(ref.root == "inputs" for ref in template_references(step["when"], expression=True)):
+            try:
+                if not evaluate_condition(step["when"], context, step_id=step["id"]):
+                    skips[step["id"]] = f"its condition is false for these inputs: {step['when']}"
+            except TemplateEvaluationError as problem:
+                skips[step["id"]] = f"its condition fails: {problem}"
+    return skips, {}
+
+
+def preview(source: str, workflow=None, inputs: dict | None = None) -> dict[str, Any]:
     """The editor's live panel for `source`: its graph and dry run, or how many problems block them."""
     from apps.workflows.spec import load_spec
 
     result = load_spec(source)
     if not result.ok:
         return {"ok": False, "error_count": len(result.errors)}
-    return {"ok": True, "graph": spec_graph(result.spec), "dry_run": dry_run(result.spec, workflow)}
+    return {"ok": True, "graph": spec_graph(result.spec), "dry_run": dry_run(result.spec, workflow, inputs),
+            "inputs": result.spec.get("inputs", {})}
 
 
 def _median_durations(workflow) -> dict[str, float]:
@@ -227,6 +291,54 @@ def params_from_form(fields: list[FormField], submitted) -> dict[str, Any]:
     return params
 
 
+def options_from_form(fields: list[FormField], submitted) -> dict[str, Any]:
+    """The step options and parameters from a submitted form-mode form, for `put_step`: a blank
+    option is None (left out, or removed from the step being edited)."""
+    params = params_from_form(fields, submitted)
+    retries = submitted.get("retries", "").strip()
+    if retries and not retries.isdigit():
+        raise FormValueError("retries: type a whole number of retries, for example 3.")
+    timeout = submitted.get("timeout", "").strip()
+    if timeout and not re.fullmatch(r"[0-9]+[smhd]?", timeout):
+        raise FormValueError('timeout: type seconds or a number with a unit, such as "30s", "5m" or "2h".')
+    return {
+        "id": submitted.get("step_id", "").strip(),
+        "needs": [need for need in submitted.getlist("needs") if need] or None,
+        "when": submitted.get("when", "").strip() or None,
+        "with": {form_field.name: params.get(form_field.name) for form_field in fields},
+        "retries": int(retries) if retries else None,
+        "timeout": (int(timeout) if timeout.isdigit() else timeout) or None,
+        "on_failure": submitted.get("on_failure", "") or None,
+        "approval": submitted.get("approval", "").strip() or None,
+    }
+
+
+def form_values(written: dict | None, step: StepType | None, fields: list[FormField]) -> dict[str, Any]:
+    """What form mode shows: the options of the step as `written` in the YAML, or a new step's."""
+    if written is None:
+        return {"step_id": default_step_id(step.name) if step else "", "needs": []}
+    needs = written.get("needs") or []
+    approval = written.get("approval")
+    retries = written.get("retries")
+    params = written.get("with") if isinstance(written.get("with"), dict) else {}
+    values = {
+        "step_id": written.get("id", ""), "needs": [needs] if isinstance(needs, str) else list(needs),
+        "when": written.get("when") or "", "timeout": written.get("timeout") or "",
+        "retries": retries.get("count", "") if isinstance(retries, dict) else "" if retries is None else retries,
+        "on_failure": written.get("on_failure") or "",
+        "approval": approval.get("group", "") if isinstance(approval, dict) else approval or "",
+    }
+    for form_field in fields:
+        value = params.get(form_field.name)
+        values[f"param-{form_field.name}"] = "\n".join(map(str, value)) if isinstance(value, list) else value
+    return values
+
+
+def submitted_values(submitted) -> dict[str, Any]:
+    """A submitted form-mode form shown again with its problem."""
+    return {key: submitted.get(key) for key in submitted} | {"needs": submitted.getlist("needs")}
+
+
 def _number(form_field: FormField, text: str) -> int | float:
     try:
         return int(text) if form_field.kind == "integer" else float(text) if "." in text else int(text)
@@ -235,18 +347,20 @@ def _number(form_field: FormField, text: str) -> int | float:
         raise FormValueError(f"{form_field.name}: type {whole}, for example 30.") from None
 
 
-# --- Adding a step to the YAML text ----------------------------------------------------------------
+# --- Changing the YAML text in place -------------------------------------------------------------
 
-_TOP_LEVEL_KEY = re.compile(r"^[A-Za-z_][\w-]*\s*:")
+# The step options form mode edits, in the order a new step writes them.
+STEP_OPTIONS = ("id", "type", "needs", "when", "with", "retries", "timeout", "on_failure", "approval")
 _STEP_ID = re.compile(r"^\s*-?\s*id:\s*['\"]?([\w.-]+)")
 
 
-def existing_step_ids(source: str) -> set[str]:
-    return {match.group(1) for line in source.splitlines() if (match := _STEP_ID.match(line))}
+def existing_step_ids(source: str) -> list[str]:
+    """The step ids in `source` as written, in order (also while the YAML does not parse)."""
+    return [match.group(1) for line in source.splitlines() if (match := _STEP_ID.match(line))]
 
 
 def unique_step_id(source: str, wanted: str) -> str:
-    taken = existing_step_ids(source)
+    taken = set(existing_step_ids(source))
     candidate, number = wanted, 2
     while candidate in taken:
         candidate, number = f"{wanted}-{number}", number + 1
@@ -256,27 +370,107 @@ def unique_step_id(source: str, wanted: str) -> str:
 @dataclass(frozen=True)
 class AddedStep:
     source: str
-    first_line: int  # 1-based line of the new entry, for the editor to scroll to
+    first_line: int  # 1-based line of the step, for the editor to scroll to
 
 
-def append_step(source: str, entry: dict[str, Any]) -> AddedStep:
-    """`source` with `entry` added as the last item of its top-level `steps:` list (created when
-    missing), indented like the items already there."""
-    lines = source.rstrip("\n").splitlines() if source.strip() else []
-    start = next((i for i, line in enumerate(lines) if re.match(r"^steps\s*:", line)), None)
-    if start is None:
-        lines += ["steps:"]
-        start = len(lines) - 1
-    end = start + 1
-    while end < len(lines) and not _TOP_LEVEL_KEY.match(lines[end]):
-        end += 1
-    # Back over trailing blank lines and comments so the new step sits right after the last one.
-    while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
-        end -= 1
-    indent = next((len(line) - len(line.lstrip()) for line in lines[start + 1:end] if line.lstrip().startswith("- ")),
-                  2)
-    snippet = [" " * indent + line for line in entry_yaml(entry).rstrip("\n").splitlines()]
-    if lines[start].split(":", 1)[1].strip() == "[]":
-        lines[start] = "steps:"
-    new_lines = lines[:end] + snippet + lines[end:]
-    return AddedStep(source="\n".join(new_lines) + "\n", first_line=end + 1)
+def _round_trip(source: str):
+    """The YAML loaded for a round trip, and a dumper indenting as the author does."""
+    try:
+        data, indent, sequence_offset = load_yaml_guess_indent(source or "{}")
+    except YAMLError as problem:
+        raise FormValueError(f"The YAML does not parse ({problem.problem or problem}): fix it, then use the form.") \
+            from None
+    # `indent` is the sequence's (dash to item); a mapping indents by what is left after the dash.
+    sequence, offset = indent or 2, sequence_offset or 0
+    dumper = YAML()
+    dumper.width = 100
+    dumper.indent(mapping=sequence - offset if sequence > offset else sequence, sequence=sequence, offset=offset)
+    return dumper, data if isinstance(data, CommentedMap) else CommentedMap()
+
+
+def find_step(source: str, step_id: str) -> dict | None:
+    """The step `step_id` as written in `source` (None when absent or the YAML does not parse)."""
+    try:
+        _, data = _round_trip(source)
+    except FormValueError:
+        return None
+    steps = data.get("steps")
+    return next((s for s in steps if isinstance(s, dict) and s.get("id") == step_id), None) \
+        if isinstance(steps, list) else None
+
+
+def put_step(source: str, values: dict[str, Any], *, replacing: str | None = None) -> AddedStep:
+    """`source` with one step added at the end of `steps:` or, with `replacing`, that step changed.
+
+    A round trip (ruamel.yaml) keeps the author's comments, key order, quotes and indentation;
+    new lists follow the style the other steps use (`needs: [a, b]` or one item per line). A value
+    of None removes that option; `with` changes only the parameters it names.
+    """
+    dumper, data = _round_trip(source)
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        steps = data["steps"] = CommentedSeq()
+    flow = _authors_list_style(steps)
+    if replacing is None:
+        step, index = CommentedMap(), len(steps)
+        steps.append(step)
+    else:
+        index = next((i for i, s in enumerate(steps) if isinstance(s, dict) and s.get("id") == replacing), None)
+        if index is None:
+            raise FormValueError(f"There is no step {replacing!r} in the YAML any more: pick it again.")
+        step = steps[index]
+    for key in STEP_OPTIONS:
+        if key not in values:
+            continue
+        value = values[key]
+        if key == "with":
+            _merge_params(step, value)
+        elif value is None:
+            step.pop(key, None)
+        elif key == "needs":
+            step[key] = _styled_needs(value, flow)
+        elif key == "approval" and isinstance(step.get("approval"), dict):
+            step["approval"]["group"] = value  # the full form keeps its quorum, timeout and escalation
+        elif key == "retries" and isinstance(step.get("retries"), dict):
+            step["retries"]["count"] = value
+        else:
+            step[key] = value
+    text = io.StringIO()
+    dumper.dump(data, text)
+    written = text.getvalue()
+    _, reread = _round_trip(written)
+    return AddedStep(source=written, first_line=reread["steps"][index].lc.line + 1)
+
+
+def _authors_list_style(steps: list) -> dict[str, bool]:
+    """How the author writes `needs`: in brackets (flow) or not, and a single need as a bare string."""
+    written = [s.get("needs") for s in steps if isinstance(s, dict) and s.get("needs") is not None]
+    lists = [n for n in written if isinstance(n, CommentedSeq)]
+    return {"flow": any(n.fa.flow_style() for n in lists) or not lists,
+            "bare_single": any(isinstance(n, str) for n in written) or not written}
+
+
+def _styled_needs(needs: list[str], style: dict[str, bool]):
+    if len(needs) == 1 and style["bare_single"]:
+        return needs[0]
+    styled = CommentedSeq(needs)
+    if style["flow"]:
+        styled.fa.set_flow_style()
+    else:
+        styled.fa.set_block_style()
+    return styled
+
+
+def _merge_params(step: CommentedMap, params: dict[str, Any] | None) -> None:
+    current = step.get("with")
+    if not isinstance(current, dict):
+        current = CommentedMap()
+    for name, value in (params or {}).items():
+        if value is None:
+            current.pop(name, None)
+        else:
+            current[name] = value
+    if current:
+        step["with"] = current
+    else:
+        step.pop("with", None)

@@ -18,3 +18,71 @@
   document.addEventListener("DOMContentLoaded", () => refresh(document));
   document.addEventListener("htmx:afterSwap", (e) => refresh(e.target));
 })();
+
+// The phone layout's helpers (see flowdeck.css): the navigation's menu button, table cells
+// labelled by their column for the stacked cards, and zoom buttons on step graphs.
+(function () {
+  document.documentElement.classList.add("js");
+
+  function menu() {
+    const button = document.querySelector(".menu-toggle");
+    const nav = document.getElementById("main-nav");
+    if (!button || !nav) return;
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      const open = button.getAttribute("aria-expanded") !== "true";
+      button.setAttribute("aria-expanded", String(open));
+      nav.classList.toggle("open", open);
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && nav.classList.contains("open")) {
+        button.setAttribute("aria-expanded", "false");
+        nav.classList.remove("open");
+        button.focus();
+      }
+    });
+  }
+
+  function labelTables(root) {
+    root.querySelectorAll("table").forEach((table) => {
+      const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+      if (!headers.length) return;
+      table.classList.add("stacked");
+      table.querySelectorAll("tbody tr").forEach((row) => {
+        [...row.children].forEach((cell, i) => {
+          if (headers[i] && !cell.hasAttribute("data-label") && !cell.hasAttribute("colspan")) cell.dataset.label = headers[i];
+        });
+      });
+    });
+  }
+
+  function zoomGraphs(root) {
+    root.querySelectorAll(".graph-scroll, figure.run-graph").forEach((box) => {
+      const svg = box.querySelector(":scope > svg, :scope > div > svg") || box.querySelector("svg");
+      if (!svg || box.dataset.zoom) return;
+      box.dataset.zoom = "1";
+      box.classList.add("graph-box");
+      const width = parseFloat(svg.getAttribute("width")), height = parseFloat(svg.getAttribute("height"));
+      if (!width || !height) return;
+      let scale = 1;
+      const bar = document.createElement("div");
+      bar.className = "graph-zoom";
+      for (const [label, text, factor] of [["Zoom out", "−", 1 / 1.25], ["Zoom in", "+", 1.25], ["Actual size", "1:1", 0]]) {
+        const button = document.createElement("button");
+        Object.assign(button, { type: "button", className: "secondary", textContent: text, title: label });
+        button.setAttribute("aria-label", `${label} the graph`);
+        button.addEventListener("click", () => {
+          scale = factor ? Math.min(3, Math.max(0.3, scale * factor)) : 1;
+          svg.setAttribute("width", width * scale);
+          svg.setAttribute("height", height * scale);
+        });
+        bar.append(button);
+      }
+      box.before(bar);
+    });
+  }
+
+  function enhance(root) { labelTables(root); zoomGraphs(root); }
+  document.addEventListener("DOMContentLoaded", () => { menu(); enhance(document); });
+  document.addEventListener("htmx:afterSwap", (e) => enhance(e.target.parentNode || document));
+})();

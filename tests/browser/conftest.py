@@ -42,8 +42,10 @@ def browser():
 
 @pytest.fixture(autouse=True)
 def editor_static_files(settings):
-    """Serve node_modules' CodeMirror as settings will (see the report: STATICFILES_DIRS)."""
-    settings.STATICFILES_DIRS = [*settings.STATICFILES_DIRS, ("codemirror", NODE_MODULES / "codemirror")]
+    """Serve node_modules' editor components as settings do, from this checkout's node_modules."""
+    settings.STATICFILES_DIRS = [*settings.STATICFILES_DIRS, ("codemirror", NODE_MODULES / "codemirror"),
+                                 ("ajv", NODE_MODULES / "ajv-dist" / "dist"),
+                                 ("yaml", NODE_MODULES / "yaml" / "browser" / "dist")]
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Template tags for pages whose views other apps own: the workflow's step graph on its detail
-page, and the editor's panels (first preview of the YAML, step type catalog)."""
+"""Template tags of the workflow pages: a version's step graph on its detail page, and the
+editor's panels (first preview of the YAML, step type catalog, form mode)."""
 
 from django import template
 
@@ -9,27 +9,33 @@ from apps.workflows import editor
 register = template.Library()
 
 
-@register.inclusion_tag("platform/_spec_graph.html")
+@register.inclusion_tag("workflows/_spec_graph.html")
 def workflow_graph(version, link_prefix: str = "step-"):
     """The steps of a saved version, laid out by grandalf; each box links to `#<prefix><id>`."""
     return {"graph": editor.version_graph(version), "link_prefix": link_prefix, "name": version.workflow.name}
 
 
-@register.inclusion_tag("platform/_editor_preview.html")
+@register.inclusion_tag("workflows/_editor_preview.html")
 def editor_preview(source: str, workflow=None):
     """The editor's graph and dry run for the YAML the page opens with (later ones come by htmx)."""
     return editor.preview(source or "", workflow)
 
 
-@register.inclusion_tag("platform/_catalog_panel.html")
+@register.inclusion_tag("workflows/_catalog_panel.html")
 def editor_catalog():
     return {"entries": editor.catalog_entries()}
 
 
-@register.inclusion_tag("platform/_step_form.html")
-def editor_step_form():
-    """Form mode before a step type is chosen (the chosen type's form comes by htmx)."""
-    return {"step": None, "step_types": all_step_types()}
+@register.inclusion_tag("workflows/_step_form.html")
+def editor_step_form(source: str = ""):
+    """Form mode before a step is chosen (the chosen step's form comes by htmx)."""
+    return {"step": None, "step_types": all_step_types(), "step_ids": editor.existing_step_ids(source)}
+
+
+@register.filter
+def get_item(mapping, key):
+    """`values|get_item:key`: a form value whose key is built in the template."""
+    return mapping.get(key) if mapping else None
 
 
 @register.filter
