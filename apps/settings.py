@@ -236,6 +236,10 @@ FLOWDECK_WEBHOOK_MAX_BYTES = env_int("FLOWDECK_WEBHOOK_MAX_BYTES", 256 * 1024, m
 FLOWDECK_WEBHOOK_RATE_PER_MINUTE = env_int("FLOWDECK_WEBHOOK_RATE_PER_MINUTE", 60, minimum=1)
 # A queue message whose handling failed this many times is set aside as a dead letter.
 FLOWDECK_TRIGGER_MAX_DELIVERIES = env_int("FLOWDECK_TRIGGER_MAX_DELIVERIES", 5, minimum=1)
+# Retention (0: keep forever): finished runs, and audit events, older than this many days are
+# removed by a daily task (manage.py purge_runs does it on demand).
+FLOWDECK_RUN_RETENTION_DAYS = env_int("FLOWDECK_RUN_RETENTION_DAYS", 0, minimum=0)
+FLOWDECK_AUDIT_RETENTION_DAYS = env_int("FLOWDECK_AUDIT_RETENTION_DAYS", 0, minimum=0)
 # /metrics answers only with `Authorization: Bearer <this>`; empty keeps it closed.
 FLOWDECK_METRICS_TOKEN = env_str("FLOWDECK_METRICS_TOKEN")
 FLOWDECK_OPENLINEAGE_URL = env_str("FLOWDECK_OPENLINEAGE_URL")

@@ -5,6 +5,7 @@ exactly when the state that needs it does; notifications wait for the commit (se
 """
 
 from apps.approvals import services
+from apps.approvals.models import ApprovalRequest
 from apps.runs.models import RunState
 
 
@@ -21,3 +22,9 @@ def on_step_failed(sender, step_run, run, error_type, error_message, compensatio
 def on_run_state_changed(sender, run, before, after, actor, **kwargs) -> None:
     if before in (RunState.WAITING, RunState.PAUSED) or run.is_finished:
         services.withdraw_stale(run)
+
+
+def on_runs_purging(sender, run_ids, **kwargs) -> None:
+    # Retention removes finished runs; their requests and decisions go with them (the audit log
+    # keeps what was decided).
+    ApprovalRequest.objects.filter(run_id__in=run_ids).delete()

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from apps.beat import schedule_every
+
 
 class AuditConfig(AppConfig):
     name = "apps.audit"
@@ -7,3 +9,7 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.audit import checks  # noqa: F401  (registers the system checks)
+
+        schedule_every(self, name="flowdeck: purge old audit events", task="flowdeck.audit.purge", seconds=24 * 3600,
+                       description="Removes audit events older than FLOWDECK_AUDIT_RETENTION_DAYS (0: keeps them) "
+                                   "behind a signed checkpoint, so the chain still verifies.")

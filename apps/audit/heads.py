@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.audit.log import ChainVerdict, canonical, hmac_sha256, signing_key
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditEvent, AuditPurge
 
 _FIELDS = ("sequence", "event_hash", "events", "exported_at", "key_id")
 
@@ -23,7 +23,8 @@ _FIELDS = ("sequence", "event_hash", "events", "exported_at", "key_id")
 def signed_head(verdict: ChainVerdict) -> dict:
     """The head of a chain that `verify_chain()` just found intact, signed with the signing key."""
     key_id, key = signing_key()
-    head = {"sequence": verdict.events_checked, "event_hash": verdict.head_hash, "events": verdict.events_checked,
+    # `sequence` names the last event; `events` counts those the database holds (fewer after a purge).
+    head = {"sequence": verdict.head_sequence, "event_hash": verdict.head_hash, "events": verdict.events_checked,
             "exported_at": timezone.now().isoformat(), "key_id": key_id}
     return {**head, "signature": hmac_sha256(key, canonical(head))}
 
@@ -31,6 +32,7 @@ def signed_head(verdict: ChainVerdict) -> dict:
 @dataclass
 class HeadsVerdict:
     checked: int = 0
+    purged: int = 0  # heads naming events that retention removed (before its signed checkpoint)
     problems: list[str] = field(default_factory=list)
 
 
@@ -47,10 +49,18 @@ def check_heads(lines) -> HeadsVerdict:
                 heads.append((number, head))
     stored = dict(AuditEvent.objects.filter(sequence__in=[head["sequence"] for _, head in heads])
                   .values_list("sequence", "event_hash"))
+    # verify_chain() checked the purge checkpoint's signature; a head inside the purged range
+    # names an event retention removed on purpose (its hash is known only at the checkpoint).
+    purge = AuditPurge.objects.first()
+    purged_through = purge.through_sequence if purge else 0
+    if purge:
+        stored.setdefault(purge.through_sequence, purge.through_hash)
     for number, head in heads:
         verdict.checked += 1
         sequence, taken = head["sequence"], f"line {number} (exported {head['exported_at']})"
-        if sequence and sequence not in stored:
+        if sequence and sequence < purged_through and sequence not in stored:
+            verdict.purged += 1
+        elif sequence and sequence not in stored:
             verdict.problems.append(f"the database holds no event #{sequence}, which the head on {taken} names: "
                                     "events were deleted from the end of the chain")
         elif sequence and stored[sequence] != head["event_hash"]:

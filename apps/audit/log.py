@@ -25,7 +25,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.models import AuditChainHead, AuditEvent
+from apps.audit.models import AuditChainHead, AuditEvent, AuditPurge
 from apps.logging import REDACTED, SECRET_KEY_PATTERN
 
 GENESIS_HASH = "0" * 64
@@ -219,10 +219,17 @@ class ChainVerdict:
     first_broken_sequence: int | None = None
     reason: str = ""
     head_hash: str = GENESIS_HASH  # of the last event verified
+    head_sequence: int = 0  # of the last event verified
+    purged_through: int = 0  # retention removed the events up to this one (a signed checkpoint says so)
 
     @property
     def events_checked(self) -> int:
         return self.keyed + self.unkeyed
+
+
+def purge_fields(purge: AuditPurge) -> list:
+    return [purge.through_sequence, purge.through_hash, purge.events_removed, purge.purged_at.isoformat(),
+            purge.key_id]
 
 
 def verify_chain() -> ChainVerdict:
@@ -234,8 +241,20 @@ def verify_chain() -> ChainVerdict:
         verdict.ok, verdict.first_broken_sequence, verdict.reason = False, sequence, reason
         return verdict
 
-    for event in AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000):
-        expected_sequence = verdict.events_checked + 1
+    events = AuditEvent.objects.order_by("sequence")
+    purge = AuditPurge.objects.first()
+    if purge is not None:
+        key = keys.get(purge.key_id)
+        if key is None or not hmac.compare_digest(hmac_sha256(key, canonical(purge_fields(purge))), purge.signature):
+            return broken(purge.through_sequence + 1, (
+                f"the retention checkpoint before it (events up to #{purge.through_sequence} purged) is not signed "
+                f"by a key in FLOWDECK_AUDIT_KEYS (key id {purge.key_id!r}): it was forged or edited"))
+        verdict.purged_through = verdict.head_sequence = purge.through_sequence
+        verdict.head_hash = purge.through_hash
+        # Events a purge that stopped half way did not yet remove are behind the checkpoint.
+        events = events.filter(sequence__gt=purge.through_sequence)
+    for event in events.iterator(chunk_size=2000):
+        expected_sequence = verdict.head_sequence + 1
         if event.sequence != expected_sequence:
             return broken(expected_sequence, f"event #{expected_sequence} is missing")
         if event.previous_hash != verdict.head_hash:
@@ -258,8 +277,8 @@ def verify_chain() -> ChainVerdict:
             if _event_hash(event, None) != event.event_hash:
                 return broken(event.sequence, "its fields were changed")
             verdict.unkeyed += 1
-        verdict.head_hash = event.event_hash
+        verdict.head_hash, verdict.head_sequence = event.event_hash, event.sequence
     head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and head.last_sequence != verdict.events_checked:
-        return broken(verdict.events_checked + 1, f"the chain should hold {head.last_sequence} events")
+    if head is not None and head.last_sequence != verdict.head_sequence:
+        return broken(verdict.head_sequence + 1, f"the chain should end at event #{head.last_sequence}")
     return verdict

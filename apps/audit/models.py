@@ -1,4 +1,5 @@
-"""Audit events. Rows are only ever inserted (by `apps.audit.log.record`), never updated."""
+"""Audit events. Rows are only ever inserted (by `apps.audit.log.record`), never updated; retention
+removes the oldest behind a signed checkpoint (`apps.audit.retention`)."""
 
 from django.conf import settings
 from django.db import models
@@ -40,3 +41,23 @@ class AuditChainHead(models.Model):
 
     last_sequence = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+
+
+class AuditPurge(models.Model):
+    """A signed checkpoint left where retention removed the chain's oldest events: the chain is
+    verified from the event after `through_sequence`, whose previous hash must be `through_hash`.
+    The HMAC (key `key_id` of FLOWDECK_AUDIT_KEYS) over these fields means nobody without the key
+    can cut the chain and leave a checkpoint that passes."""
+
+    through_sequence = models.PositiveBigIntegerField(unique=True)
+    through_hash = models.CharField(max_length=64)
+    events_removed = models.PositiveBigIntegerField()
+    purged_at = models.DateTimeField(default=timezone.now)
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-through_sequence"]
+
+    def __str__(self) -> str:
+        return f"events up to #{self.through_sequence} purged {self.purged_at:%Y-%m-%d}"

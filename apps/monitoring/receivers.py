@@ -8,7 +8,7 @@ from django.dispatch import receiver
 
 from apps.monitoring import lineage, services, tasks
 from apps.runs.models import Run
-from apps.runs.signals import run_ended, run_state_changed
+from apps.runs.signals import run_ended, run_state_changed, runs_purging
 
 
 @receiver(run_state_changed, sender=Run, dispatch_uid="monitoring.on_run_state_changed")
@@ -22,3 +22,8 @@ def on_run_state_changed(sender, run: Run, before, after, actor, **kwargs) -> No
 @receiver(run_ended, sender=Run, dispatch_uid="monitoring.on_run_ended")
 def on_run_ended(sender, run: Run, **kwargs) -> None:
     services.on_run_ended(run)
+
+
+@receiver(runs_purging, sender=Run, dispatch_uid="monitoring.on_runs_purging")
+def on_runs_purging(sender, run_ids, **kwargs) -> None:
+    services.forget_runs(run_ids)

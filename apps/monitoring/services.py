@@ -411,6 +411,12 @@ def on_run_ended(run: Run) -> None:
         check_anomalies(run)
 
 
+def forget_runs(run_ids: list[int]) -> None:
+    """Retention removes these finished runs: their SLA records go, their alerts stay (detached)."""
+    SlaStatus.objects.filter(run_id__in=run_ids).delete()
+    Alert.objects.filter(run_id__in=run_ids).update(run=None)
+
+
 def alert_expiring_approvals(now: datetime | None = None) -> int:
     from apps.approvals.models import ApprovalRequest, RequestState
 

@@ -3,6 +3,7 @@ from django.apps import AppConfig
 from apps.beat import schedule_every
 
 SWEEPER_TASK_NAME = "flowdeck: sweep stale step attempts"
+RETENTION_TASK_NAME = "flowdeck: purge old runs"
 
 
 class RunsConfig(AppConfig):
@@ -16,6 +17,8 @@ class RunsConfig(AppConfig):
         schedule_every(self, name=SWEEPER_TASK_NAME, task="flowdeck.runs.sweep_runs",
                        seconds=settings.FLOWDECK_SWEEP_INTERVAL_SECONDS,
                        description="Requeues step attempts whose worker went silent and re-sends lost messages.")
+        schedule_every(self, name=RETENTION_TASK_NAME, task="flowdeck.runs.purge", seconds=24 * 3600,
+                       description="Removes finished runs older than FLOWDECK_RUN_RETENTION_DAYS (0: keeps them).")
         from apps.runs import batch  # noqa: F401  (registers batch.map and its chunk task, in workers too)
         if settings.FLOWDECK_TEST_STEP_TYPES:
             from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types)

@@ -14,6 +14,9 @@ and must defer slow I/O (mail, webhooks) with `transaction.on_commit`.
   settlement, anomaly history, downstream starts, the next backfill slot). Each receiver runs in
   its own transaction; one that fails is logged and does not stop the others. A receiver that
   must not be lost to a crash right after the commit has a periodic catch-up of its own.
+- runs_purging(sender=Run, run_ids) is sent inside each retention batch's transaction, before
+  those finished runs are removed (apps.runs.retention): each app removes or detaches its own
+  rows about them.
 - step_waiting_approval(sender=StepRun, step_run, run, approval) where `approval` is the spec's
   approval block, or None when the gate comes from a high-risk step type.
 """
@@ -22,5 +25,6 @@ from django.dispatch import Signal
 
 run_state_changed = Signal()
 run_ended = Signal()
+runs_purging = Signal()
 step_failed = Signal()
 step_waiting_approval = Signal()

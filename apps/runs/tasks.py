@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager, nullcontext
+from datetime import timedelta
 
 import structlog
 from celery import shared_task
@@ -27,6 +28,7 @@ from apps.paths import scrub
 from apps.runs import engine
 from apps.runs.engine.contract import RUN_ATTEMPT_TASK
 from apps.runs.context import AttemptContext, AttemptRevoked
+from apps.runs.retention import purge_runs
 
 logger = get_logger("flowdeck.runs")
 
@@ -89,6 +91,13 @@ def sweep_runs() -> None:
     if report.requeued or report.timed_out or report.resent or report.runs_started:
         logger.warning("sweeper recovered work", requeued=report.requeued, timed_out=report.timed_out,
                        resent=report.resent, runs_started=report.runs_started)
+
+
+@shared_task(name="flowdeck.runs.purge", ignore_result=True)
+def purge() -> None:
+    if settings.FLOWDECK_RUN_RETENTION_DAYS:
+        report = purge_runs(timedelta(days=settings.FLOWDECK_RUN_RETENTION_DAYS))
+        logger.info("old runs purged", **report.as_dict())
 
 
 def execute(claimed: engine.ClaimedAttempt) -> engine.AttemptOutcome | None:

@@ -6,7 +6,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from apps.runs.models import Run, Trigger
-from apps.runs.signals import run_ended
+from apps.runs.signals import run_ended, runs_purging
 from apps.triggers import services
 from apps.workflows.models import Workflow
 
@@ -25,3 +25,9 @@ def on_run_ended(sender, run: Run, **kwargs) -> None:
     backfill_id = run.trigger_detail.get("backfill") if run.trigger == Trigger.BACKFILL else None
     if backfill_id:
         services.advance_backfill(backfill_id)
+
+
+@receiver(runs_purging, sender=Run, dispatch_uid="triggers.on_runs_purging")
+def on_runs_purging(sender, run_ids, **kwargs) -> None:
+    # The ledger keeps its events (a slot or message key must not start again); they lose the run.
+    services.detach_runs(run_ids)

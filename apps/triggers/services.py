@@ -299,6 +299,12 @@ def _close_batch(batch: EventBatch, reason: str) -> None:
                                                                    "run": batch.run.pk})
 
 
+def detach_runs(run_ids: list[int]) -> None:
+    """Retention removes these finished runs; the ledger's events and batches stay, without them."""
+    TriggerEvent.objects.filter(run_id__in=run_ids).update(run=None)
+    EventBatch.objects.filter(run_id__in=run_ids).update(run=None)
+
+
 def events_of_run(run: Run):
     """The trigger events a run was started for (one, or every event of its batch)."""
     return TriggerEvent.objects.filter(run=run).order_by("received_at", "pk")
