@@ -103,11 +103,26 @@ def _load_builtins() -> None:
 
 
 def with_defaults(step: StepType, params: dict) -> dict:
-    """`params` with the schema's top-level defaults filled in for what was not given (copies:
-    a step that changes its `options` must not change the registered schema)."""
-    properties = (step.params_schema or {}).get("properties") or {}
+    """`params` with the schema's top-level defaults filled in for what was not given."""
+    return schema_defaults(step.params_schema, params)
+
+
+def schema_defaults(schema: dict | None, given: dict) -> dict:
+    """`given` with the defaults of `schema`'s properties filled in for what it lacks (copies: a
+    step that changes its `options` must not change the registered schema)."""
+    properties = (schema or {}).get("properties") or {}
     return {**{name: copy.deepcopy(prop["default"]) for name, prop in properties.items() if "default" in prop},
-            **params}
+            **given}
+
+
+def checked_params(ctx: StepContext, type_name: str) -> dict[str, Any]:
+    """The step's parameters with the schema's top-level defaults filled in, refused
+    (permanently) when they break the type's schema."""
+    step = get_step_type(type_name)
+    errors = params_errors(step, ctx.params)
+    if errors:
+        raise PermanentStepError(f"{type_name} parameters are invalid: " + "; ".join(errors))
+    return with_defaults(step, ctx.params)
 
 
 def params_errors(step: StepType, params: Any) -> list[str]:

@@ -16,7 +16,6 @@ class RunsConfig(AppConfig):
         schedule_every(self, name=SWEEPER_TASK_NAME, task="flowdeck.runs.sweep_runs",
                        seconds=settings.FLOWDECK_SWEEP_INTERVAL_SECONDS,
                        description="Requeues step attempts whose worker went silent and re-sends lost messages.")
-        from apps.runs import batch  # noqa: F401  (registers batch.map and its chunk task, in workers too)
         if settings.FLOWDECK_TEST_STEP_TYPES:
             from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types)
 
