@@ -6,7 +6,6 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -53,8 +52,7 @@ def step_type_detail(request, name: str):
 @login_required
 def connection_list(request):
     require_platform_admin(request.user)
-    connections = Connection.objects.select_related("team").prefetch_related("shared_with")
-    page = Paginator(connections, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(services.connections_for(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "catalog/connections.html", {
         "page": page, "hosts": AllowedHost.objects.all(), "host_form": AllowedHostForm(),
     })
@@ -65,13 +63,8 @@ def _save_connection(request, form: ConnectionForm, connection: Connection | Non
         if connection is None:
             return services.create_connection(request.user, secret=form.cleaned_data.get("secret") or "",
                                               **form.public_fields(), **form.sharing())
-        with transaction.atomic():
-            saved = services.update_connection(request.user, connection.pk, secret=form.secret_change(),
-                                               **form.public_fields())
-            # Saving the form of a never-scoped connection is the admin's decision on who may use it.
-            if form.sharing_changed() or connection.scoped_at is None:
-                saved = services.share_connection(request.user, connection.pk, **form.sharing())
-            return saved
+        return services.update_connection(request.user, connection.pk, secret=form.secret_change(),
+                                          **form.public_fields(), **form.sharing())
     except services.CatalogError as exc:
         for field, problems in (exc.field_errors or {None: [str(exc)]}).items():
             for problem in problems:
