@@ -33,11 +33,14 @@ class StepTypeSerializer(serializers.Serializer):
     queue = serializers.CharField()
     timeout_seconds = serializers.IntegerField()
     idempotent = serializers.BooleanField()
+    package = serializers.CharField(allow_null=True, help_text="The installed package that declares it; null: built in.")
+    version = serializers.CharField(allow_null=True, help_text="That package's version; null: built in.")
 
 
 class StepTypeDetailSerializer(StepTypeSerializer):
     doc = serializers.CharField()
     params_schema = serializers.JSONField()
+    output_schema = serializers.JSONField(allow_null=True, help_text="A JSON Schema of the output, when declared.")
     example = serializers.JSONField(help_text="Example parameters (the step's `with`).")
     example_yaml = serializers.SerializerMethodField(help_text="The example as a `steps:` entry.")
 

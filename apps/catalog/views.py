@@ -15,7 +15,7 @@ from apps.catalog import services
 from apps.catalog.forms import AllowedHostForm, ConnectionForm
 from apps.catalog.models import AllowedHost, Connection
 from apps.catalog.presentation import example_yaml, parameter_rows
-from apps.catalog.registry import Risk, all_step_types, get_step_type
+from apps.catalog.registry import Risk, all_step_types, get_step_type, package_problems
 
 PAGE_SIZE = 25
 
@@ -33,9 +33,11 @@ def step_type_list(request):
     page = Paginator(types, PAGE_SIZE).get_page(request.GET.get("page"))
     if request.htmx:
         return render(request, "catalog/list.html#types", {"page": page, "query": query, "risk": risk})
-    return render(request, "catalog/list.html", {"page": page, "query": query, "risk": risk,
-                                                 "risks": (Risk.LOW, Risk.HIGH),
-                                                 "connections": services.connections_for(request.user)})
+    return render(request, "catalog/list.html", {
+        "page": page, "query": query, "risk": risk, "risks": (Risk.LOW, Risk.HIGH),
+        "connections": services.connections_for(request.user),
+        "package_problems": package_problems() if request.user.is_platform_admin else [],
+    })
 
 
 @login_required
@@ -46,6 +48,7 @@ def step_type_detail(request, name: str):
     return render(request, "catalog/detail.html", {
         "step": step, "parameters": parameter_rows(step.params_schema), "example": example_yaml(step),
         "schema_json": json.dumps(step.params_schema, indent=2, ensure_ascii=False),
+        "output_schema_json": json.dumps(step.output_schema, indent=2, ensure_ascii=False) if step.output_schema else "",
     })
 
 
