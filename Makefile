@@ -12,10 +12,14 @@ REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: run test test-sqlite test-services bench setup migrate demo browser-deps clean
 
-$(VENV)/.installed: pyproject.toml
+# The example step type package is installed too: the tests load it through its entry point.
+EXAMPLE_STEPS := examples/flowdeck-example-steps
+
+$(VENV)/.installed: pyproject.toml $(EXAMPLE_STEPS)/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e $(EXAMPLE_STEPS)
 	touch $@
 
 # Browser components (the YAML editor, axe-core for the accessibility tests) from the npm registry.

@@ -64,7 +64,7 @@ def dataset(records: int) -> Path:
 
 def single_process_loop(path: Path) -> tuple[float, int, int]:
     """The same work in one loop: seconds, records kept, records rejected."""
-    from apps.runs.batch_functions import RecordRejected, get_record_function
+    from apps.catalog.builtins.batch_functions import RecordRejected, get_record_function
 
     apply = get_record_function("normalize_invoice").apply
     kept = rejected = 0
@@ -116,7 +116,6 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     from apps.accounts.models import Team
-    from apps.runs import batch  # noqa: F401  (registers batch.map here too)
 
     records = int(os.environ.get("BENCH_RECORDS", "1000000"))
     expected_rejects = records // BAD_EVERY
@@ -126,7 +125,7 @@ def main() -> None:
         raise SystemExit(f"the single-process loop kept {kept} and rejected {rejected}: the data is not as generated")
     team = Team.objects.create(slug="bench", name="Bench")
     worker_count = int(os.environ.get("BENCH_WORKERS", "2"))
-    workers = start_workers(worker_count, label="bench-batch", include="apps.runs.batch")
+    workers = start_workers(worker_count, label="bench-batch", include="apps.catalog.builtins.batch")
     try:
         map_seconds, output = run_batch_map(team, path)
     finally:

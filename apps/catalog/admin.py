@@ -35,16 +35,14 @@ class ConnectionAdmin(PlatformAdminOnly):
     def save_model(self, request, obj, form, change):
         if change:
             saved = services.update_connection(request.user, obj.pk, secret=form.secret_change(),
-                                               **form.public_fields())
-            if form.sharing_changed() or saved.scoped_at is None:
-                saved = services.share_connection(request.user, obj.pk, **form.sharing())
+                                               **form.public_fields(), **form.sharing())
         else:
             saved = services.create_connection(request.user, secret=form.cleaned_data.get("secret") or "",
                                                **form.public_fields(), **form.sharing())
         obj.pk, obj.encrypted_secret = saved.pk, saved.encrypted_secret
 
     def save_related(self, request, form, formsets, change):
-        # share_connection already set shared_with (audited); the form must not set it again.
+        # update_connection already set shared_with (audited); the form must not set it again.
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 

@@ -6,6 +6,10 @@ lives only in var/: losing it makes every connection secret unreadable. A deploy
 the embedded default's everyday commands stay quiet.
 flowdeck.W002: connections still shared with all teams only because they predate team
 ownership (migration 0002): every team's steps can use them until a platform admin scopes them.
+flowdeck.W003: an installed step type package could not be loaded (its import failed, a schema is
+not valid JSON Schema, a name is taken): none of its types are available, every other type is. A
+warning, not an error, because an error would stop `migrate` and `runserver`, and one broken
+package must not stop the console; `manage.py check --fail-level WARNING` makes it fail CI.
 """
 
 from django.conf import settings
@@ -67,3 +71,16 @@ def unscoped_connections_check(app_configs=None, databases=None, **kwargs) -> li
              "with team, shared_with or shared_with_all.",
         id="flowdeck.W002",
     )]
+
+
+@checks.register()
+def step_type_packages_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from apps.catalog.registry import ENTRY_POINT_GROUP, package_problems
+
+    return [checks.Warning(
+        f"Step type package {problem.package} was not loaded: {problem.reason}. None of its step types are "
+        "available; every other step type is.",
+        hint=f"Fix the package (its entry point in group {ENTRY_POINT_GROUP}: {problem.entry_point}) or uninstall "
+             "it, then restart the web and worker processes.",
+        obj=problem.package, id="flowdeck.W003",
+    ) for problem in package_problems()]

@@ -2,7 +2,7 @@
 
 The secret field is write-only: never pre-filled, and left blank it keeps the current secret.
 Who may use the connection (owning team, shared teams, all teams) is part of the same form; the
-views hand it to `services.share_connection`, never save it through the form.
+views hand it to `services.update_connection` with the other fields, never save it through the form.
 """
 
 from django import forms
@@ -47,9 +47,6 @@ class ConnectionForm(forms.ModelForm):
     def sharing(self) -> dict:
         return {"team": self.cleaned_data["team"], "shared_with": list(self.cleaned_data["shared_with"]),
                 "shared_with_all": self.cleaned_data["shared_with_all"]}
-
-    def sharing_changed(self) -> bool:
-        return any(field in self.changed_data for field in SHARING_FIELDS)
 
 
 class AllowedHostForm(forms.ModelForm):

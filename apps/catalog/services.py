@@ -3,15 +3,17 @@
 Only platform admins may call them. Every change writes an audit event; a secret never enters
 the audit data: replacing or clearing it is its own event, without the value. Who may use a
 connection (its owning team, teams it is shared with, or all teams) is set when it is created
-and changed only by `share_connection`, each change audited as `connection.sharing_changed`.
+and changed by `update_connection`, each change audited as `connection.sharing_changed`; the
+page, the API and the Django admin all change a connection through that one function.
 """
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import Http404
 from django.utils import timezone
 
-from apps.accounts.access import require_platform_admin, visible_team_ids
+from apps.accounts.access import require_platform_admin, visible_team_ids, visible_teams
 from apps.accounts.models import Team
 from apps.audit.log import record
 from apps.catalog.models import AllowedHost, Connection
@@ -20,7 +22,7 @@ from apps.logging import get_logger
 logger = get_logger(__name__)
 
 CONNECTION_FIELDS = ("name", "kind", "url", "allow_writes", "description")
-SHARING_FIELDS = ("team", "shared_with", "shared_with_all")  # changed only by share_connection
+SHARING_FIELDS = ("team", "shared_with", "shared_with_all")  # audited apart from the other fields
 
 
 class CatalogError(Exception):
@@ -31,13 +33,17 @@ class CatalogError(Exception):
         self.field_errors = field_errors or {}
 
 
-def connections_for(user, team: Team | None = None) -> QuerySet:
+def connections_for(user, team_slug: str = "") -> QuerySet:
     """The connections `user` may see: those their teams' steps may use (every one for a platform
-    admin); with `team`, only those that team's steps may use (none when `user` cannot see it)."""
+    admin); with `team_slug`, only those that team's steps may use. Http404 for a team `user`
+    cannot see, worded like one that does not exist."""
     connections = Connection.objects.select_related("team").prefetch_related("shared_with")
+    if team_slug:
+        team = visible_teams(user).filter(slug=team_slug).first()
+        if team is None:
+            raise Http404(f"You are in no team {team_slug!r}.")
+        return connections.usable_by(team)
     team_ids = visible_team_ids(user)
-    if team is not None:
-        return connections.usable_by(team) if team_ids is None or team.pk in team_ids else connections.none()
     return connections if team_ids is None else connections.usable_by(*team_ids)
 
 
@@ -95,12 +101,20 @@ def create_connection(actor, *, name: str, kind: str, url: str, secret: str = ""
 
 @transaction.atomic
 def update_connection(actor, connection_id: int, *, secret: str | None = None, **changes) -> Connection:
-    """Change the given public fields; `secret=None` keeps the secret, `""` clears it, text replaces it."""
+    """Change the given fields of a connection, who may use it among them (`team`, `shared_with`,
+    `shared_with_all`; those not given stay). `secret=None` keeps the secret, `""` clears it,
+    text replaces it. Each kind of change is audited once, and only when something changed, except
+    that saying who may use a connection that predates team ownership counts even unchanged: it
+    marks the connection as decided, which ends the flowdeck.W002 warning."""
     require_platform_admin(actor)
-    unknown = set(changes) - set(CONNECTION_FIELDS)
+    unknown = set(changes) - set(CONNECTION_FIELDS) - set(SHARING_FIELDS)
     if unknown:
         raise CatalogError(f"Cannot change {', '.join(sorted(unknown))} of a connection.")
     connection = Connection.objects.select_for_update().get(pk=connection_id)
+    current_sharing = {"team": connection.team, "shared_with": list(connection.shared_with.all()),
+                       "shared_with_all": connection.shared_with_all}
+    sharing = {**current_sharing, **{field: changes.pop(field) for field in SHARING_FIELDS if field in changes}}
+    _check_sharing(**sharing)
     before = _public_fields(connection)
     for field, value in changes.items():
         setattr(connection, field, value)
@@ -116,26 +130,19 @@ def update_connection(actor, connection_id: int, *, secret: str | None = None, *
                after={k: v for k, v in after.items() if before[k] != v})
     if secret is not None:
         _record_secret_change(actor, connection, secret)
+    if _who(sharing) != _who(current_sharing) or connection.scoped_at is None:
+        before_sharing = connection.sharing()
+        _apply_sharing(connection, **sharing)
+        record(actor, "connection.sharing_changed", connection, before=before_sharing, after=connection.sharing())
     logger.info("connection updated", connection=connection.name)
     return connection
 
 
-@transaction.atomic
-def share_connection(actor, connection_id: int, *, team: Team | None, shared_with=(),
-                     shared_with_all: bool = False) -> Connection:
-    """Set who may use the connection: owned by `team`, shared with `shared_with`, or with all teams.
-
-    Saying it again unchanged still counts: it marks a connection migrated as "shared with all
-    teams" as decided, which ends the flowdeck.W002 warning.
-    """
-    require_platform_admin(actor)
-    _check_sharing(team, shared_with, shared_with_all)
-    connection = Connection.objects.select_for_update().get(pk=connection_id)
-    before = connection.sharing()
-    _apply_sharing(connection, team, shared_with, shared_with_all)
-    record(actor, "connection.sharing_changed", connection, before=before, after=connection.sharing())
-    logger.info("connection sharing changed", connection=connection.name)
-    return connection
+def _who(sharing: dict) -> tuple:
+    # As _apply_sharing stores it: the owning team is never also in shared_with.
+    team = sharing["team"]
+    return (team.pk if team else None, {other.pk for other in sharing["shared_with"] if other != team},
+            sharing["shared_with_all"])
 
 
 @transaction.atomic

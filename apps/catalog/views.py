@@ -6,7 +6,6 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -16,7 +15,7 @@ from apps.catalog import services
 from apps.catalog.forms import AllowedHostForm, ConnectionForm
 from apps.catalog.models import AllowedHost, Connection
 from apps.catalog.presentation import example_yaml, parameter_rows
-from apps.catalog.registry import Risk, all_step_types, get_step_type
+from apps.catalog.registry import Risk, all_step_types, get_step_type, package_problems
 
 PAGE_SIZE = 25
 
@@ -34,9 +33,11 @@ def step_type_list(request):
     page = Paginator(types, PAGE_SIZE).get_page(request.GET.get("page"))
     if request.htmx:
         return render(request, "catalog/list.html#types", {"page": page, "query": query, "risk": risk})
-    return render(request, "catalog/list.html", {"page": page, "query": query, "risk": risk,
-                                                 "risks": (Risk.LOW, Risk.HIGH),
-                                                 "connections": services.connections_for(request.user)})
+    return render(request, "catalog/list.html", {
+        "page": page, "query": query, "risk": risk, "risks": (Risk.LOW, Risk.HIGH),
+        "connections": services.connections_for(request.user),
+        "package_problems": package_problems() if request.user.is_platform_admin else [],
+    })
 
 
 @login_required
@@ -47,14 +48,14 @@ def step_type_detail(request, name: str):
     return render(request, "catalog/detail.html", {
         "step": step, "parameters": parameter_rows(step.params_schema), "example": example_yaml(step),
         "schema_json": json.dumps(step.params_schema, indent=2, ensure_ascii=False),
+        "output_schema_json": json.dumps(step.output_schema, indent=2, ensure_ascii=False) if step.output_schema else "",
     })
 
 
 @login_required
 def connection_list(request):
     require_platform_admin(request.user)
-    connections = Connection.objects.select_related("team").prefetch_related("shared_with")
-    page = Paginator(connections, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(services.connections_for(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "catalog/connections.html", {
         "page": page, "hosts": AllowedHost.objects.all(), "host_form": AllowedHostForm(),
     })
@@ -65,13 +66,8 @@ def _save_connection(request, form: ConnectionForm, connection: Connection | Non
         if connection is None:
             return services.create_connection(request.user, secret=form.cleaned_data.get("secret") or "",
                                               **form.public_fields(), **form.sharing())
-        with transaction.atomic():
-            saved = services.update_connection(request.user, connection.pk, secret=form.secret_change(),
-                                               **form.public_fields())
-            # Saving the form of a never-scoped connection is the admin's decision on who may use it.
-            if form.sharing_changed() or connection.scoped_at is None:
-                saved = services.share_connection(request.user, connection.pk, **form.sharing())
-            return saved
+        return services.update_connection(request.user, connection.pk, secret=form.secret_change(),
+                                          **form.public_fields(), **form.sharing())
     except services.CatalogError as exc:
         for field, problems in (exc.field_errors or {None: [str(exc)]}).items():
             for problem in problems:

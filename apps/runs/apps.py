@@ -19,7 +19,6 @@ class RunsConfig(AppConfig):
                        description="Requeues step attempts whose worker went silent and re-sends lost messages.")
         schedule_every(self, name=RETENTION_TASK_NAME, task="flowdeck.runs.purge", seconds=24 * 3600,
                        description="Removes finished runs older than FLOWDECK_RUN_RETENTION_DAYS (0: keeps them).")
-        from apps.runs import batch  # noqa: F401  (registers batch.map and its chunk task, in workers too)
         if settings.FLOWDECK_TEST_STEP_TYPES:
             from apps.runs import testing_steps  # noqa: F401  (registers the test.* step types)
 

@@ -131,7 +131,7 @@ def test_only_platform_admins_can_share(request, client_for, api_for, make_conne
         "name": "people-db", "kind": "sql", "url": "sqlite:////data/people.db", "shared_with_all": "on"})
     assert page.status_code == 403
     with pytest.raises(PermissionDenied):
-        services.share_connection(person, connection.pk, team=team, shared_with_all=True)
+        services.update_connection(person, connection.pk, team=team, shared_with_all=True)
     connection.refresh_from_db()
     assert connection.team == other_team and not connection.shared_with_all and not connection.shared_with.exists()
     assert not AuditEvent.objects.filter(action="connection.sharing_changed").exists()
@@ -154,7 +154,7 @@ def test_the_check_warns_until_a_platform_admin_scopes_a_migrated_connection(mak
     Connection.objects.filter(pk=legacy.pk).update(scoped_at=None)  # as migration 0002 leaves it
     warnings = unscoped_connections_check(databases=["default"])
     assert [w.id for w in warnings] == ["flowdeck.W002"] and "legacy-db" in warnings[0].msg
-    services.share_connection(platform_admin, legacy.pk, team=team)
+    services.update_connection(platform_admin, legacy.pk, team=team)
     assert unscoped_connections_check(databases=["default"]) == []
 
 

@@ -5,8 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from apps.catalog.builtins.common import checked_params
-from apps.catalog.registry import PermanentStepError, get_step_type, with_defaults
+from apps.catalog.registry import PermanentStepError, checked_params, get_step_type, with_defaults
 
 
 def test_checked_params_fill_the_schema_defaults_and_keep_what_was_given():

@@ -3,8 +3,6 @@ progress is visible while it runs, and the ledger comes out exact."""
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,15 +14,6 @@ from apps.runs.models import RunState, StepLogLine
 from tests.runs.factories import make_version, step
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def batch_map_registered_at_start_up() -> bool:
-    """Workers know batch.map only once the runs app imports apps.runs.batch when it starts."""
-    probe = "import django; django.setup(); from apps.catalog.registry import _REGISTRY; print('batch.map' in _REGISTRY)"
-    answer = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "apps.settings"})
-    return answer.stdout.strip() == "True"
 
 
 @pytest.fixture
@@ -39,8 +28,6 @@ def invoices():
     path.unlink()
 
 
-@pytest.mark.skipif(not batch_map_registered_at_start_up(),
-                    reason="apps.runs.batch is not imported at start-up yet (see apps/runs/apps.py ready())")
 def test_chunks_run_on_both_worker_processes_with_an_exact_ledger(worker, wait_for, team, operator, invoices):
     version = make_version(team, [step("map", "batch.map", params={
         "source": {"file": invoices}, "function": "test.slow", "options": {"seconds": 0.001}, "chunk_size": 200})])
@@ -64,8 +51,6 @@ def test_chunks_run_on_both_worker_processes_with_an_exact_ledger(worker, wait_f
     assert len(ledger_line.fields["workers"]) == 2
 
 
-@pytest.mark.skipif(not batch_map_registered_at_start_up(),
-                    reason="apps.runs.batch is not imported at start-up yet (see apps/runs/apps.py ready())")
 def test_rejects_are_counted_and_written_by_real_workers(worker, wait_for, team, operator, invoices):
     version = make_version(team, [step("map", "batch.map", params={
         "source": {"file": invoices}, "function": "normalize_invoice", "chunk_size": 500})], name="normalize")

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from apps.catalog.builtins import batch
+from apps.catalog.builtins.batch_functions import register_test_functions
 from apps.catalog.registry import get_step_type, step_type
 from apps.paths import scrub
-from apps.runs import batch, engine
-from apps.runs.batch_functions import register_test_functions
+from apps.runs import engine
 from apps.runs.models import RunState, StepLogLine
 from tests.runs.factories import make_version, step
 

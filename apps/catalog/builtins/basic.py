@@ -3,8 +3,7 @@ and the explicit approval gate."""
 
 import time
 
-from apps.catalog.builtins.common import checked_params
-from apps.catalog.registry import PermanentStepError, Risk, StepContext, StepError, step_type
+from apps.catalog.registry import PermanentStepError, Risk, StepContext, StepError, checked_params, step_type
 
 SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 
@@ -106,8 +105,8 @@ def wait(ctx: StepContext):
 )
 def fail(ctx: StepContext):
     params = checked_params(ctx, "fail")
-    error = PermanentStepError if params.get("permanent", False) else StepError
-    raise error(params.get("message", "failed on purpose"))
+    error = PermanentStepError if params["permanent"] else StepError
+    raise error(params["message"])
 
 
 @step_type(
@@ -135,7 +134,7 @@ def fail(ctx: StepContext):
 def flaky(ctx: StepContext):
     params = checked_params(ctx, "flaky")
     if ctx.attempt <= params["fail_times"]:
-        raise StepError(f"{params.get('message', 'flaky failure')} (attempt {ctx.attempt} of "
+        raise StepError(f"{params['message']} (attempt {ctx.attempt} of "
                         f"{params['fail_times']} planned failures)")
     return {"attempt": ctx.attempt}
 

@@ -1,4 +1,4 @@
-"""What the built-in step types share: checked parameters, connection lookup, JSON-able values."""
+"""What the built-in step types share: connection lookup, JSON-able values."""
 
 import datetime
 import decimal
@@ -7,18 +7,8 @@ from typing import Any
 
 from apps.accounts.models import Team
 from apps.catalog.models import Connection
-from apps.catalog.registry import PermanentStepError, StepContext, get_step_type, params_errors, with_defaults
+from apps.catalog.registry import PermanentStepError, StepContext
 from apps.catalog.secrets import SecretUnreadable
-
-
-def checked_params(ctx: StepContext, type_name: str) -> dict[str, Any]:
-    """The step's parameters with the schema's top-level defaults filled in, refused
-    (permanently) when they break the type's schema."""
-    step_type = get_step_type(type_name)
-    errors = params_errors(step_type, ctx.params)
-    if errors:
-        raise PermanentStepError(f"{type_name} parameters are invalid: " + "; ".join(errors))
-    return with_defaults(step_type, ctx.params)
 
 
 def connection_named(ctx: StepContext, name: str, kind: str) -> tuple[Connection, str]:

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from apps.catalog.builtins.common import checked_params
 from apps.catalog.builtins.sql import run_sql
-from apps.catalog.registry import PermanentStepError, StepContext, StepError, step_type
+from apps.catalog.registry import PermanentStepError, StepContext, StepError, checked_params, step_type
 from apps.paths import DATA_ROOT
 
 _COLUMN_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}

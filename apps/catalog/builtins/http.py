@@ -5,9 +5,9 @@ import re
 
 import httpx
 
-from apps.catalog.builtins.common import checked_params, connection_named
+from apps.catalog.builtins.common import connection_named
 from apps.catalog.netpolicy import HostRefused, checked_client
-from apps.catalog.registry import PermanentStepError, StepContext, StepError, step_type
+from apps.catalog.registry import PermanentStepError, StepContext, StepError, checked_params, step_type
 from apps.logging import REDACTED, SECRET_KEY_PATTERN
 
 MAX_BODY_BYTES = 1_000_000
@@ -114,19 +114,19 @@ def _output(response: httpx.Response, body: bytes, cut: bool) -> dict:
                     "json": {"period": "{{ inputs.period }}"}, "expect_status": [200, 201, 202], "timeout": 30})
 def http_request(ctx: StepContext):
     params = checked_params(ctx, "http.request")
-    method = params.get("method", "GET")
+    method = params["method"]
     url, auth = _request_target(ctx, params)
-    headers = {**params.get("headers", {}), **auth, "Idempotency-Key": ctx.idempotency_key}
+    headers = {**params["headers"], **auth, "Idempotency-Key": ctx.idempotency_key}
     ctx.log("http request", method=method, url=url, headers=redacted_headers(headers))
     body = {"json": params["json"]} if "json" in params else {"content": params.get("body")}
     try:
-        with checked_client(url, timeout=params.get("timeout", 30)) as client:
+        with checked_client(url, timeout=params["timeout"]) as client:
             with client.stream(method, url, headers=headers, **body) as response:
                 content, cut = _read_limited(response)
     except HostRefused as exc:
         raise PermanentStepError(str(exc)) from None
     except httpx.TimeoutException as exc:
-        raise StepError(f"{method} {url} timed out after {params.get('timeout', 30)}s ({type(exc).__name__}).") from None
+        raise StepError(f"{method} {url} timed out after {params['timeout']}s ({type(exc).__name__}).") from None
     except httpx.HTTPError as exc:
         raise StepError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from None
     status = response.status_code

@@ -6,9 +6,8 @@ import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 
-from apps.catalog.builtins.common import checked_params
 from apps.catalog.netpolicy import HostRefused, checked_client
-from apps.catalog.registry import PermanentStepError, StepContext, StepError, step_type
+from apps.catalog.registry import PermanentStepError, StepContext, StepError, checked_params, step_type
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -49,7 +48,7 @@ def _send_email(ctx: StepContext, params: dict) -> str:
     malformed = [address for address in recipients if not _EMAIL.match(address)]
     if malformed:
         raise PermanentStepError(f"Not email addresses: {', '.join(malformed)}. Fix `to` in the step.")
-    subject = params.get("subject", "Flowdeck notification")
+    subject = params["subject"]
     if not ctx.record_effect("email", ",".join(recipients), {"subject": subject}):
         return "already sent"
     try:
@@ -63,7 +62,7 @@ def _post_webhook(ctx: StepContext, params: dict) -> str:
     url = params["webhook_url"]
     if not ctx.record_effect("webhook", url):
         return "already sent"
-    payload = {"text": params["message"], "subject": params.get("subject", "Flowdeck notification")}
+    payload = {"text": params["message"], "subject": params["subject"]}
     try:
         with checked_client(url, timeout=15) as client:
             response = client.post(url, json=payload, headers={"Idempotency-Key": ctx.idempotency_key})

@@ -17,9 +17,9 @@ from urllib.parse import quote
 import psycopg
 from psycopg import errors as pg_errors
 
-from apps.catalog.builtins.common import checked_params, connection_named, jsonable
+from apps.catalog.builtins.common import connection_named, jsonable
 from apps.catalog.models import Connection
-from apps.catalog.registry import PermanentStepError, Risk, StepContext, StepError, step_type
+from apps.catalog.registry import PermanentStepError, Risk, StepContext, StepError, checked_params, step_type
 
 STATEMENT_TIMEOUT_SECONDS = 300
 READ_ONLY_REFUSAL = ("This step is read-only and the SQL tried to change data: use an `sql.execute` step "
@@ -173,7 +173,7 @@ It can never change data, whatever the SQL says; to write, use `sql.execute`.
 def sql_query(ctx: StepContext):
     params = checked_params(ctx, "sql.query")
     with run_sql(ctx, params["connection"], params["sql"], params.get("params")) as result:
-        output = _collect(result, params.get("max_rows", 100))
+        output = _collect(result, params["max_rows"])
     ctx.add_metrics(records_in=output["row_count"])
     return output
 
@@ -200,7 +200,7 @@ run twice (`INSERT ... ON CONFLICT DO NOTHING`, `UPDATE ... WHERE status = 'pend
 def sql_execute(ctx: StepContext):
     params = checked_params(ctx, "sql.execute")
     with run_sql(ctx, params["connection"], params["sql"], params.get("params"), write=True) as result:
-        output = _collect(result, params.get("max_rows", 100))
+        output = _collect(result, params["max_rows"])
         if result.affected >= 0:
             output["row_count"] = result.affected
     ctx.add_metrics(records_out=output["row_count"])

@@ -35,12 +35,13 @@ from celery import shared_task
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
-from apps.catalog.builtins.common import checked_params, jsonable
+from apps.catalog.builtins.batch_functions import RecordRejected, get_record_function, record_function_names
+from apps.catalog.builtins.common import jsonable
 from apps.catalog.builtins.sql import run_sql
-from apps.catalog.registry import PermanentStepError, StepContext, get_step_type, step_type, with_defaults
+from apps.catalog.registry import (PermanentStepError, StepContext, checked_params, get_step_type, schema_defaults,
+                                  step_type, with_defaults)
 from apps.paths import DATA_ROOT, scrub
-from apps.runs.batch_functions import RecordRejected, get_record_function, record_function_names
-from apps.runs.engine import worker_identity
+from apps.runs.engine.contract import worker_identity
 from apps.runs.models import AttemptState, StepAttempt
 
 SCHEMA = "https://json-schema.org/draft/2020-12/schema"
@@ -49,19 +50,23 @@ CLAIM_TOUCH_SECONDS = 1.0
 COPY_BLOCK = 1 << 20
 FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
+FILE_SOURCE = {
+    "type": "object", "additionalProperties": False, "required": ["file"], "properties": {
+        "file": {"type": "string", "minLength": 1,
+                 "description": "Path of a .csv or .jsonl file, relative to FLOWDECK_DATA_ROOT."},
+        "format": {"enum": ["csv", "jsonl"], "description": "Default: from the file's extension."},
+        "encoding": {"type": "string", "default": "utf-8"},
+        "delimiter": {"type": "string", "minLength": 1, "maxLength": 1, "default": ","},
+    },
+}
+
 PARAMS_SCHEMA = {
     "$schema": SCHEMA, "type": "object", "additionalProperties": False, "required": ["source", "function"],
     "properties": {
         "source": {
             "description": "Where the records come from: a file under the data root, or a SQL query.",
             "oneOf": [
-                {"type": "object", "additionalProperties": False, "required": ["file"], "properties": {
-                    "file": {"type": "string", "minLength": 1,
-                             "description": "Path of a .csv or .jsonl file, relative to FLOWDECK_DATA_ROOT."},
-                    "format": {"enum": ["csv", "jsonl"], "description": "Default: from the file's extension."},
-                    "encoding": {"type": "string", "default": "utf-8"},
-                    "delimiter": {"type": "string", "minLength": 1, "maxLength": 1, "default": ","},
-                }},
+                FILE_SOURCE,
                 {"type": "object", "additionalProperties": False, "required": ["connection", "sql"], "properties": {
                     "connection": {"type": "string", "minLength": 1, "description": "An sql connection's name."},
                     "sql": {"type": "string", "minLength": 1, "description": "One read-only statement."},
@@ -169,6 +174,13 @@ def _manifest_path(folder: Path) -> Path:
 
 # --- Split ------------------------------------------------------------------------------------------
 
+def _with_source_defaults(params: dict) -> dict:
+    """A file source's own defaults (encoding, delimiter) filled in: checked_params fills only the top level."""
+    if "file" not in params["source"]:
+        return params
+    return {**params, "source": schema_defaults(FILE_SOURCE, params["source"])}
+
+
 def _data_file(relative: str) -> Path:
     path = DATA_ROOT.inside(relative)
     if path is None:
@@ -227,12 +239,11 @@ def _lines_with_offsets(handle, encoding: str, offsets: list[int]) -> Iterator[s
 
 def _split_csv(ctx: StepContext, params: dict, path: Path) -> dict:
     source = params["source"]
-    encoding = source.get("encoding", "utf-8")
     splitter = _Splitter(ctx, params, path)
     offsets = [0]
     with path.open("rb") as handle:
         # csv pulls lines only until a record is complete, so the offset marks the record's end.
-        reader = csv.reader(_lines_with_offsets(handle, encoding, offsets), delimiter=source.get("delimiter", ","))
+        reader = csv.reader(_lines_with_offsets(handle, source["encoding"], offsets), delimiter=source["delimiter"])
         header = next(reader, None)
         if not header:
             raise PermanentStepError(f"{path.name} is empty: a CSV source needs a header row naming the fields.")
@@ -242,8 +253,8 @@ def _split_csv(ctx: StepContext, params: dict, path: Path) -> dict:
             if row:
                 splitter.add(offsets[0])
     splitter.cut(offsets[0])
-    return {"format": "csv", "header": header, "records": splitter.records, "chunks": splitter.chunks,
-            "source_uri": f"file://{path}"}
+    return {"format": "csv", "header": header, "encoding": source["encoding"], "delimiter": source["delimiter"],
+            "records": splitter.records, "chunks": splitter.chunks, "source_uri": f"file://{path}"}
 
 
 def _split_jsonl(ctx: StepContext, params: dict, path: Path) -> dict:
@@ -255,8 +266,8 @@ def _split_jsonl(ctx: StepContext, params: dict, path: Path) -> dict:
             if raw.strip():
                 splitter.add(offset)
     splitter.cut(offset)
-    return {"format": "jsonl", "header": None, "records": splitter.records, "chunks": splitter.chunks,
-            "source_uri": f"file://{path}"}
+    return {"format": "jsonl", "header": None, "encoding": params["source"]["encoding"],
+            "records": splitter.records, "chunks": splitter.chunks, "source_uri": f"file://{path}"}
 
 
 def _split_query(ctx: StepContext, params: dict, folder: Path) -> dict:
@@ -283,7 +294,8 @@ def _split_query(ctx: StepContext, params: dict, folder: Path) -> dict:
         handle.close()
     for chunk in chunks:
         chunk["end"] = Path(chunk["path"]).stat().st_size
-    return {"format": "jsonl", "header": None, "records": records, "chunks": chunks,
+    # json.dumps writes ASCII, so the chunk files read back as UTF-8.
+    return {"format": "jsonl", "header": None, "encoding": "utf-8", "records": records, "chunks": chunks,
             "source_uri": f"sql://{source['connection']}"}
 
 
@@ -316,16 +328,18 @@ def _write_atomically(path: Path, value: dict) -> None:
 
 # --- One chunk -------------------------------------------------------------------------------------
 
-def _chunk_records(manifest: dict, chunk: dict, encoding: str, delimiter: str) -> Iterator[tuple[int, dict, str]]:
+def _chunk_records(manifest: dict, chunk: dict) -> Iterator[tuple[int, dict, str]]:
     """(record number, record, why it cannot be read or "") for each record of the chunk; blank
     lines are skipped exactly as the split skipped them, so the counts agree."""
+    encoding = manifest["encoding"]
     with open(chunk["path"], "rb") as handle:
         handle.seek(chunk["start"])
         data = handle.read(chunk["end"] - chunk["start"])
     number = chunk["first_record"]
     if manifest["format"] == "csv":
         header = manifest["header"]
-        for row in csv.reader(io.StringIO(data.decode(encoding, errors="replace"), newline=""), delimiter=delimiter):
+        for row in csv.reader(io.StringIO(data.decode(encoding, errors="replace"), newline=""),
+                              delimiter=manifest["delimiter"]):
             if not row:
                 continue
             if len(row) != len(header):
@@ -362,15 +376,12 @@ def run_chunk(folder: Path, manifest: dict, index: int, params: dict, worker: st
         return False
     function = get_record_function(params["function"])
     options = params["options"]
-    source = params["source"]
     output, rejects = files.output_named(token, "out"), files.output_named(token, "rejects")
     started = touched = time.monotonic()
     counts = {"records": 0, "succeeded": 0, "rejected": 0}
     try:
         with output.open("w") as out, rejects.open("w") as rejected:
-            for number, record, unreadable in _chunk_records(manifest, manifest["chunks"][index],
-                                                             source.get("encoding", "utf-8"),
-                                                             source.get("delimiter", ",")):
+            for number, record, unreadable in _chunk_records(manifest, manifest["chunks"][index]):
                 counts["records"] += 1
                 try:
                     if unreadable:
@@ -398,6 +409,7 @@ def _batch_folder(attempt_folder: Path) -> Path:
     return attempt_folder / "batch"
 
 
+# The task keeps the name it had in apps.runs, so chunk messages queued before an upgrade still find it.
 @shared_task(name="flowdeck.runs.batch_chunk", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def batch_chunk(attempt_id: int, index: int, folder: str) -> None:
     """Map one chunk of a running batch.map attempt; nothing when the attempt has ended."""
@@ -559,7 +571,7 @@ rejected, for every chunk and in total, counted from the files written.
              "options": {"currencies": ["EUR", "GBP"]}, "chunk_size": 10000, "max_rejected": 100},
 )
 def batch_map(ctx: StepContext):
-    params = checked_params(ctx, "batch.map")
+    params = _with_source_defaults(checked_params(ctx, "batch.map"))
     if get_record_function(params["function"]) is None:
         raise PermanentStepError(f"There is no record function {params['function']!r}: use one of "
                                  f"{', '.join(record_function_names())}.")
@@ -575,7 +587,7 @@ def batch_map(ctx: StepContext):
         ledger = json.loads(ledger_path.read_text())
     else:
         ctx.log(f"Split {manifest['records']} records into {len(manifest['chunks'])} chunks of up to "
-                f"{params.get('chunk_size', 10_000)}.", records=manifest["records"], chunks=len(manifest["chunks"]))
+                f"{params['chunk_size']}.", records=manifest["records"], chunks=len(manifest["chunks"]))
         watch = _watch_chunks(ctx, params, manifest, folder, attempt_id)
         ctx.heartbeat(watch.progress(manifest, "merging"))
         ledger = {"output": _merge(manifest, watch, folder, attempt_folder),

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from apps.catalog.builtins import batch
+from apps.catalog.builtins.batch_functions import register_test_functions
 from apps.catalog.models import Connection
-from apps.runs import batch, engine
-from apps.runs.batch_functions import register_test_functions
+from apps.runs import engine
 from apps.runs.models import RunState, StepAttempt, StepLogLine
 from tests.runs.factories import make_version, step
 
@@ -206,3 +207,18 @@ def test_bad_sources_and_functions_fail_at_once_saying_what_to_fix(folders, team
     step_run.refresh_from_db()
     assert run.state == RunState.FAILED and message in step_run.error_message
     assert StepAttempt.objects.filter(step_run=step_run).count() == 1
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"max_records": "lots"}, "batch.map parameters are invalid: max_records: 'lots' is not of type 'integer'"),
+    ({"max_records": 5}, "The dataset holds more than max_records=5 records"),
+])
+def test_a_bad_max_records_fails_permanently_saying_why(folders, team, operator, drive, sent, bad, message):
+    params = {"source": {"file": write(folders, "inv.csv", INVOICE_HEADER + invoices(20))},
+              "function": "normalize_invoice", **bad}
+    version = make_version(team, [step("map", "batch.map", params=params, retries={"count": 2})])
+    run = drive(engine.start_run(operator, version))
+    step_run = run.step_runs.get(step_id="map")
+    assert run.state == RunState.FAILED and message in step_run.error_message
+    assert StepAttempt.objects.filter(step_run=step_run).count() == 1  # permanent: the retries are not used
+    assert sent == []

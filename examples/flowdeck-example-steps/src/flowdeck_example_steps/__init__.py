@@ -1,0 +1,1 @@
+"""Example step types for Flowdeck, declared under the `flowdeck.step_types` entry point group."""

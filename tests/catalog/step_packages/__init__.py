@@ -1,0 +1,1 @@
+"""Modules that fake installed step type packages' entry points (tests/catalog/test_step_packages.py)."""
