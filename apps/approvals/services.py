@@ -636,7 +636,7 @@ class ExpiryReport:
 
 def expire_due(now=None) -> ExpiryReport:
     """Escalate or reject overdue gates, remind deciders of gates about to expire, and release
-    waived gates whose on-commit release was lost."""
+    waived or auto-approved gates whose on-commit release was lost."""
     now = now or timezone.now()
     report = ExpiryReport()
     overdue = ApprovalRequest.objects.filter(state=RequestState.PENDING, expires_at__lte=now) \
@@ -689,7 +689,7 @@ def _escalate(request: ApprovalRequest, now) -> None:
                     f"for {request.group.slug}{_expiry_phrase(request)}.")
 
 
-# --- Waivers and channels (platform admins) --------------------------------------------------------
+# --- Waivers, auto-approval rules and channels (platform admins) ----------------------------------------
 
 
 @transaction.atomic
@@ -709,6 +709,26 @@ def revoke_waiver(actor, waiver_id: int) -> None:
     waiver = RiskWaiver.objects.select_related("team").get(pk=waiver_id)
     record(actor, "risk_waiver.revoked", waiver, team=waiver.team, before={"step_type": waiver.step_type})
     waiver.delete()
+
+
+@transaction.atomic
+def forbid_auto_approval(actor, *, step_type: str, reason: str) -> AutoApprovalBan:
+    """Steps of `step_type` are approved by a person from now on, whatever their `auto_approve` says."""
+    require_platform_admin(actor)
+    if not reason.strip():
+        raise InvalidDecision("Say why a person must always decide steps of this type.")
+    ban, _ = AutoApprovalBan.objects.update_or_create(step_type=step_type,
+                                                      defaults={"reason": reason.strip(), "forbidden_by": actor})
+    record(actor, "auto_approval.forbidden", ban, after={"step_type": step_type, "reason": reason.strip()})
+    return ban
+
+
+@transaction.atomic
+def allow_auto_approval(actor, ban_id: int) -> None:
+    require_platform_admin(actor)
+    ban = AutoApprovalBan.objects.get(pk=ban_id)
+    record(actor, "auto_approval.allowed", ban, before={"step_type": ban.step_type, "reason": ban.reason})
+    ban.delete()
 
 
 # --- Reading ---------------------------------------------------------------------------------------

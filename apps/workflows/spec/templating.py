@@ -2,7 +2,8 @@
 
 A step's parameters may hold `{{ ... }}` templates and its `when` is a bare expression. Both see
 one context: `inputs` (the run's inputs), `steps.<id>.output` (outputs of finished upstream
-steps) and `run` (id, workflow, started_at). Nothing else is reachable and nothing can be
+steps, with what a gate's approver filled in), `steps.<id>.decision` (a gate's "approved",
+"rejected" or named option) and `run` (id, workflow, started_at). Nothing else is reachable and nothing can be
 changed: no `eval`, no attribute access to Python internals.
 
 A parameter that is exactly one `{{ expression }}` keeps the expression's type (a number stays
