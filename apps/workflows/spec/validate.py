@@ -26,7 +26,7 @@ from apps.workflows.spec.errors import Path, SpecError, SpecResult
 from apps.workflows.spec.normalize import needs_of, normalize, parse_duration
 from apps.workflows.spec.parse import LocatedDocument, parse_yaml
 from apps.workflows.spec.schema import (
-    CLOCK_PATTERN, DURATION_PATTERN, INPUT_NAME_PATTERN, NAME_PATTERN, SPEC_SCHEMA, STEP_ID_PATTERN,
+    CLOCK_PATTERN, DURATION_PATTERN, INPUT_NAME_PATTERN, NAME_PATTERN, OPTION_PATTERN, SPEC_SCHEMA, STEP_ID_PATTERN,
 )
 from apps.workflows.spec.templating import (
     decision_reads, is_template, limit_problems, template_references, template_sources,
@@ -52,7 +52,10 @@ _PATTERN_HELP = {
     CLOCK_PATTERN: ("is not a time of day", 'Write a 24-hour time in quotes, such as "06:30".'),
     INPUT_NAME_PATTERN: ("is not a valid input name",
                          "Use lower-case letters, digits and _, starting with a letter, such as `period_end`."),
+    OPTION_PATTERN: ("is not a valid option name",
+                     "Use lower-case letters, digits and _, starting with a letter, such as `pay_now`."),
 }
+_DATE_FIELD_HINT = "A date is text in a set form: write `type: string` and `format: date`."
 # Fields whose name changed, by (parent field, old name): a spec using the old name is told the new one.
 _RENAMED_FIELDS = {("batch", "size"): "max_items", ("batch", "window"): "max_wait"}
 
@@ -131,8 +134,9 @@ def _translate(error: ValidationError, document: LocatedDocument, path: Path) ->
         yield document.error(path, f"must be {expected}, not {actual}", _type_hint(error, expected))
     elif kind in ("enum", "const"):
         choices = [str(choice) for choice in (value if kind == "enum" else [value])]
-        yield document.error(path, f"`{instance}` is not one of: {', '.join(choices)}",
-                             _did_you_mean(str(instance), choices, f"Use one of: {', '.join(choices)}."))
+        hint = _DATE_FIELD_HINT if "form" in path and path[-1:] == ("type",) and instance == "date" else \
+            _did_you_mean(str(instance), choices, f"Use one of: {', '.join(choices)}.")
+        yield document.error(path, f"`{instance}` is not one of: {', '.join(choices)}", hint)
     elif kind in _BOUNDS:
         size, bound = _BOUNDS[kind]
         yield document.error(path, f"{instance} is too {size}: it must be {bound} {value}", f"Use a value {bound} {value}.")
