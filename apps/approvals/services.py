@@ -51,7 +51,11 @@ from apps.runs.models import AttemptKind, Run, StepRun, StepState
 from apps.runs.signatures import error_signature
 from apps.workflows.plan import APPROVED, Gate, gate_of, step_definitions
 from apps.workflows.spec import form_errors
-from apps.workflows.spec.templating import TemplateEvaluationError, evaluate_condition, expression_values
+from apps.workflows.spec.templating import (
+    TemplateEvaluationError,
+    evaluate_condition,
+    expression_values,
+)
 
 # Checkpoint choices and the role each needs; skipping a risky step needs an approver.
 CHOICE_ROLES = {Verdict.RETRY: Role.OPERATOR, Verdict.SKIP: Role.OPERATOR, Verdict.COMPENSATE: Role.OPERATOR,

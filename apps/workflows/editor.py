@@ -82,7 +82,8 @@ def step_options(step: dict) -> tuple[str, ...]:
     if step.get("timeout"):
         options.append(f"⏱{_short_duration(step['timeout'])}")
     if needs_approval(step):
-        options.append("approval")
+        stages = len(gate_of(step["approval"]).stages) if step.get("approval") else 1
+        options.append(f"{stages} sign-offs" if stages > 1 else "approval")
     return tuple(options)
 
 
