@@ -2,7 +2,7 @@
 and decisions (one, or in bulk) through the same domain functions as the pages.
 
 A refused decision answers 400 when it is incomplete (a rejection without a comment, invalid
-parameters), 403 without the role or when separation of duties forbids it, 409 when the
+parameters, a gate's form filled in wrongly: `fields` names each field's problem), 403 without the role or when separation of duties forbids it, 409 when the
 request was already decided.
 """
 
@@ -22,8 +22,8 @@ class DecisionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Decision
-        fields = ["person", "verdict", "reason_code", "comment", "params_override", "skip_output", "self_approval",
-                  "decided_at"]
+        fields = ["person", "verdict", "option", "form_values", "reason_code", "comment", "params_override",
+                  "skip_output", "self_approval", "decided_at"]
 
 
 class ApprovalRequestSerializer(serializers.ModelSerializer):
@@ -35,7 +35,7 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApprovalRequest
-        fields = ["id", "kind", "state", "team", "workflow", "run", "step", "group", "quorum", "expires_at",
+        fields = ["id", "kind", "state", "team", "workflow", "run", "step", "group", "quorum", "stage", "expires_at",
                   "on_expiry", "escalated_at", "due_at", "risky", "error_type", "error_message", "error_signature",
                   "outcome", "created_at", "decided_at", "decisions"]
 
@@ -48,6 +48,10 @@ class DecideSerializer(serializers.Serializer):
                                             help_text="Retry: parameters to replace (checked against the step type).")
     skip_output = serializers.JSONField(required=False, allow_null=True, default=None,
                                         help_text="Skip: the output downstream steps will see.")
+    option = serializers.CharField(required=False, allow_blank=True, default="",
+                                   help_text="Approve a gate with `options`: the one chosen.")
+    form = serializers.DictField(required=False, allow_null=True, default=None,
+                                 help_text="Approve a gate with a `form`: its values (checked against the form).")
 
 
 class BulkSerializer(serializers.Serializer):
@@ -69,7 +73,8 @@ def _decided(call, *args, **kwargs):
     except services.DecisionConflict as exc:
         raise Conflict({"detail": str(exc)}) from None
     except services.InvalidDecision as exc:
-        raise ValidationError({"detail": str(exc)}) from None
+        raise ValidationError({"detail": str(exc), **({"fields": exc.fields} if getattr(exc, "fields", None)
+                                                      else {})}) from None
 
 
 @extend_schema(parameters=[OpenApiParameter("scope", str, enum=["inbox", "history"],
@@ -100,7 +105,8 @@ class ApprovalDecide(APIView):
         given.is_valid(raise_exception=True)
         data = given.validated_data
         if approval_request.kind == RequestKind.GATE:
-            _decided(services.decide_gate, request.user, approval_request, data["verdict"], data["comment"])
+            _decided(services.decide_gate, request.user, approval_request, data["verdict"], data["comment"],
+                     option=data["option"], form_values=data["form"])
         else:
             _decided(services.decide_checkpoint, request.user, approval_request, data["verdict"],
                      reason_code=data["reason_code"], comment=data["comment"],

@@ -23,6 +23,7 @@ class RequestState(models.TextChoices):
     EXPIRED = "expired", "Expired (rejected)"
     DECIDED = "decided", "Decided"
     WAIVED = "waived", "Waived (no approval needed)"
+    AUTO_APPROVED = "auto_approved", "Approved automatically"
     WITHDRAWN = "withdrawn", "Withdrawn (the run moved on)"
 
 
@@ -65,6 +66,8 @@ class ApprovalRequest(models.Model):
     group = models.ForeignKey("accounts.ApproverGroup", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="approval_requests")
     quorum = models.PositiveSmallIntegerField(default=1, help_text="Distinct people who must approve.")
+    # Gates: the sign-off of a chain this request is (0: the first); the next opens once it is approved.
+    stage = models.PositiveSmallIntegerField(default=0)
     expires_at = models.DateTimeField(null=True, blank=True)
     timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
     on_expiry = models.CharField(max_length=16, choices=OnExpiry.choices, default=OnExpiry.REJECT)
@@ -123,6 +126,8 @@ class Decision(models.Model):
     comment = models.TextField(blank=True)
     params_override = models.JSONField(null=True, blank=True, help_text="Retry: the parameters replaced.")
     skip_output = models.JSONField(null=True, blank=True, help_text="Skip: the output downstream steps see.")
+    option = models.CharField(max_length=64, blank=True, help_text="Gate: the named option approved.")
+    form_values = models.JSONField(null=True, blank=True, help_text="Gate: what the approver filled in.")
     self_approval = models.BooleanField(default=False, help_text="Allowed by the group despite causing it.")
     decided_at = models.DateTimeField(default=timezone.now)
 
@@ -151,3 +156,20 @@ class RiskWaiver(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step_type} waived in {self.team}"
+
+
+class AutoApprovalBan(models.Model):
+    """A platform admin's rule: steps of this type are never approved by `auto_approve`; a person
+    decides. The editor refuses such a spec, and a run asks a person anyway."""
+
+    step_type = models.CharField(max_length=100, unique=True)
+    reason = models.TextField()
+    forbidden_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    forbidden_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["step_type"]
+
+    def __str__(self) -> str:
+        return f"no auto-approval for {self.step_type}"
+

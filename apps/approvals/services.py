@@ -33,6 +33,7 @@ from apps.accounts.models import ApproverGroup, Membership, Role, Team, User
 from apps.approvals.models import (
     CHECKPOINT_CHOICES,
     ApprovalRequest,
+    AutoApprovalBan,
     Decision,
     OnExpiry,
     ReasonCode,
@@ -48,7 +49,13 @@ from apps.notifications.services import absolute_url, notify
 from apps.runs import engine
 from apps.runs.models import AttemptKind, Run, StepRun, StepState
 from apps.runs.signatures import error_signature
-from apps.workflows.plan import step_definitions
+from apps.workflows.plan import APPROVED, Gate, gate_of, step_definitions
+from apps.workflows.spec import form_errors
+from apps.workflows.spec.templating import (
+    TemplateEvaluationError,
+    evaluate_condition,
+    expression_values,
+)
 
 # Checkpoint choices and the role each needs; skipping a risky step needs an approver.
 CHOICE_ROLES = {Verdict.RETRY: Role.OPERATOR, Verdict.SKIP: Role.OPERATOR, Verdict.COMPENSATE: Role.OPERATOR,
@@ -56,8 +63,10 @@ CHOICE_ROLES = {Verdict.RETRY: Role.OPERATOR, Verdict.SKIP: Role.OPERATOR, Verdi
 RISKY_SKIP_ROLE = Role.APPROVER
 # Remind the deciders when this share of the approval's timeout is left.
 WARN_AT_SHARE_LEFT = 0.2
-# A waived gate is released on commit; one still waiting after this is released by the expiry task.
+# A waived or auto-approved gate is released on commit; one still waiting after this is released by the
+# expiry task.
 WAIVED_RELEASE_GRACE = timedelta(seconds=30)
+UNATTENDED_STATES = (RequestState.WAIVED, RequestState.AUTO_APPROVED)
 
 
 class ApprovalError(Exception):
@@ -66,6 +75,15 @@ class ApprovalError(Exception):
 
 class InvalidDecision(ApprovalError):
     """The decision is incomplete or malformed (pages show it on the form; the API answers 400)."""
+
+
+class InvalidFormValues(InvalidDecision):
+    """What the approver filled in does not fit the gate's form; `fields` names each problem."""
+
+    def __init__(self, fields: dict[str, str]):
+        self.fields = fields
+        super().__init__("The form is not filled in correctly: "
+                         + "; ".join(f"{name} {problem}" for name, problem in fields.items()) + ".")
 
 
 class DecisionConflict(ApprovalError):
@@ -90,33 +108,84 @@ class DecisionExpired(DecisionConflict):
 
 
 def open_gate(run: Run, step_run: StepRun, approval: dict | None) -> ApprovalRequest:
-    """Record that a step waits for approval; tell its deciders. A high-risk step type without
-    its own `approval` block runs at once when a platform admin waived that type for the team."""
+    """Record that a step waits for approval; tell the deciders of its first sign-off. A high-risk
+    step type without its own `approval` block runs at once when a platform admin waived that type
+    for the team; a gate whose `auto_approve` holds runs at once, approved automatically."""
     now = timezone.now()
     if approval is None and RiskWaiver.objects.filter(team_id=run.team_id, step_type=step_run.step_type).exists():
         request = ApprovalRequest.objects.create(
             kind=RequestKind.GATE, state=RequestState.WAIVED, team_id=run.team_id, run=run, step_run=step_run,
             risky=True, decided_at=now)
         record(None, "approval.waived", request, team=run.team, after=_describe(request))
-        transaction.on_commit(lambda: _release_waived(request.pk))
+        transaction.on_commit(lambda: _release_unattended(request.pk))
         return request
-    approval = approval or {}
-    group = _group_of_team(approval.get("group"), run.team_id)
-    timeout = approval.get("timeout")
+    gate = gate_for(run, step_run)
+    if gate.auto_approve:
+        request = _auto_approve(run, step_run, gate, now)
+        if request is not None:
+            return request
+    return _open_stage(run, step_run, gate, 0, now)[0]
+
+
+def gate_for(run: Run, step_run: StepRun) -> Gate:
+    """The gate a step waits at: its `approval`, or the team's approvers for a high-risk type without one."""
+    step = run.version.plan.steps.get(step_run.step_id)
+    return step.gate if step is not None and step.gate is not None else gate_of(None)
+
+
+def _open_stage(run: Run, step_run: StepRun, gate: Gate, index: int, now) -> list[ApprovalRequest]:
+    """One request per group of sign-off `index`. Whoever approved an earlier sign-off is a cause
+    of this one: a chain needs different people at each stage (separation of duties)."""
+    earlier = Decision.objects.filter(request__step_run=step_run, request__kind=RequestKind.GATE,
+                                      request__stage__lt=index, verdict=Verdict.APPROVE)
+    approved_before = {person_id: f"approved stage {stage + 1} of this step"
+                       for person_id, stage in earlier.values_list("person_id", "request__stage")}
+    timeout = gate.timeout
     expires_at = now + timedelta(seconds=timeout) if timeout else None
+    requests = []
+    for approvers in gate.stages[index].approvers:
+        request = ApprovalRequest.objects.create(
+            kind=RequestKind.GATE, team_id=run.team_id, run=run, step_run=step_run,
+            group=_group_of_team(approvers.group, run.team_id), quorum=max(1, approvers.quorum), stage=index,
+            timeout_seconds=timeout, expires_at=expires_at,
+            warn_at=expires_at - timedelta(seconds=timeout * WARN_AT_SHARE_LEFT) if timeout else None,
+            on_expiry=gate.on_expiry or OnExpiry.REJECT,
+            escalate_to=_group_of_team(gate.escalate_to, run.team_id), risky=True,
+            due_at=_earliest(expires_at, run.version.plan.deadline(run)),
+        )
+        _record_causes(request, run, step_run, also=approved_before)
+        record(None, "approval.requested", request, team=run.team, after=_describe(request))
+        chain = f" (sign-off {index + 1} of {len(gate.stages)})" if len(gate.stages) > 1 else ""
+        _notify_request(request, "approval.requested", f"Approval needed: {_title(request)}",
+                        f"Step {step_run.step_id} of run {run.pk} waits for {request.quorum} approval(s){chain}"
+                        f"{_expiry_phrase(request)}.")
+        requests.append(request)
+    return requests
+
+
+def _auto_approve(run: Run, step_run: StepRun, gate: Gate, now) -> ApprovalRequest | None:
+    """Approve the gate without a person when its `auto_approve` holds, and audit the expression
+    with the values it read. None (a person decides) when it does not hold, cannot be evaluated,
+    or a platform admin forbade auto-approval for the step's type."""
+    context = engine.template_context(run, run.version.plan, run.version.plan.steps[step_run.step_id].reads_steps)
+    detail = {"run": run.pk, "step": step_run.step_id, "expression": gate.auto_approve,
+              "values": expression_values(gate.auto_approve, context)}
+    forbidden = AutoApprovalBan.objects.filter(step_type=step_run.step_type).values_list("reason", flat=True).first()
+    try:
+        holds = not forbidden and evaluate_condition(gate.auto_approve, context, step_id=step_run.step_id)
+    except TemplateEvaluationError as exc:
+        detail["error"], holds = str(exc), False
+    if forbidden or "error" in detail:
+        record(None, "approval.auto_approve_refused", object_type="runs.steprun", object_id=step_run.pk,
+               team=run.team, after={**detail, "reason": forbidden or "the expression could not be evaluated"})
+    if not holds:
+        return None
     request = ApprovalRequest.objects.create(
-        kind=RequestKind.GATE, team_id=run.team_id, run=run, step_run=step_run, group=group,
-        quorum=max(1, int(approval.get("quorum") or 1)), timeout_seconds=timeout, expires_at=expires_at,
-        warn_at=expires_at - timedelta(seconds=timeout * WARN_AT_SHARE_LEFT) if timeout else None,
-        on_expiry=approval.get("on_expiry") or OnExpiry.REJECT,
-        escalate_to=_group_of_team(approval.get("escalate_to"), run.team_id), risky=True,
-        due_at=_earliest(expires_at, run.version.plan.deadline(run)),
-    )
-    _record_causes(request, run, step_run)
-    record(None, "approval.requested", request, team=run.team, after=_describe(request))
-    _notify_request(request, "approval.requested", f"Approval needed: {_title(request)}",
-                    f"Step {step_run.step_id} of run {run.pk} waits for {request.quorum} approval(s)"
-                    f"{_expiry_phrase(request)}.")
+        kind=RequestKind.GATE, state=RequestState.AUTO_APPROVED, outcome=Verdict.APPROVE, team_id=run.team_id,
+        run=run, step_run=step_run, risky=True, decided_at=now)
+    record(None, "approval.auto_approved", request, team=run.team,
+           after={**detail, "decision_input": gate.form_defaults or None})
+    transaction.on_commit(lambda: _release_unattended(request.pk))
     return request
 
 
@@ -171,8 +240,8 @@ def _earliest(*moments):
     return min(present) if present else None
 
 
-def _record_causes(request: ApprovalRequest, run: Run, step_run: StepRun) -> None:
-    causes: dict[int, str] = {}
+def _record_causes(request: ApprovalRequest, run: Run, step_run: StepRun, also: dict[int, str] | None = None) -> None:
+    causes: dict[int, str] = dict(also or {})
     if run.started_by_id:
         causes[run.started_by_id] = f"started run {run.pk}"
     for number, author_id in step_authors(run, step_run.step_id):
@@ -202,10 +271,13 @@ def step_authors(run: Run, step_id: str) -> list[tuple[int, int]]:
     return [found for found in (introduced, changed) if found and found[1]]
 
 
-def _release_waived(request_id: int) -> None:
-    request = ApprovalRequest.objects.select_related("step_run").get(pk=request_id)
+def _release_unattended(request_id: int) -> None:
+    """Release a gate nobody had to decide (waived, or approved automatically with the form's defaults)."""
+    request = ApprovalRequest.objects.select_related("run__version", "step_run").get(pk=request_id)
+    defaults = gate_for(request.run, request.step_run).form_defaults if request.state == RequestState.AUTO_APPROVED \
+        else None
     try:
-        engine.release_gate(request.step_run)
+        engine.release_gate(request.step_run, decision_input=defaults or None)
     except engine.TransitionNotAllowed:
         pass  # the run was cancelled meanwhile, or an earlier release won
 
@@ -290,9 +362,13 @@ def _close(actor, request: ApprovalRequest, state: str, outcome: str = "") -> No
 
 
 @transaction.atomic
-def decide_gate(actor, request: ApprovalRequest, verdict: str, comment: str = "") -> ApprovalRequest:
-    """Approve or reject a gate. The step is queued (on commit) as soon as the quorum of distinct
-    approvers is reached; one rejection rejects the request, and needs a comment."""
+def decide_gate(actor, request: ApprovalRequest, verdict: str, comment: str = "", *, option: str = "",
+                form_values: dict | None = None) -> ApprovalRequest:
+    """Approve or reject a gate. Approving chooses one of the gate's `options` when it names
+    some, and fills in its `form` (the values given over the last approver's, over the form's
+    defaults). Once the quorum of distinct approvers is reached the sign-off is done: the next
+    sign-off of a chain opens, or the step is queued (on commit). One rejection rejects the
+    gate, and needs a comment; the gate's `on_reject` says what happens to the step."""
     comment = (comment or "").strip()
     request = _lock(request.pk)
     _require_open(request, RequestKind.GATE)
@@ -305,21 +381,87 @@ def decide_gate(actor, request: ApprovalRequest, verdict: str, comment: str = ""
     if refused:
         raise PermissionDenied(refused)
     self_approval = bool(caused_by(request, actor))
-    if verdict == Verdict.REJECT and not comment:
-        raise InvalidDecision("A rejection needs a comment: say why, so the author knows what to change.")
-    _record_decision(actor, request, verdict, comment=comment, self_approval=self_approval)
+    gate = gate_for(request.run, request.step_run)
+    given = {}
+    if verdict == Verdict.REJECT:
+        if not comment:
+            raise InvalidDecision("A rejection needs a comment: say why, so the author knows what to change.")
+    else:
+        given = {"option": _chosen_option(gate, option), "form_values": _filled_form(gate, request, form_values)}
+    _record_decision(actor, request, verdict, comment=comment, self_approval=self_approval, **given)
+    finished = True
     try:
         if verdict == Verdict.REJECT:
             _close(actor, request, RequestState.REJECTED, Verdict.REJECT)
+            _withdraw_siblings(request)
             engine.reject_gate(request.step_run, comment, actor=actor)
         elif request.decisions.filter(verdict=Verdict.APPROVE).count() >= request.quorum:
             _close(actor, request, RequestState.APPROVED, Verdict.APPROVE)
-            engine.release_gate(request.step_run, actor=actor)
+            finished = _sign_off_done(actor, request, gate, **given)
     except engine.EngineError as exc:
         raise DecisionConflict(str(exc)) from None
-    if not request.is_open:
+    if not request.is_open and finished:
         _notify_decided(request, actor, comment)
     return request
+
+
+def _chosen_option(gate: Gate, option: str) -> str:
+    option = (option or "").strip()
+    if gate.options and option not in gate.options:
+        named = ", ".join(gate.options)
+        raise InvalidDecision(f"Choose how to approve: {named}." if not option else
+                              f"`{option}` is not an option of this gate; choose one of: {named}.")
+    if option and not gate.options:
+        raise InvalidDecision("This gate has no options: approve or reject.")
+    return option
+
+
+def _filled_form(gate: Gate, request: ApprovalRequest, given: dict | None) -> dict | None:
+    if not gate.form:
+        if given:
+            raise InvalidDecision("This gate has no form to fill in; approve or reject without values.")
+        return None
+    if given is not None and not isinstance(given, dict):
+        raise InvalidDecision("Form values must be an object of field names and values.")
+    values = {**gate.form_defaults, **form_so_far(request.step_run), **(given or {})}
+    errors = form_errors(gate.form, values)
+    if errors:
+        raise InvalidFormValues(errors)
+    return values
+
+
+def form_so_far(step_run: StepRun) -> dict:
+    """What the last approver of the step's gate filled in (a later sign-off starts from it)."""
+    latest = Decision.objects.filter(request__step_run=step_run, request__kind=RequestKind.GATE,
+                                     form_values__isnull=False).order_by("-decided_at", "-pk")
+    return dict(latest.values_list("form_values", flat=True).first() or {})
+
+
+def _sign_off_done(actor, request: ApprovalRequest, gate: Gate, *, option: str, form_values: dict | None) -> bool:
+    """A group approved its sign-off. Open the next sign-off of the chain, or release the step;
+    False while other groups of an `all_of` sign-off, or later sign-offs, still decide."""
+    siblings = ApprovalRequest.objects.filter(step_run=request.step_run, kind=RequestKind.GATE, stage=request.stage,
+                                              state=RequestState.PENDING).exclude(pk=request.pk)
+    stage = gate.stages[min(request.stage, len(gate.stages) - 1)]
+    if stage.mode == "any":
+        _withdraw_siblings(request)
+    elif siblings.exists():
+        return False
+    if request.stage + 1 < len(gate.stages):
+        _open_stage(request.run, request.step_run, gate, request.stage + 1, timezone.now())
+        return False
+    engine.release_gate(request.step_run, actor=actor, decision=option or APPROVED, decision_input=form_values)
+    return True
+
+
+def _withdraw_siblings(request: ApprovalRequest) -> None:
+    """Close the other open requests of the same gate: one rejection (or one group of an any_of) decided it."""
+    now = timezone.now()
+    for sibling in ApprovalRequest.objects.filter(step_run=request.step_run, kind=RequestKind.GATE,
+                                                  state=RequestState.PENDING).exclude(pk=request.pk):
+        sibling.state, sibling.decided_at = RequestState.WITHDRAWN, now
+        sibling.save(update_fields=["state", "decided_at"])
+        record(None, "approval.withdrawn", sibling, team=request.team, after={"decided_by_request": request.pk})
 
 
 def required_role(request: ApprovalRequest, choice: str) -> str:
@@ -498,7 +640,7 @@ class ExpiryReport:
 
 def expire_due(now=None) -> ExpiryReport:
     """Escalate or reject overdue gates, remind deciders of gates about to expire, and release
-    waived gates whose on-commit release was lost."""
+    waived or auto-approved gates whose on-commit release was lost."""
     now = now or timezone.now()
     report = ExpiryReport()
     overdue = ApprovalRequest.objects.filter(state=RequestState.PENDING, expires_at__lte=now) \
@@ -513,6 +655,7 @@ def expire_due(now=None) -> ExpiryReport:
                 report.escalated += 1
             else:
                 _close(None, request, RequestState.EXPIRED, Verdict.REJECT)
+                _withdraw_siblings(request)
                 engine.reject_gate(request.step_run, "nobody decided before the approval expired")
                 _notify_decided(request, None, "Nobody decided before the approval expired.")
                 report.expired += 1
@@ -526,10 +669,11 @@ def expire_due(now=None) -> ExpiryReport:
                                 f"Step {request.step_run.step_id} of run {request.run_id} still needs "
                                 f"{request.quorum} approval(s){_expiry_phrase(request)}.")
                 report.warned += 1
-    lost_releases = ApprovalRequest.objects.filter(state=RequestState.WAIVED, decided_at__lte=now - WAIVED_RELEASE_GRACE,
+    lost_releases = ApprovalRequest.objects.filter(state__in=UNATTENDED_STATES,
+                                                   decided_at__lte=now - WAIVED_RELEASE_GRACE,
                                                    step_run__state=StepState.WAITING_APPROVAL)
     for request_id in list(lost_releases.values_list("pk", flat=True)):
-        _release_waived(request_id)
+        _release_unattended(request_id)
         report.released += 1
     return report
 
@@ -549,7 +693,7 @@ def _escalate(request: ApprovalRequest, now) -> None:
                     f"for {request.group.slug}{_expiry_phrase(request)}.")
 
 
-# --- Waivers and channels (platform admins) --------------------------------------------------------
+# --- Waivers, auto-approval rules and channels (platform admins) ----------------------------------------
 
 
 @transaction.atomic
@@ -569,6 +713,26 @@ def revoke_waiver(actor, waiver_id: int) -> None:
     waiver = RiskWaiver.objects.select_related("team").get(pk=waiver_id)
     record(actor, "risk_waiver.revoked", waiver, team=waiver.team, before={"step_type": waiver.step_type})
     waiver.delete()
+
+
+@transaction.atomic
+def forbid_auto_approval(actor, *, step_type: str, reason: str) -> AutoApprovalBan:
+    """Steps of `step_type` are approved by a person from now on, whatever their `auto_approve` says."""
+    require_platform_admin(actor)
+    if not reason.strip():
+        raise InvalidDecision("Say why a person must always decide steps of this type.")
+    ban, _ = AutoApprovalBan.objects.update_or_create(step_type=step_type,
+                                                      defaults={"reason": reason.strip(), "forbidden_by": actor})
+    record(actor, "auto_approval.forbidden", ban, after={"step_type": step_type, "reason": reason.strip()})
+    return ban
+
+
+@transaction.atomic
+def allow_auto_approval(actor, ban_id: int) -> None:
+    require_platform_admin(actor)
+    ban = AutoApprovalBan.objects.get(pk=ban_id)
+    record(actor, "auto_approval.allowed", ban, before={"step_type": ban.step_type, "reason": ban.reason})
+    ban.delete()
 
 
 # --- Reading ---------------------------------------------------------------------------------------
@@ -697,5 +861,5 @@ def _notify_decided(request: ApprovalRequest, actor, comment: str) -> None:
 
 def _describe(request: ApprovalRequest) -> dict:
     return {"kind": request.kind, "run": request.run_id, "step": request.step_run.step_id,
-            "group": request.group.slug if request.group else None, "quorum": request.quorum,
+            "group": request.group.slug if request.group else None, "quorum": request.quorum, "stage": request.stage,
             "expires_at": request.expires_at, "on_expiry": request.on_expiry, "state": request.state}

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.access import visible_teams
-from apps.approvals import services
+from apps.approvals import gate_forms, services
 from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, ReasonCode, RequestKind, RequestState, Verdict
 from apps.approvals.presentation import decision_context
 from apps.pagination import KeyPaginator
@@ -87,9 +87,11 @@ def decide(request, pk: int):
     """One decision, from the request's page or in place from the inbox (htmx)."""
     approval_request = services.get_request_for_user(request.user, pk)
     form = {key: request.POST.get(key, "") for key in ("verdict", "comment", "reason_code", "params", "output")}
+    form["gate"] = {key: value for key, value in request.POST.items() if key.startswith(gate_forms.PREFIX)}
     try:
         _apply(request.user, approval_request, form)
     except (services.ApprovalError, PermissionDenied) as exc:
+        form["field_errors"] = getattr(exc, "fields", {})
         status = 403 if isinstance(exc, PermissionDenied) else 409 if isinstance(exc, services.DecisionConflict) \
             else 400
         if request.htmx:
@@ -118,9 +120,11 @@ def _what_follows(approval_request) -> str:
 
 
 def _apply(user, approval_request, form: dict) -> None:
-    verdict = form["verdict"]
+    # An option's button sends "approve:<option>".
+    verdict, _, option = form["verdict"].partition(":")
     if approval_request.kind == RequestKind.GATE:
-        services.decide_gate(user, approval_request, verdict, form["comment"])
+        services.decide_gate(user, approval_request, verdict, form["comment"], option=option,
+                             form_values=gate_forms.submitted_values(approval_request, form["gate"]))
         return
     services.decide_checkpoint(
         user, approval_request, verdict, reason_code=form["reason_code"], comment=form["comment"],

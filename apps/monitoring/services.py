@@ -286,8 +286,9 @@ def _announce_sla(run: Run, status: SlaStatus, before: str) -> None:
 def approvers_holding_up(run: Run) -> list:
     """The members of the approver groups of the run's steps that wait for approval."""
     steps = run.version.plan.steps
-    slugs = {(steps[step_id].approval or {}).get("group") for step_id in
-             run.step_runs.filter(state=StepState.WAITING_APPROVAL).values_list("step_id", flat=True)}
+    slugs = {approvers.group for step_id in
+             run.step_runs.filter(state=StepState.WAITING_APPROVAL).values_list("step_id", flat=True)
+             if steps[step_id].gate for stage in steps[step_id].gate.stages for approvers in stage.approvers}
     people = []
     for group in ApproverGroup.objects.filter(slug__in=slugs - {None}).prefetch_related("members"):
         people += list(group.members.all())

@@ -44,8 +44,8 @@ class StepRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = StepRun
         fields = ["id", "step_id", "position", "step_type", "state", "skip_reason", "attempt", "params_override",
-                  "output", "progress", "reused_from", "error_type", "error_message", "started_at", "finished_at",
-                  "attempts"]
+                  "output", "decision", "decision_input", "progress", "reused_from", "error_type", "error_message",
+                  "started_at", "finished_at", "attempts"]
 
 
 class RunSerializer(serializers.ModelSerializer):

@@ -54,6 +54,12 @@ class SkipReason(models.TextChoices):
     CONDITION = "condition", "Its `when` condition was false"
     UPSTREAM_SKIPPED = "upstream_skipped", "Every step it needs was skipped"
     OPERATOR = "operator", "An operator skipped it"
+    REJECTED = "rejected", "Rejected at its approval (on_reject: skip)"
+    REJECTED_CONTINUE = "rejected_continue", "Rejected at its approval; what needs it runs (on_reject: continue)"
+
+
+# Skips after which the steps that need it still run (others skip them too).
+SKIPS_KEEPING_DOWNSTREAM = (SkipReason.OPERATOR, SkipReason.REJECTED_CONTINUE)
 
 
 class AttemptKind(models.TextChoices):
@@ -118,6 +124,10 @@ class StepRun(models.Model):
     retry_budget_from = models.PositiveIntegerField(default=1)
     params_override = models.JSONField(null=True, blank=True, help_text="Parameters an operator set on retry.")
     output = models.JSONField(null=True, blank=True)
+    # A gate's outcome ("approved", "rejected" or a named option) and what its approver filled in:
+    # downstream steps read them as `steps.<id>.decision` and under `steps.<id>.output`.
+    decision = models.CharField(max_length=64, blank=True)
+    decision_input = models.JSONField(null=True, blank=True)
     progress = models.JSONField(null=True, blank=True, help_text="What the running step last reported.")
     reused_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                     help_text="The step run of an earlier run whose output a rerun kept.")

@@ -26,6 +26,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from apps.catalog.presentation import ParameterRow, parameter_rows
 from apps.catalog.registry import Risk, StepType, all_step_types, get_step_type
 from apps.runs.graph import StepGraph, step_graph
+from apps.workflows.plan import OnReject, gate_of
 
 # --- Graph ------------------------------------------------------------------------------------
 
@@ -34,6 +35,23 @@ def needs_approval(step: dict) -> bool:
     """A step waits for a person when its spec asks for approval or its type is high-risk."""
     step_type = get_step_type(step["type"])
     return bool(step.get("approval")) or (step_type is not None and step_type.risk == Risk.HIGH)
+
+
+def gate_summary(step: dict) -> str:
+    """Who signs off, in order, and what the gate can decide: "finance, then legal · pay_now |
+    pay_next_cycle | rejected (then continue)"; "" for a step without its own `approval`."""
+    if not step.get("approval"):
+        return ""
+    gate = gate_of(step["approval"])
+    parts = [", then ".join(stage.label for stage in gate.stages)]
+    if gate.options or gate.on_reject != OnReject.FAIL:
+        rejected = "rejected" + ("" if gate.on_reject == OnReject.FAIL else f" (then {gate.on_reject})")
+        parts.append(" | ".join([*(gate.options or ("approved",)), rejected]))
+    if gate.form:
+        parts.append("asks for " + ", ".join(gate.form["properties"]))
+    if gate.auto_approve:
+        parts.append(f"approved automatically when {gate.auto_approve}")
+    return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,8 @@ def step_options(step: dict) -> tuple[str, ...]:
     if step.get("timeout"):
         options.append(f"⏱{_short_duration(step['timeout'])}")
     if needs_approval(step):
-        options.append("approval")
+        stages = len(gate_of(step["approval"]).stages) if step.get("approval") else 1
+        options.append(f"{stages} sign-offs" if stages > 1 else "approval")
     return tuple(options)
 
 
@@ -97,7 +116,7 @@ class PlannedStepRow:
     needs: list[str]
     condition: str | None
     approval: bool
-    approval_group: str | None
+    approval_group: str | None  # who signs off (in order, for a chain): gate_summary()
     expected_seconds: float | None  # None: this step has never run in this workflow
     skip: str = ""  # why a run with the dry run's inputs would skip it; "" when it would run
 
@@ -144,7 +163,7 @@ def dry_run(spec: dict, workflow=None, inputs: dict | None = None) -> DryRun:
         number = place(step_id)
         rows.setdefault(number, []).append(PlannedStepRow(
             step_id=step_id, step_type=step["type"], level=number, needs=step["needs"], condition=step.get("when"),
-            approval=needs_approval(step), approval_group=(step.get("approval") or {}).get("group"),
+            approval=needs_approval(step), approval_group=gate_summary(step) or None,
             expected_seconds=durations.get(step_id), skip=skips.get(step_id, "")))
     known = [step_id for step_id in steps if step_id in durations]
     return DryRun(levels=[rows[number] for number in sorted(rows)],

@@ -24,6 +24,76 @@ class OnFailure:
     PAUSE = "pause"
 
 
+class OnReject:
+    FAIL = "fail"  # the step fails, and its `on_failure` applies
+    SKIP = "skip"  # the step is skipped, and so is what needs it
+    CONTINUE = "continue"  # the step is skipped; what needs it runs and reads `decision == "rejected"`
+
+
+APPROVED, REJECTED = "approved", "rejected"
+
+
+@dataclass(frozen=True)
+class Approvers:
+    group: str | None  # None: any approver of the team
+    quorum: int
+
+
+@dataclass(frozen=True)
+class GateStage:
+    """One sign-off of a chain: every group of it (`all`) or any one of them (`any`) approves."""
+
+    mode: str  # "all" or "any"
+    approvers: tuple[Approvers, ...]
+
+    @property
+    def label(self) -> str:
+        names = [approvers.group or "the team's approvers" for approvers in self.approvers]
+        return (" or " if self.mode == "any" else " and ").join(names)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a person decides on a step before it runs: the sign-off stages in order, the form
+    they fill in, the named options they choose from, what a rejection does, and when nobody
+    needs to decide at all."""
+
+    stages: tuple[GateStage, ...]
+    timeout: int | None = None
+    escalate_to: str | None = None
+    on_expiry: str = "reject"
+    form: dict | None = None  # a small JSON Schema of an object
+    on_reject: str = OnReject.FAIL
+    options: tuple[str, ...] = ()
+    auto_approve: str | None = None
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """What downstream steps may read in `steps.<id>.decision`."""
+        return (*(self.options or (APPROVED,)), REJECTED)
+
+    @property
+    def form_defaults(self) -> dict:
+        return {name: field["default"] for name, field in ((self.form or {}).get("properties") or {}).items()
+                if "default" in field}
+
+
+def gate_of(approval: dict | None) -> Gate:
+    """The gate of a normalized `approval` block (None: a high-risk step without one, decided by
+    the team's approvers). Versions saved before stages existed name one `group` and `quorum`."""
+    approval = approval or {}
+    stages = approval.get("stages") or [{"mode": "all", "groups": [
+        {"group": approval.get("group"), "quorum": approval.get("quorum") or 1}]}]
+    return Gate(
+        stages=tuple(GateStage(stage["mode"], tuple(Approvers(g["group"], g["quorum"]) for g in stage["groups"]))
+                     for stage in stages),
+        timeout=approval.get("timeout"), escalate_to=approval.get("escalate_to"),
+        on_expiry=approval.get("on_expiry") or "reject", form=approval.get("form"),
+        on_reject=approval.get("on_reject") or OnReject.FAIL, options=tuple(approval.get("options") or ()),
+        auto_approve=approval.get("auto_approve"),
+    )
+
+
 @dataclass(frozen=True)
 class StepPlan:
     id: str
@@ -38,6 +108,8 @@ class StepPlan:
     on_failure: str
     queue: str | None
     approval: dict | None
+    # Its typed `approval` (None without one; a high-risk type is gated all the same).
+    gate: Gate | None
     compensate: dict | None
     # Step ids its templates and condition read; None when a template reads `steps` as a whole.
     reads_steps: frozenset[str] | None
@@ -104,6 +176,7 @@ def build_plan(version_id: int, spec: dict) -> Plan:
             on_failure=step.get("on_failure") or OnFailure.FAIL,
             queue=step.get("queue"),
             approval=step.get("approval"),
+            gate=gate_of(step["approval"]) if step.get("approval") else None,
             compensate=step.get("compensate"),
             reads_steps=_steps_read(step),
             needs_at=_runs(sorted(positions[need] for need in step.get("needs") or ())),
@@ -129,8 +202,9 @@ def _steps_read(step: dict) -> frozenset[str] | None:
     sources = [(source, False) for _, source in template_sources(step.get("with") or {})]
     if step.get("compensate"):
         sources += [(source, False) for _, source in template_sources(step["compensate"].get("with") or {})]
-    if step.get("when"):
-        sources.append((step["when"], True))
+    for expression in (step.get("when"), (step.get("approval") or {}).get("auto_approve")):
+        if expression:
+            sources.append((expression, True))
     names: set[str] = set()
     for source, expression in sources:
         for reference in template_references(source, expression=expression):

@@ -14,7 +14,8 @@ Where each rule lives:
 - `starting`: the one way a run starts, with its inputs checked, for every path.
 - `advancing`: which steps start, skip, wait or fail; the run's state; failure policy and
   compensation; queued runs starting as slots free up.
-- `attempts`: the one builder of an attempt (parameters, queue, timeout) and its message.
+- `attempts`: the one builder of an attempt (parameters, queue, timeout) and its message, and
+  `template_context`, what templates and conditions read (approvals evaluates `auto_approve` in it).
 - `worker`: claim, heartbeat, finish, and the hand-off of a successor to the finishing worker.
 - `decisions`: retry, skip, release, reject, cancel, abort, compensate.
 - `recovery`: the sweeper and re-running from a failure.
@@ -22,6 +23,7 @@ Where each rule lives:
 """
 
 from apps.runs.engine.advancing import lock
+from apps.runs.engine.attempts import template_context
 from apps.runs.engine.contract import (
     AttemptOutcome, CheckpointRequired, ClaimedAttempt, EngineError, Handoff, InvalidInputs, TransitionNotAllowed,
     worker_identity,
@@ -38,5 +40,6 @@ __all__ = [
     "RUN_ACTIONS", "STEP_ACTIONS", "AttemptOutcome", "CheckpointRequired", "ClaimedAttempt", "EngineError", "Handoff",
     "InvalidInputs", "TransitionNotAllowed", "abort_run", "allowed_actions", "cancel_run", "checked_inputs",
     "claim_attempt", "compensate_and_abort", "finish_attempt", "heartbeat", "lock", "reject_gate", "release_gate",
-    "rerun_from_failure", "retry_delay", "retry_step", "skip_step", "start_run", "sweep", "worker_identity",
+    "rerun_from_failure", "retry_delay", "retry_step", "skip_step", "start_run", "sweep", "template_context",
+    "worker_identity",
 ]

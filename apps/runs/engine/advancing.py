@@ -35,6 +35,7 @@ from apps.runs.engine.transitions import (
 )
 from apps.runs.models import (
     ACTIVE_RUN_STATES,
+    SKIPS_KEEPING_DOWNSTREAM,
     AttemptKind,
     AttemptState,
     Run,
@@ -157,7 +158,7 @@ def advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[
 def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun],
                    known: dict[str, str]) -> bool | None:
     """None while a need of `step` is unsettled; else whether every need was skipped (not by an
-    operator), which skips `step` too. Needs not in hand are checked with EXISTS queries over
+    operator, nor rejected with `on_reject: continue`), which skips `step` too. Needs not in hand are checked with EXISTS queries over
     their positions, so a fan-in costs one small query per finished step, not a read of them all."""
     in_hand = {need: (rows[need].state, rows[need].skip_reason) if need in rows else (known[need], "")
                for need in step.needs if need in rows or need in known}
@@ -170,11 +171,11 @@ def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun
         failed = _need_rows(run, step).filter(state=StepState.FAILED).values_list("step_id", flat=True)
         if not all(_settled(plan, need, StepState.FAILED) for need in failed):
             return None
-    if not step.needs or any(state != StepState.SKIPPED or reason == SkipReason.OPERATOR
+    if not step.needs or any(state != StepState.SKIPPED or reason in SKIPS_KEEPING_DOWNSTREAM
                              for state, reason in in_hand.values()):
         return False
     return all_in_hand or not _need_rows(run, step).filter(
-        ~Q(state=StepState.SKIPPED) | Q(skip_reason=SkipReason.OPERATOR)).exists()
+        ~Q(state=StepState.SKIPPED) | Q(skip_reason__in=SKIPS_KEEPING_DOWNSTREAM)).exists()
 
 
 def _need_rows(run: Run, step: StepPlan):

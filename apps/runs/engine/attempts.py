@@ -27,18 +27,28 @@ from apps.workflows.spec.templating import render_params
 
 
 def template_context(run: Run, plan: Plan, reads_steps: frozenset[str] | None) -> dict:
+    """What templates and conditions read: the run's inputs, the steps named in `reads_steps`
+    (every step when None) with their output, state and gate decision, and the run itself."""
     steps: dict[str, dict] = {}
     if reads_steps is None or reads_steps:
         rows = StepRun.objects.filter(run=run)
         if reads_steps is not None:
             rows = rows.filter(step_id__in=list(reads_steps))
-        steps = {sid: {"output": output, "state": state}
-                 for sid, output, state in rows.values_list("step_id", "output", "state")}
+        steps = {sid: {"output": _with_decision_input(output, given), "state": state, "decision": decision}
+                 for sid, output, state, decision, given
+                 in rows.values_list("step_id", "output", "state", "decision", "decision_input")}
     return {
         "inputs": run.inputs,
         "steps": steps,
         "run": {"id": run.pk, "workflow": plan.name, "started_at": run.started_at.isoformat()},
     }
+
+
+def _with_decision_input(output, given: dict | None):
+    # What the approver filled in is part of the gate's output, over what the step itself returned.
+    if not given or not isinstance(output, (dict, type(None))):
+        return output
+    return {**(output or {}), **given}
 
 
 def queue_step_attempt(run: Run, plan: Plan, step: StepPlan, row: StepRun, *, context: dict | None = None,

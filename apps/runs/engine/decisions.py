@@ -20,7 +20,7 @@ from apps.runs.engine.attempts import queue_step_attempt
 from apps.runs.engine.contract import EngineError, MissingStepType
 from apps.runs.engine.transitions import require, require_step
 from apps.runs.models import Run, RunState, SkipReason, StepAttempt, StepRun, StepState
-from apps.workflows.plan import OnFailure, Plan, plan_for
+from apps.workflows.plan import APPROVED, REJECTED, OnFailure, OnReject, Plan, plan_for
 from apps.workflows.spec.templating import TemplateEvaluationError
 
 
@@ -81,14 +81,18 @@ def _resume(run: Run, plan: Plan, actor) -> None:
 
 
 @batched()
-def release_gate(step_run: StepRun, *, actor=None) -> StepAttempt | None:
-    """An approval was granted: queue the gated step. When it cannot start (its parameters cannot
-    be rendered, its type is no longer installed) it fails instead (its `on_failure` applies) and
+def release_gate(step_run: StepRun, *, actor=None, decision: str = APPROVED,
+                 decision_input: dict | None = None) -> StepAttempt | None:
+    """An approval was granted: record its `decision` (approved, or the option chosen) and what the
+    approver filled in, then queue the gated step. When it cannot start (its parameters cannot be
+    rendered, its type is no longer installed) it fails instead (its `on_failure` applies) and
     None is returned: the approval still stands."""
     run, row = _lock_step(step_run)
     require_step(run, row, "release")
     plan = plan_for(run.version_id)
     step = plan.steps[row.step_id]
+    row.decision, row.decision_input = decision, decision_input
+    row.save(update_fields=["decision", "decision_input"])
     try:
         attempt = queue_step_attempt(run, plan, step, row)
     except (TemplateEvaluationError, MissingStepType) as exc:
@@ -96,20 +100,36 @@ def release_gate(step_run: StepRun, *, actor=None) -> StepAttempt | None:
         fail_unstartable(run, plan, row, exc, actor, prefix="The approved step cannot start: ")
         settle_run(run, plan, actor)
         return None
-    audit_step(actor, run, row.pk, row.step_id, "released")
+    audit_step(actor, run, row.pk, row.step_id, "released",
+               {"decision": decision, **({"decision_input": decision_input} if decision_input else {})})
     settle_run(run, plan, actor)
     return attempt
 
 
+# What a rejection does to the gated step, by its `on_reject`; fail applies its `on_failure`.
+_REJECTED_SKIPS = {OnReject.SKIP: SkipReason.REJECTED, OnReject.CONTINUE: SkipReason.REJECTED_CONTINUE}
+
+
 @batched()
 def reject_gate(step_run: StepRun, reason: str, *, actor=None) -> None:
-    """An approval was refused: the step fails (permanently) and its `on_failure` applies."""
+    """An approval was refused: by the gate's `on_reject`, the step fails for good (its
+    `on_failure` applies), or is skipped with what needs it (skip), or is skipped while what
+    needs it runs and reads `steps.<id>.decision == "rejected"` (continue)."""
     run, row = _lock_step(step_run)
     require_step(run, row, "reject")
     plan = plan_for(run.version_id)
-    fail_step(run, plan, row, "ApprovalRejected", f"Rejected: {reason}", actor)
-    if plan.steps[row.step_id].on_failure == OnFailure.CONTINUE:
-        advance(run, plan, plan.steps[row.step_id].dependents, actor, known={row.step_id: StepState.FAILED})
+    step = plan.steps[row.step_id]
+    row.decision = REJECTED
+    row.save(update_fields=["decision"])
+    skip_reason = _REJECTED_SKIPS.get(step.gate.on_reject if step.gate else OnReject.FAIL)
+    if skip_reason:
+        skip(run, row, skip_reason, actor)
+        # Not passed as known: whether a skip holds back what needs it depends on its reason.
+        advance(run, plan, step.dependents, actor)
+    else:
+        fail_step(run, plan, row, "ApprovalRejected", f"Rejected: {reason}", actor)
+        if step.on_failure == OnFailure.CONTINUE:
+            advance(run, plan, step.dependents, actor, known={row.step_id: StepState.FAILED})
     settle_run(run, plan, actor)
 
 

@@ -33,6 +33,7 @@ def create_run(actor, version, plan: Plan, inputs: dict, trigger: str, trigger_d
     StepRun.objects.bulk_create([
         StepRun(run=run, step_id=step.id, position=step.position, step_type=step.type,
                 **({"state": StepState.SUCCEEDED, "output": kept[step.id].output, "reused_from": kept[step.id],
+                    "decision": kept[step.id].decision, "decision_input": kept[step.id].decision_input,
                     "started_at": kept[step.id].started_at, "finished_at": kept[step.id].finished_at}
                    if step.id in kept else {}))
         for step in plan.steps.values()

@@ -96,6 +96,7 @@ STEP_ACTIONS: dict[str, StepAction] = {
                        "step.skipped", "only a failed step of a paused run can be skipped", at_checkpoint=True),
     "release": StepAction("Approve", frozenset(ADVANCING_RUN_STATES), frozenset({StepState.WAITING_APPROVAL}),
                           Role.APPROVER, "step.released", "nothing to release"),
+    # Audited as step.failed, or step.skipped when the gate says `on_reject: skip | continue`.
     "reject": StepAction("Reject", _UNFINISHED, frozenset({StepState.WAITING_APPROVAL}), Role.APPROVER,
                          "step.failed", "nothing to reject"),
 }

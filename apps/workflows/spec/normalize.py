@@ -30,8 +30,16 @@ so the engine never has to know about shorthand forms. Durations are whole secon
           "timeout": 300 | None,           # None: the step type's default
           "on_failure": "fail" | "continue" | "pause",
           "queue": None | "name",          # None: the step type's queue
-          "approval": None | {"group": "billing-approvers", "quorum": 1, "timeout": 86400 | None,
-                              "escalate_to": "group" | None, "on_expiry": "reject" | "escalate"},
+          "approval": None | {
+              "group": "billing-approvers", "quorum": 1,      # one group decides; or, instead:
+              "stages": [{"mode": "all" | "any", "groups": [{"group": "finance", "quorum": 1}]}],
+                                           # sign-offs in order; `any_of:`/`all_of:` alone is one stage
+              "timeout": 86400 | None, "escalate_to": "group" | None, "on_expiry": "reject" | "escalate",
+              "form": None | {"type": "object", "required": [...], "properties": {"name": {"type": ...}}},
+              "on_reject": "fail" | "skip" | "continue",
+              "options": [] | ["pay_now", "pay_next_cycle"],
+              "auto_approve": None | "inputs.amount < 1000",   # a condition expression, no braces
+          },                               # form, on_reject, options, auto_approve: only when given
           "compensate": None | {"type": "http.request", "with": {...}},
         },
       ],
@@ -130,13 +138,33 @@ def _approval(approval: str | dict[str, Any] | None) -> dict[str, Any] | None:
     if isinstance(approval, str):
         approval = {"group": approval}
     escalate_to = approval.get("escalate_to")
-    return {
-        "group": approval["group"],
-        "quorum": approval.get("quorum", 1),
+    # Who decides: one group as before, else the sign-offs in order.
+    deciders = {"group": approval["group"], "quorum": approval.get("quorum", 1)} if "group" in approval \
+        else {"stages": [_stage(stage) for stage in approval.get("stages") or [approval]]}
+    normalized = {
+        **deciders,
         "timeout": parse_duration(approval.get("timeout")),
         "escalate_to": escalate_to,
         "on_expiry": approval.get("on_expiry", "escalate" if escalate_to else "reject"),
     }
+    # Written only when given, so a step written before they existed stays equal to itself.
+    form = approval.get("form")
+    if form is not None:
+        normalized["form"] = {"type": "object", "required": form.get("required") or [], "properties": form["properties"]}
+    for key in ("on_reject", "options", "auto_approve"):
+        if key in approval:
+            normalized[key] = approval[key]
+    return normalized
+
+
+def _stage(stage: dict[str, Any]) -> dict[str, Any]:
+    """One sign-off: `group:` (with `quorum:`), `any_of:` or `all_of:` (each a slug or a group with its quorum)."""
+    if "group" in stage:
+        return {"mode": "all", "groups": [{"group": stage["group"], "quorum": stage.get("quorum", 1)}]}
+    mode = "any" if "any_of" in stage else "all"
+    return {"mode": mode, "groups": [{"group": entry, "quorum": 1} if isinstance(entry, str)
+                                     else {"group": entry["group"], "quorum": entry.get("quorum", 1)}
+                                     for entry in stage[f"{mode}_of"]]}
 
 
 def needs_of(step: dict[str, Any]) -> list[str]:

@@ -17,6 +17,11 @@ ON_FAILURE = ["fail", "continue", "pause"]
 BACKOFF = ["fixed", "exponential"]
 CATCH_UP = ["skip", "once", "each"]
 AFTER_STATUS = ["succeeded", "failed", "finished"]
+ON_REJECT = ["fail", "skip", "continue"]
+OPTION_PATTERN = r"^[a-z][a-z0-9_]*$"
+FORM_FIELD_TYPES = ["string", "number", "integer", "boolean"]
+# Who decides, written one way: one group, any one of several, or all of several.
+_ONE_WAY_OF_DECIDING = [{"required": ["group"]}, {"required": ["any_of"]}, {"required": ["all_of"]}]
 
 SPEC_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -108,14 +113,26 @@ SPEC_SCHEMA = {
                 "approval": {
                     "description": "An approver group's slug, or the full form.",
                     "type": ["string", "object"],
-                    "required": ["group"],
+                    "if": {"type": "object"},
+                    "then": {"anyOf": [*_ONE_WAY_OF_DECIDING, {"required": ["stages"]}]},
                     "additionalProperties": False,
                     "properties": {
                         "group": {"type": "string", "minLength": 1},
                         "quorum": {"type": "integer", "minimum": 1},
+                        "any_of": {"$ref": "#/$defs/approver_sets"},
+                        "all_of": {"$ref": "#/$defs/approver_sets"},
+                        "stages": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/approval_stage"},
+                                   "description": "Sign-offs decided in order: the next opens once one is approved."},
                         "timeout": {"$ref": "#/$defs/duration"},
                         "escalate_to": {"type": "string", "minLength": 1},
                         "on_expiry": {"enum": ["reject", "escalate"]},
+                        "form": {"$ref": "#/$defs/gate_form"},
+                        "on_reject": {"enum": ON_REJECT},
+                        "options": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                    "items": {"type": "string", "pattern": OPTION_PATTERN},
+                                    "description": "Named ways to approve, read downstream as `steps.<id>.decision`."},
+                        "auto_approve": {"type": "string", "minLength": 1,
+                                         "description": "A condition; when it holds nobody needs to decide."},
                     },
                 },
                 "compensate": {
@@ -124,6 +141,58 @@ SPEC_SCHEMA = {
                     "additionalProperties": False,
                     "properties": {"type": {"type": "string", "minLength": 1}, "with": {"type": "object"}},
                 },
+            },
+        },
+        "approver_set": {
+            "description": "A group's slug, or a group with its quorum.",
+            "type": ["string", "object"],
+            "required": ["group"],
+            "additionalProperties": False,
+            "properties": {"group": {"type": "string", "minLength": 1}, "quorum": {"type": "integer", "minimum": 1}},
+        },
+        "approver_sets": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/approver_set"}},
+        "approval_stage": {
+            "description": "One sign-off: a group (with its quorum), or any_of / all_of several.",
+            "type": "object",
+            "anyOf": _ONE_WAY_OF_DECIDING,
+            "additionalProperties": False,
+            "properties": {
+                "group": {"type": "string", "minLength": 1},
+                "quorum": {"type": "integer", "minimum": 1},
+                "any_of": {"$ref": "#/$defs/approver_sets"},
+                "all_of": {"$ref": "#/$defs/approver_sets"},
+            },
+        },
+        "gate_form": {
+            "description": "What the approver fills in: a small JSON Schema of an object.",
+            "type": "object",
+            "required": ["properties"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": "object"},
+                "required": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                "properties": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": {"pattern": INPUT_NAME_PATTERN},
+                    "additionalProperties": {"$ref": "#/$defs/form_field"},
+                },
+            },
+        },
+        "form_field": {
+            "type": "object",
+            "required": ["type"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"enum": FORM_FIELD_TYPES},
+                "format": {"const": "date"},
+                "enum": {"type": "array", "minItems": 1},
+                "default": {},
+                "title": {"type": "string"},
+                "description": {"type": "string"},
+                "minimum": {"type": "number"},
+                "maximum": {"type": "number"},
+                "maxLength": {"type": "integer", "minimum": 1},
             },
         },
         "batch": {

@@ -2,7 +2,8 @@
 
 A step's parameters may hold `{{ ... }}` templates and its `when` is a bare expression. Both see
 one context: `inputs` (the run's inputs), `steps.<id>.output` (outputs of finished upstream
-steps) and `run` (id, workflow, started_at). Nothing else is reachable and nothing can be
+steps, with what a gate's approver filled in), `steps.<id>.decision` (a gate's "approved",
+"rejected" or named option) and `run` (id, workflow, started_at). Nothing else is reachable and nothing can be
 changed: no `eval`, no attribute access to Python internals.
 
 A parameter that is exactly one `{{ expression }}` keeps the expression's type (a number stays
@@ -165,6 +166,48 @@ def template_references(source: str, *, expression: bool = False) -> list[Refere
             continue
         unique.append(ref)
     return unique
+
+
+def decision_reads(source: str, *, expression: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+    """(step id, the texts it is compared with) of each `steps.<id>.decision` that `source` reads, so
+    the validator can name a decision the gate never takes. Raises jinja2.TemplateSyntaxError."""
+    tree = _env.parse("{{ " + source + " }}" if expression else source)
+    compared: dict[int, list[str]] = {}
+    for compare in tree.find_all(nodes.Compare):
+        operands = [compare.expr, *(operand.expr for operand in compare.ops)]
+        for operand in operands:
+            if _decision_step(operand) is not None:
+                compared[id(operand)] = [text for other in operands for text in _texts(other)]
+    return [(step_id, tuple(compared.get(id(node), ()))) for node in tree.find_all((nodes.Getattr, nodes.Getitem))
+            if (step_id := _decision_step(node)) is not None]
+
+
+def _decision_step(node) -> str | None:
+    """`x` when `node` reads `steps.x.decision` (or `steps["x"]["decision"]`)."""
+    named = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg) \
+        if isinstance(node, nodes.Getitem) else None
+    inner = getattr(node, "node", None)
+    if named != "decision" or not isinstance(inner, (nodes.Getattr, nodes.Getitem)):
+        return None
+    if not (isinstance(inner.node, nodes.Name) and inner.node.name == "steps"):
+        return None
+    return inner.attr if isinstance(inner, nodes.Getattr) else _constant(inner.arg)
+
+
+def _texts(node) -> list[str]:
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        return [text for item in node.items for text in _texts(item)]
+    return [node.value] if isinstance(node, nodes.Const) and isinstance(node.value, str) else []
+
+
+def expression_values(expression: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The values a condition read, by name ("inputs.amount": 500): what an audit shows next to it."""
+    values: dict[str, Any] = {}
+    for reference in template_references(expression, expression=True):
+        scope = context.get(reference.root)
+        if isinstance(scope, dict) and reference.name is not None:
+            values[f"{reference.root}.{reference.name}"] = scope.get(reference.name)
+    return values
 
 
 def _constant(node) -> str | None:

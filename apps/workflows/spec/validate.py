@@ -21,14 +21,16 @@ from jinja2 import TemplateSyntaxError
 from jinja2.defaults import DEFAULT_NAMESPACE
 from jsonschema import Draft202012Validator, ValidationError
 
-from apps.catalog.registry import all_step_types, get_step_type
+from apps.catalog.registry import Risk, all_step_types, get_step_type
 from apps.workflows.spec.errors import Path, SpecError, SpecResult
 from apps.workflows.spec.normalize import needs_of, normalize, parse_duration
 from apps.workflows.spec.parse import LocatedDocument, parse_yaml
 from apps.workflows.spec.schema import (
-    CLOCK_PATTERN, DURATION_PATTERN, INPUT_NAME_PATTERN, NAME_PATTERN, SPEC_SCHEMA, STEP_ID_PATTERN,
+    CLOCK_PATTERN, DURATION_PATTERN, INPUT_NAME_PATTERN, NAME_PATTERN, OPTION_PATTERN, SPEC_SCHEMA, STEP_ID_PATTERN,
 )
-from apps.workflows.spec.templating import is_template, limit_problems, template_references, template_sources
+from apps.workflows.spec.templating import (
+    decision_reads, is_template, limit_problems, template_references, template_sources,
+)
 
 _spec_validator = Draft202012Validator(SPEC_SCHEMA)
 # Jinja names a template may use besides the context: its globals and the for-loop variable.
@@ -50,7 +52,10 @@ _PATTERN_HELP = {
     CLOCK_PATTERN: ("is not a time of day", 'Write a 24-hour time in quotes, such as "06:30".'),
     INPUT_NAME_PATTERN: ("is not a valid input name",
                          "Use lower-case letters, digits and _, starting with a letter, such as `period_end`."),
+    OPTION_PATTERN: ("is not a valid option name",
+                     "Use lower-case letters, digits and _, starting with a letter, such as `pay_now`."),
 }
+_DATE_FIELD_HINT = "A date is text in a set form: write `type: string` and `format: date`."
 # Fields whose name changed, by (parent field, old name): a spec using the old name is told the new one.
 _RENAMED_FIELDS = {("batch", "size"): "max_items", ("batch", "window"): "max_wait"}
 
@@ -129,8 +134,9 @@ def _translate(error: ValidationError, document: LocatedDocument, path: Path) ->
         yield document.error(path, f"must be {expected}, not {actual}", _type_hint(error, expected))
     elif kind in ("enum", "const"):
         choices = [str(choice) for choice in (value if kind == "enum" else [value])]
-        yield document.error(path, f"`{instance}` is not one of: {', '.join(choices)}",
-                             _did_you_mean(str(instance), choices, f"Use one of: {', '.join(choices)}."))
+        hint = _DATE_FIELD_HINT if "form" in path and path[-1:] == ("type",) and instance == "date" else \
+            _did_you_mean(str(instance), choices, f"Use one of: {', '.join(choices)}.")
+        yield document.error(path, f"`{instance}` is not one of: {', '.join(choices)}", hint)
     elif kind in _BOUNDS:
         size, bound = _BOUNDS[kind]
         yield document.error(path, f"{instance} is too {size}: it must be {bound} {value}", f"Use a value {bound} {value}.")
@@ -201,6 +207,9 @@ class _SemanticCheck:
                       for _, step in self.steps if isinstance(step.get("id"), str)}
         inputs = self.data.get("inputs")
         self.input_names = set(inputs) if isinstance(inputs, dict) else set()
+        # What each gated step may decide, read downstream as `steps.<id>.decision`.
+        self.outcomes = {step["id"]: _outcomes(step) for _, step in self.steps
+                         if isinstance(step.get("id"), str) and _gated(step)}
 
     def error(self, path: Path, message: str, hint: str, *, at_key: bool = False) -> None:
         self.found.append(self.document.error(path, message, hint, at_key=at_key))
@@ -348,23 +357,41 @@ class _SemanticCheck:
             elif root not in ("inputs", "steps"):
                 self.error(path, f"`{root}` is not something a template can read",
                            "Read `inputs.<name>`, `steps.<id>.output` or `run`.")
+        self.check_decision_reads(path, source, expression=expression)
+
+    def check_decision_reads(self, path: Path, source: str, *, expression: bool) -> None:
+        for step_id, compared in decision_reads(source, expression=expression):
+            if step_id not in self.step_ids:
+                continue  # reported as an unknown step
+            outcomes = self.outcomes.get(step_id)
+            if outcomes is None:
+                self.error(path, f"step `{step_id}` has no decision: it does not wait for approval",
+                           f"Give `{step_id}` an `approval`, or read `steps.{step_id}.output` instead.")
+                continue
+            for value in compared:
+                if value not in outcomes:
+                    listed = ", ".join(outcomes)
+                    self.error(path, f"step `{step_id}` never decides `{value}`: its decisions are {listed}",
+                               _did_you_mean(value, outcomes, f"Compare with one of: {listed}."))
 
     def check_approvals(self) -> None:
         wanted: list[tuple[Path, str, int | None]] = []
         for index, step in self.steps:
             approval = step.get("approval")
+            path = ("steps", index, "approval")
             if isinstance(approval, str):
-                wanted.append((("steps", index, "approval"), approval, 1))
+                wanted.append((path, approval, 1))
             elif isinstance(approval, dict):
-                if isinstance(approval.get("group"), str):
-                    quorum = approval.get("quorum", 1)
-                    wanted.append((("steps", index, "approval", "group"), approval["group"],
-                                   quorum if isinstance(quorum, int) else None))
+                wanted += self.approver_sets(path, approval, also=("stages",))
+                for position, stage in enumerate(_list(approval.get("stages"))):
+                    if isinstance(stage, dict):
+                        wanted += self.approver_sets((*path, "stages", position), stage)
                 if isinstance(approval.get("escalate_to"), str):
-                    wanted.append((("steps", index, "approval", "escalate_to"), approval["escalate_to"], None))
+                    wanted.append(((*path, "escalate_to"), approval["escalate_to"], None))
                 elif approval.get("on_expiry") == "escalate":
-                    self.error(("steps", index, "approval", "on_expiry"), "there is no group to escalate to",
+                    self.error((*path, "on_expiry"), "there is no group to escalate to",
                                "Add `escalate_to:` with an approver group, or use `on_expiry: reject`.")
+                self.check_gate(index, step, approval)
         if not wanted:
             return
         from apps.accounts.models import ApproverGroup
@@ -378,6 +405,74 @@ class _SemanticCheck:
             elif quorum is not None and quorum > sizes[slug]:
                 self.error(path, f"needs {quorum} approvals but group `{slug}` has {sizes[slug]} members",
                            "Lower `quorum`, or ask a platform admin to add people to the group.")
+
+    def approver_sets(self, path: Path, block: dict, also: tuple[str, ...] = ()) -> list[tuple[Path, str, int | None]]:
+        """(where, group slug, quorum) of each group `block` names through group, any_of or all_of."""
+        ways = [key for key in ("group", "any_of", "all_of", *also) if key in block]
+        if len(ways) > 1:
+            self.error((*path, ways[1]), f"`{ways[0]}` and `{ways[1]}` both say who decides",
+                       "Keep one: `group` (with `quorum`), `any_of` or `all_of` a list of groups, or `stages` in order.",
+                       at_key=True)
+        wanted = []
+        if isinstance(block.get("group"), str):
+            quorum = block.get("quorum", 1)
+            wanted.append(((*path, "group"), block["group"], quorum if isinstance(quorum, int) else None))
+        for key in ("any_of", "all_of"):
+            for position, entry in enumerate(_list(block.get(key))):
+                if isinstance(entry, str):
+                    wanted.append(((*path, key, position), entry, 1))
+                elif isinstance(entry, dict) and isinstance(entry.get("group"), str):
+                    quorum = entry.get("quorum", 1)
+                    wanted.append(((*path, key, position, "group"), entry["group"],
+                                   quorum if isinstance(quorum, int) else None))
+        return wanted
+
+    def check_gate(self, index: int, step: dict[str, Any], approval: dict[str, Any]) -> None:
+        """The form, the options and auto-approval of a gate."""
+        path = ("steps", index, "approval")
+        options = [option for option in _list(approval.get("options")) if isinstance(option, str)]
+        for position, option in enumerate(options):
+            if option in _PLAIN_OUTCOMES:
+                self.error((*path, "options", position), f"`{option}` is not a name an option can have",
+                           f"`{option}` is what the gate decides without options; name the option after what it "
+                           f"does, such as `pay_now`.")
+        form = approval.get("form")
+        fields = form.get("properties") if isinstance(form, dict) else None
+        fields = fields if isinstance(fields, dict) else {}
+        required = [name for name in _list(form.get("required")) if isinstance(name, str)] \
+            if isinstance(form, dict) else []
+        for position, name in enumerate(required):
+            if name not in fields:
+                self.error((*path, "form", "required", position), f"`{name}` is not a field of this form",
+                           _did_you_mean(name, fields, "List fields declared under `properties`."))
+        for name, field in fields.items():
+            if isinstance(field, dict) and "default" in field:
+                problem = form_value_problem(field, field["default"])
+                if problem:
+                    self.error((*path, "form", "properties", name, "default"), f"the default {problem}",
+                               "Change the default to match the field.")
+        expression = approval.get("auto_approve")
+        if not isinstance(expression, str):
+            return
+        where = (*path, "auto_approve")
+        if is_template(expression):
+            self.error(where, "`auto_approve` is a condition, not a template",
+                       "Remove the {{ and }}: write `auto_approve: inputs.amount < 1000`.")
+            return
+        step_id = step.get("id")
+        upstream = self.upstream_of(step_id) if isinstance(step_id, str) else set()
+        self.check_references(where, expression, step_id, upstream, expression=True)
+        if options:
+            self.error(where, "an automatic approval cannot choose between `options`",
+                       "Remove `auto_approve`, or remove `options` so the gate decides approved or rejected.")
+        unfilled = [name for name in required if name in fields and "default" not in (fields[name] or {})]
+        if unfilled:
+            self.error(where, "an automatic approval cannot fill in " + ", ".join(f"`{n}`" for n in unfilled),
+                       "Give those form fields a `default`, or remove `auto_approve`.")
+        forbidden = _auto_approval_forbidden(step.get("type"))
+        if forbidden:
+            self.error(where, f"step type `{step.get('type')}` may not be approved automatically: {forbidden}",
+                       "Remove `auto_approve`: a person decides steps of this type (set by a platform admin).")
 
     def check_triggers(self) -> None:
         for index, trigger in enumerate(_list(self.data.get("triggers"))):
@@ -468,6 +563,33 @@ def _needs(step: dict[str, Any]) -> list[str]:
     return needs_of(step) if isinstance(needs, str) else []
 
 
+_PLAIN_OUTCOMES = ("approved", "rejected")
+
+
+def _gated(step: dict[str, Any]) -> bool:
+    if step.get("approval"):
+        return True
+    step_type = get_step_type(step["type"]) if isinstance(step.get("type"), str) else None
+    return step_type is not None and step_type.risk == Risk.HIGH
+
+
+def _outcomes(step: dict[str, Any]) -> list[str]:
+    approval = step.get("approval")
+    options = approval.get("options") if isinstance(approval, dict) else None
+    named = [option for option in _list(options) if isinstance(option, str)]
+    return [*(named or ["approved"]), "rejected"]
+
+
+def _auto_approval_forbidden(type_name) -> str:
+    """Why a platform admin forbade auto-approval for the step type ("" when they did not)."""
+    if not isinstance(type_name, str):
+        return ""
+    # Approvals own the rule; imported here so the spec module loads without them.
+    from apps.approvals.models import AutoApprovalBan
+
+    return AutoApprovalBan.objects.filter(step_type=type_name).values_list("reason", flat=True).first() or ""
+
+
 def _step_type_names() -> list[str]:
     return [step_type.name for step_type in all_step_types()]
 
@@ -498,6 +620,47 @@ def _input_problem(declared: dict[str, Any], value) -> str | None:
     if isinstance(choices, list) and value not in choices:
         return "must be one of: " + ", ".join(str(choice) for choice in choices)
     return None
+
+
+_FORM_FORMATS = Draft202012Validator.FORMAT_CHECKER
+
+
+def form_value_problem(field: dict[str, Any], value) -> str | None:
+    """Why `value` does not fit a gate form's field, or None when it does."""
+    errors = list(Draft202012Validator(field, format_checker=_FORM_FORMATS).iter_errors(value))
+    if not errors:
+        return None
+    error = errors[0]
+    kind = error.validator
+    if kind == "type":
+        expected = _SCHEMA_TYPE_NAMES.get(field.get("type"), field.get("type"))
+        return f"must be {expected}, not {_JSON_TYPE_NAMES.get(type(value), 'that')}"
+    if kind == "enum":
+        return "must be one of: " + ", ".join(str(choice) for choice in field["enum"])
+    if kind == "format":
+        return "must be a date such as 2026-12-31"
+    if kind in _BOUNDS:
+        size, bound = _BOUNDS[kind]
+        return f"is too {size}: it must be {bound} {error.validator_value}"
+    if kind == "maxLength":
+        return f"is too long: at most {error.validator_value} characters"
+    return error.message
+
+
+def form_errors(form: dict[str, Any], values: dict[str, Any]) -> dict[str, str]:
+    """Field name -> what is wrong, for the values an approver gave a gate's form."""
+    fields = form.get("properties") or {}
+    errors = {name: "this is not a field of the form" for name in values if name not in fields}
+    for name, field in fields.items():
+        value = values.get(name)
+        if value is None or value == "":
+            if name in (form.get("required") or ()):
+                errors[name] = "is required"
+            continue
+        problem = form_value_problem(field, value)
+        if problem:
+            errors[name] = problem
+    return errors
 
 
 def validate_inputs(spec: dict[str, Any], provided: dict[str, Any]) -> tuple[dict[str, Any], list[SpecError]]:
