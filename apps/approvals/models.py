@@ -24,6 +24,7 @@ class RequestState(models.TextChoices):
     DECIDED = "decided", "Decided"
     WAIVED = "waived", "Waived (no approval needed)"
     AUTO_APPROVED = "auto_approved", "Approved automatically"
+    KEPT = "kept", "Approval kept from the earlier run"
     WITHDRAWN = "withdrawn", "Withdrawn (the run moved on)"
 
 
@@ -85,6 +86,11 @@ class ApprovalRequest(models.Model):
     error_signature = models.CharField(max_length=500, blank=True, db_index=True)
     outcome = models.CharField(max_length=16, choices=Verdict.choices, blank=True,
                                help_text="The verdict that closed the request.")
+    # Gates: sha256 of the version and the parameters as rendered when the gate opened, so a rerun
+    # can tell an unchanged step (its approval kept) from a changed one (asked again).
+    params_digest = models.CharField(max_length=64, blank=True)
+    kept_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  help_text="The approved request of the earlier run this one keeps.")
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
 

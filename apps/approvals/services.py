@@ -9,6 +9,7 @@ exactly one outcome, and a decision and its effect on the run commit together.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -43,18 +44,19 @@ from apps.approvals.models import (
     RiskWaiver,
     Verdict,
 )
-from apps.audit.log import record
+from apps.audit.log import canonical, record
 from apps.catalog.registry import Risk, get_step_type, params_errors
 from apps.notifications.services import absolute_url, notify
 from apps.runs import engine
 from apps.runs.models import AttemptKind, Run, StepRun, StepState
 from apps.runs.signatures import error_signature
-from apps.workflows.plan import APPROVED, Gate, gate_of, step_definitions
+from apps.workflows.plan import APPROVED, REJECTED, Gate, gate_of, step_definitions
 from apps.workflows.spec import form_errors
 from apps.workflows.spec.templating import (
     TemplateEvaluationError,
     evaluate_condition,
     expression_values,
+    render_params,
 )
 
 # Checkpoint choices and the role each needs; skipping a risky step needs an approver.
@@ -63,10 +65,10 @@ CHOICE_ROLES = {Verdict.RETRY: Role.OPERATOR, Verdict.SKIP: Role.OPERATOR, Verdi
 RISKY_SKIP_ROLE = Role.APPROVER
 # Remind the deciders when this share of the approval's timeout is left.
 WARN_AT_SHARE_LEFT = 0.2
-# A waived or auto-approved gate is released on commit; one still waiting after this is released by the
+# A waived, auto-approved or kept gate is released on commit; one still waiting after this is released by the
 # expiry task.
 WAIVED_RELEASE_GRACE = timedelta(seconds=30)
-UNATTENDED_STATES = (RequestState.WAIVED, RequestState.AUTO_APPROVED)
+UNATTENDED_STATES = (RequestState.WAIVED, RequestState.AUTO_APPROVED, RequestState.KEPT)
 
 
 class ApprovalError(Exception):
@@ -120,11 +122,57 @@ def open_gate(run: Run, step_run: StepRun, approval: dict | None) -> ApprovalReq
         transaction.on_commit(lambda: _release_unattended(request.pk))
         return request
     gate = gate_for(run, step_run)
+    digest = params_digest(run, step_run)
+    kept = _keep_earlier_approval(run, step_run, gate, digest, now)
+    if kept is not None:
+        return kept
     if gate.auto_approve:
         request = _auto_approve(run, step_run, gate, now)
         if request is not None:
             return request
-    return _open_stage(run, step_run, gate, 0, now)[0]
+    requests = _open_stage(run, step_run, gate, 0, now)
+    ApprovalRequest.objects.filter(pk__in=[request.pk for request in requests]).update(params_digest=digest)
+    return requests[0]
+
+
+def params_digest(run: Run, step_run: StepRun) -> str:
+    """sha256 of the step's version and its parameters rendered as they would run now ("" when
+    they cannot be rendered yet: nothing to compare)."""
+    step = run.version.plan.steps[step_run.step_id]
+    try:
+        params = render_params(step.params, engine.template_context(run, run.version.plan, step.reads_steps),
+                               step_id=step.id)
+    except TemplateEvaluationError:
+        return ""
+    return hashlib.sha256(canonical({"version": run.version_id, "params": params,
+                                     "override": step_run.params_override or None}).encode()).hexdigest()
+
+
+def _keep_earlier_approval(run: Run, step_run: StepRun, gate, digest: str, now) -> ApprovalRequest | None:
+    """In a rerun, the approval of the same step in the run it reruns still holds when the version
+    and the rendered parameters are unchanged (and the gate's `reapprove` is `on_change`): the gate
+    is released at once, recorded as kept, with the earlier decision and what was filled in."""
+    if run.rerun_of_id is None or gate.reapprove == "always" or not digest:
+        return None
+    earlier = ApprovalRequest.objects.filter(
+        run_id=run.rerun_of_id, step_run__step_id=step_run.step_id, kind=RequestKind.GATE,
+        state__in=(RequestState.APPROVED, RequestState.AUTO_APPROVED, RequestState.KEPT),
+    ).select_related("step_run").order_by("-stage", "-pk").first()
+    if earlier is None or earlier.step_run.decision in ("", None, REJECTED):
+        return None
+    if earlier.params_digest != digest:
+        record(None, "approval.asked_again", object_type="runs.steprun", object_id=step_run.pk, team=run.team,
+               after={"run": run.pk, "step": step_run.step_id, "earlier_run": run.rerun_of_id,
+                      "reason": "its parameters or version changed since the earlier approval"})
+        return None
+    request = ApprovalRequest.objects.create(
+        kind=RequestKind.GATE, state=RequestState.KEPT, outcome=Verdict.APPROVE, team_id=run.team_id, run=run,
+        step_run=step_run, risky=True, decided_at=now, params_digest=digest, kept_from=earlier)
+    record(None, "approval.kept", request, team=run.team, after={
+        "run": run.pk, "step": step_run.step_id, "earlier_run": run.rerun_of_id, "earlier_request": earlier.pk,
+        "decision": earlier.step_run.decision, "reason": "same version and rendered parameters"})
+    transaction.on_commit(lambda: _release_unattended(request.pk))
+    return request
 
 
 def gate_for(run: Run, step_run: StepRun) -> Gate:
@@ -273,11 +321,15 @@ def step_authors(run: Run, step_id: str) -> list[tuple[int, int]]:
 
 def _release_unattended(request_id: int) -> None:
     """Release a gate nobody had to decide (waived, or approved automatically with the form's defaults)."""
-    request = ApprovalRequest.objects.select_related("run__version", "step_run").get(pk=request_id)
-    defaults = gate_for(request.run, request.step_run).form_defaults if request.state == RequestState.AUTO_APPROVED \
-        else None
+    request = ApprovalRequest.objects.select_related("run__version", "step_run", "kept_from__step_run") \
+        .get(pk=request_id)
+    decision, given = APPROVED, None
+    if request.state == RequestState.AUTO_APPROVED:
+        given = gate_for(request.run, request.step_run).form_defaults
+    elif request.state == RequestState.KEPT:
+        decision, given = request.kept_from.step_run.decision, request.kept_from.step_run.decision_input
     try:
-        engine.release_gate(request.step_run, decision_input=defaults or None)
+        engine.release_gate(request.step_run, decision=decision, decision_input=given or None)
     except engine.TransitionNotAllowed:
         pass  # the run was cancelled meanwhile, or an earlier release won
 

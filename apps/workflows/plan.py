@@ -66,6 +66,7 @@ class Gate:
     on_reject: str = OnReject.FAIL
     options: tuple[str, ...] = ()
     auto_approve: str | None = None
+    reapprove: str = "on_change"  # in a rerun: keep an approval of unchanged parameters, or ask again always
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -90,7 +91,7 @@ def gate_of(approval: dict | None) -> Gate:
         timeout=approval.get("timeout"), escalate_to=approval.get("escalate_to"),
         on_expiry=approval.get("on_expiry") or "reject", form=approval.get("form"),
         on_reject=approval.get("on_reject") or OnReject.FAIL, options=tuple(approval.get("options") or ()),
-        auto_approve=approval.get("auto_approve"),
+        auto_approve=approval.get("auto_approve"), reapprove=approval.get("reapprove") or "on_change",
     )
 
 

@@ -39,7 +39,8 @@ so the engine never has to know about shorthand forms. Durations are whole secon
               "on_reject": "fail" | "skip" | "continue",
               "options": [] | ["pay_now", "pay_next_cycle"],
               "auto_approve": None | "inputs.amount < 1000",   # a condition expression, no braces
-          },                               # form, on_reject, options, auto_approve: only when given
+              "reapprove": "on_change" | "always",  # in a rerun: keep an unchanged step's approval?
+          },                               # form, on_reject, options, auto_approve, reapprove: only when given
           "compensate": None | {"type": "http.request", "with": {...}},
         },
       ],
@@ -151,7 +152,7 @@ def _approval(approval: str | dict[str, Any] | None) -> dict[str, Any] | None:
     form = approval.get("form")
     if form is not None:
         normalized["form"] = {"type": "object", "required": form.get("required") or [], "properties": form["properties"]}
-    for key in ("on_reject", "options", "auto_approve"):
+    for key in ("on_reject", "options", "auto_approve", "reapprove"):
         if key in approval:
             normalized[key] = approval[key]
     return normalized

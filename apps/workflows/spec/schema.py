@@ -133,6 +133,9 @@ SPEC_SCHEMA = {
                                     "description": "Named ways to approve, read downstream as `steps.<id>.decision`."},
                         "auto_approve": {"type": "string", "minLength": 1,
                                          "description": "A condition; when it holds nobody needs to decide."},
+                        "reapprove": {"enum": ["on_change", "always"],
+                                      "description": "In a rerun: ask again only when the step's rendered "
+                                                     "parameters or version changed (on_change), or always."},
                     },
                 },
                 "compensate": {
