@@ -36,6 +36,10 @@ _DISCOVERED = {
 }
 
 
+# What a provider that is down, misconfigured or answering nonsense raises here.
+_PROVIDER_ERRORS = (requests.RequestException, ValueError, KeyError, ImproperlyConfigured)
+
+
 def sso_enabled() -> bool:
     return bool(settings.FLOWDECK_OIDC_ISSUER)
 
@@ -129,7 +133,7 @@ class SsoStartView(OIDCAuthenticationRequestView):
             raise Http404("Single sign-on is not configured (FLOWDECK_OIDC_ISSUER).")
         try:
             super().__init__()
-        except (requests.RequestException, ValueError, ImproperlyConfigured) as exc:
+        except _PROVIDER_ERRORS as exc:
             log.warning("sso.discovery_failed", issuer=settings.FLOWDECK_OIDC_ISSUER, error=str(exc))
             messages.error(request, "The single sign-on provider cannot be reached right now. Try again in a "
                                     "minute; if it keeps failing, tell a platform admin.")
@@ -147,8 +151,8 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
             raise Http404("Single sign-on is not configured (FLOWDECK_OIDC_ISSUER).")
         try:
             return super().get(request)
-        except (SuspiciousOperation, requests.RequestException, group_map.GroupMapError) as exc:
-            log.warning("sso.sign_in_failed", error=str(exc))
+        except (SuspiciousOperation, group_map.GroupMapError, *_PROVIDER_ERRORS) as exc:
+            log.warning("sso.sign_in_failed", error=str(exc), exc_info=True)
             return self.login_failure()
 
     def login_failure(self):

@@ -110,8 +110,11 @@ def sign_in_with_provider(*, issuer: str, claims: dict, groups: list[str]) -> Us
                                               subject=claims["sub"])
     user = identity.user
     _refresh_profile(user, claims)
-    access = group_map.access_for(group_map.configured(), groups)
-    context = {"user": user.username, "source": "single sign-on group map", "groups": sorted(groups)}
+    mapping = group_map.configured()
+    access = group_map.access_for(mapping, groups)
+    # Only the groups the map knows: a provider may send hundreds, and the rest grant nothing.
+    context = {"user": user.username, "source": "single sign-on group map",
+               "groups": sorted(group for group in groups if group in mapping)}
     _apply_mapped_roles(identity, access, context)
     _apply_mapped_approver_groups(identity, access, context)
     identity.groups = sorted(groups)

@@ -57,7 +57,8 @@ def test_first_sign_in_creates_the_person_with_the_roles_and_approver_groups_of_
         ("membership.granted", "billing", "author"), ("membership.granted", "billing", "operator"),
         ("membership.granted", "billing", "approver"), ("approver_group.member_added", "billing", None)}
     assert granted[0][2]["source"] == "single sign-on group map"
-    assert granted[0][2]["groups"] == ["billing-devs", "billing-leads", "ghost-team", "wifi-users"]
+    assert granted[0][2]["groups"] == ["billing-devs", "billing-leads", "ghost-team"]  # not wifi-users
+    assert SsoIdentity.objects.get(user=user).groups == ["billing-devs", "billing-leads", "ghost-team", "wifi-users"]
 
 
 def test_leaving_a_group_loses_its_role_at_next_sign_in_but_roles_given_by_hand_stay(team, billing_approvers):
@@ -134,3 +135,15 @@ def test_an_unreachable_provider_sends_the_person_back_to_the_login_page_with_a_
 def test_single_sign_on_pages_are_not_found_until_it_is_configured(client, db):
     assert client.get(reverse("accounts:sso_start")).status_code == 404
     assert client.get(reverse("accounts:sso_callback"), {"code": "c", "state": "s"}).status_code == 404
+
+
+def test_a_callback_with_a_forged_state_signs_nobody_in_and_says_so(settings, client, db):
+    settings.FLOWDECK_OIDC_ISSUER = ISSUER
+    session = client.session
+    session["oidc_states"] = {"the-real-state": {"nonce": "n", "code_verifier": "v"}}
+    session.save()
+    response = client.get(reverse("accounts:sso_callback"), {"code": "stolen", "state": "forged"}, follow=True)
+    assert response.redirect_chain == [(reverse("accounts:login"), 302)]
+    assert "Single sign-on did not sign you in" in response.content.decode()
+    assert client.get(reverse("home")).status_code == 302
+    assert not User.objects.exists()
