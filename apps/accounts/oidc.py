@@ -126,6 +126,8 @@ class SsoStartView(OIDCAuthenticationRequestView):
     get_settings = staticmethod(provider_setting)
 
     def __init__(self, *args, **kwargs):
+        # Skips the library's __init__, which asks the provider for its endpoints: `get` does,
+        # where an unreachable provider can be answered with a message instead of an error page.
         super(OIDCAuthenticationRequestView, self).__init__(*args, **kwargs)
 
     def get(self, request):

@@ -109,8 +109,10 @@ def test_an_unverified_email_does_not_join_a_local_account(make_user, team):
 
 
 def test_password_sign_in_can_be_turned_off_and_api_tokens_keep_working(settings, client, author, api_for):
+    client.force_login(author)  # a session from a password sign-in, before passwords were turned off
     settings.FLOWDECK_LOCAL_LOGIN = False
     settings.FLOWDECK_OIDC_ISSUER = ISSUER
+    assert client.get(reverse("home")).status_code == 302  # it ends: sign in through the provider
     page = client.get(reverse("accounts:login")).content.decode()
     assert "Sign in with single sign-on" in page and 'name="password"' not in page
 
