@@ -22,7 +22,8 @@ $(VENV)/.installed: pyproject.toml $(EXAMPLE_STEPS)/pyproject.toml
 	$(PY) -m pip install --quiet -e $(EXAMPLE_STEPS)
 	touch $@
 
-# Browser components (the YAML editor, axe-core for the accessibility tests) from the npm registry.
+# Browser components (the YAML editor, axe-core for the accessibility tests) and the OIDC provider
+# of the single sign-on tests, from the npm registry.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@

@@ -90,6 +90,8 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
+# Passwords (unless FLOWDECK_LOCAL_LOGIN is off) and single sign-on; see apps/accounts/oidc.py.
+AUTHENTICATION_BACKENDS = ["apps.accounts.oidc.LocalPasswordBackend", "apps.accounts.oidc.ProviderBackend"]
 
 TEMPLATES = [
     {
@@ -192,6 +194,26 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 X_FRAME_OPTIONS = "DENY"
 
+
+# --- Sign-in: local passwords and single sign-on with OpenID Connect (apps/accounts/oidc.py) ---
+# Off: the login page shows only single sign-on and password posts are refused everywhere.
+FLOWDECK_LOCAL_LOGIN = env_bool("FLOWDECK_LOCAL_LOGIN", True)
+# The provider's issuer URL; its endpoints come from <issuer>/.well-known/openid-configuration,
+# read at the first sign-in. Empty: no single sign-on.
+FLOWDECK_OIDC_ISSUER = env_str("FLOWDECK_OIDC_ISSUER").rstrip("/")
+FLOWDECK_OIDC_PROVIDER_NAME = env_str("FLOWDECK_OIDC_PROVIDER_NAME", "single sign-on")
+FLOWDECK_OIDC_GROUPS_CLAIM = env_str("FLOWDECK_OIDC_GROUPS_CLAIM", "groups")
+# Provider groups to Flowdeck team roles and approver groups: JSON, or the path of a JSON, YAML
+# or TOML file (apps/accounts/group_map.py); checked at start-up (accounts.E001).
+FLOWDECK_OIDC_GROUP_MAP = env_str("FLOWDECK_OIDC_GROUP_MAP")
+# mozilla-django-oidc's own settings, from ours.
+OIDC_RP_CLIENT_ID = env_str("FLOWDECK_OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("FLOWDECK_OIDC_CLIENT_SECRET")
+OIDC_RP_SCOPES = env_str("FLOWDECK_OIDC_SCOPES", "openid email profile groups")
+OIDC_RP_SIGN_ALGO = env_choice("FLOWDECK_OIDC_SIGN_ALGO", "RS256", ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512"))
+OIDC_TIMEOUT = env_int("FLOWDECK_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "accounts:sso_callback"
 
 # Fernet key(s) encrypting connection secrets at rest.
 FLOWDECK_SECRETS_KEY = _key("FLOWDECK_SECRETS_KEY", "secrets_key", lambda: Fernet.generate_key().decode())

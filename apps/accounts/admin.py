@@ -1,7 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from apps.accounts.models import ApiToken, ApproverGroup, Membership, Team, User
+from apps.accounts.models import (
+    ApiToken,
+    ApproverGroup,
+    Membership,
+    SsoIdentity,
+    Team,
+    User,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -38,4 +45,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         # A token is issued on its owner's tokens page, where its secret is shown once; here it
         # could only be saved without an owner.
+        return False
+
+
+@admin.register(SsoIdentity)
+class SsoIdentityAdmin(admin.ModelAdmin):
+    list_display = ("user", "issuer", "subject", "last_sign_in_at")
+    # Written at each sign-in from the provider's groups; an edit here would be undone then.
+    readonly_fields = ("user", "issuer", "subject", "groups", "mapped_roles", "mapped_approver_groups",
+                       "last_sign_in_at")
+
+    def has_add_permission(self, request):
         return False

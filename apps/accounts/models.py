@@ -100,3 +100,27 @@ class ApiToken(models.Model):
     @staticmethod
     def new_key() -> str:
         return "fd_" + secrets.token_urlsafe(32)
+
+
+class SsoIdentity(models.Model):
+    """A person's account at the single sign-on provider, and what the group map granted them.
+
+    `mapped_roles` ([team id, role] pairs) and `mapped_approver_groups` (group ids) hold only
+    what the map itself created, so a later sign-in removes exactly those once the person's
+    groups stop granting them; roles and groups given by hand are never listed here."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sso_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    groups = models.JSONField(default=list, blank=True)  # the provider's groups at the last sign-in
+    mapped_roles = models.JSONField(default=list, blank=True)
+    mapped_approver_groups = models.JSONField(default=list, blank=True)
+    last_sign_in_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="unique_sso_subject")]
+        verbose_name = "single sign-on identity"
+        verbose_name_plural = "single sign-on identities"
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"

@@ -1,5 +1,6 @@
 """Sign-in and the signed-in person's API tokens."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -7,11 +8,27 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts import services
+from apps.accounts.oidc import sso_enabled
 
 
 class LoginView(auth_views.LoginView):
+    """The password form (unless FLOWDECK_LOCAL_LOGIN is off) and the single sign-on button."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if not settings.FLOWDECK_LOCAL_LOGIN:
+            # The backend refuses passwords too; this says so instead of "do not match".
+            return self.render_to_response(self.get_context_data(password_refused=True), status=403)
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(**kwargs) | {
+            "local_login": settings.FLOWDECK_LOCAL_LOGIN,
+            "sso_enabled": sso_enabled(),
+            "sso_provider_name": settings.FLOWDECK_OIDC_PROVIDER_NAME,
+        }
 
 
 class LogoutView(auth_views.LogoutView):

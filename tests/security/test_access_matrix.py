@@ -87,6 +87,10 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "": Use(get=SIGNED_IN),
     "accounts/login/": Use(get=ANYONE, post=ANYONE, body={"username": "nobody", "password": "wrong"}),
     "accounts/logout/": Use(post=ANYONE, answers=frozenset({302})),
+    # Anyone may start a single sign-on; this console has none configured, so both answer 404
+    # (tests/browser/test_sso.py signs in through a real provider).
+    "accounts/sso/": Use(get=ANYONE, answers=frozenset({404})),
+    "accounts/sso/callback/": Use(get=ANYONE, answers=frozenset({404})),
     "accounts/tokens/": Use(get=SIGNED_IN),
     "accounts/tokens/new/": Use(post=SIGNED_IN, body={"name": "matrix-new"}),
     # Only the token's owner revokes it; anyone else is sent back to their own tokens page, told so.
