@@ -10,6 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
 app = Celery("flowdeck")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker writes its liveness record (queues, busy processes, heartbeat) to the database.
+app.steps["worker"].add("apps.platform.liveness:WorkerLiveness")
 
 
 def _close_old_connections(**kwargs):

@@ -158,7 +158,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "apps.platform.scheduler:HeartbeatScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup closes every database connection around each task unless this is set;
@@ -235,6 +235,12 @@ FLOWDECK_HEARTBEAT_SECONDS = env_int("FLOWDECK_HEARTBEAT_SECONDS", 5, minimum=1)
 # An attempt whose heartbeat is older than this is presumed lost with its worker and requeued.
 FLOWDECK_STALE_AFTER_SECONDS = env_int("FLOWDECK_STALE_AFTER_SECONDS", 60, minimum=2)
 FLOWDECK_SWEEP_INTERVAL_SECONDS = env_int("FLOWDECK_SWEEP_INTERVAL_SECONDS", 30, minimum=1)
+# Each worker process writes its liveness record this often, busy or not (apps/platform/liveness.py);
+# a worker whose record is older than FLOWDECK_WORKER_STALE_SECONDS is reported down.
+FLOWDECK_WORKER_HEARTBEAT_SECONDS = env_float("FLOWDECK_WORKER_HEARTBEAT_SECONDS", 2, minimum=0.1)
+FLOWDECK_WORKER_STALE_SECONDS = env_float("FLOWDECK_WORKER_STALE_SECONDS", 6, minimum=0.5)
+# Beat writes its heartbeat on every scheduler tick (at least every 5 s); older than this, it is reported stopped.
+FLOWDECK_BEAT_STALE_SECONDS = env_float("FLOWDECK_BEAT_STALE_SECONDS", 30, minimum=1)
 # A worker runs the steps its own step made ready (same queue, no retry delay) itself, without a
 # broker round trip each, for up to this long per task; then it hands back to the broker (0: never).
 FLOWDECK_HANDOFF_SECONDS = env_float("FLOWDECK_HANDOFF_SECONDS", 30, minimum=0)

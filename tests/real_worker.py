@@ -61,12 +61,12 @@ def _use_broker(tmp_path_factory) -> dict:
     return {}
 
 
-def start_worker(env: dict, logdir: Path, name: str) -> subprocess.Popen:
+def start_worker(env: dict, logdir: Path, name: str, queues=QUEUES) -> subprocess.Popen:
     """A prefork worker (two children) with `env`, started and consuming, or the test fails."""
     logfile = logdir / "worker.log"
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "--pool=prefork", "--concurrency=2",
-         "-Q", ",".join(QUEUES), "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+         "-Q", ",".join(queues), "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
          "--loglevel=INFO"],
         cwd=ROOT, env=env, stdout=logfile.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -76,6 +76,18 @@ def start_worker(env: dict, logdir: Path, name: str) -> subprocess.Popen:
             stop_worker(process)
             pytest.fail(f"the Celery worker did not start:\n{logfile.read_text() if logfile.exists() else ''}")
         time.sleep(0.2)
+    process.logfile, process.env = logfile, env
+    return process
+
+
+def start_beat(env: dict, logdir: Path) -> subprocess.Popen:
+    """Celery beat with `env`; it is up once it wrote its first heartbeat (the caller waits for it)."""
+    logfile = logdir / "beat.log"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "apps", "beat", "--loglevel=INFO",
+         "--schedule", str(logdir / "beat-schedule")],
+        cwd=ROOT, env=env, stdout=logfile.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
     process.logfile = logfile
     return process
 
@@ -101,6 +113,7 @@ def worker_env(extra: dict) -> dict:
         "FLOWDECK_TEST_STEP_TYPES": "1",
         "FLOWDECK_HEARTBEAT_SECONDS": "1",
         "FLOWDECK_STALE_AFTER_SECONDS": "5",
+        "FLOWDECK_WORKER_HEARTBEAT_SECONDS": "0.5",
         "LOG_FORMAT": "console",
         "LOG_LEVEL": "INFO",  # the worker's "ready." line is how we know it consumes
     }

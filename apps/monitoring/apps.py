@@ -15,4 +15,4 @@ class MonitoringConfig(AppConfig):
 
         schedule_every(self, name=EVALUATE_TASK_NAME, task="flowdeck.monitoring.evaluate", seconds=60,
                        description="Marks runs at risk of missing their SLA, alerts on breaches and approvals "
-                                   "about to expire.")
+                                   "about to expire, and queues where steps wait with no worker.")

@@ -3,8 +3,8 @@ for its queue depths) at scrape time, so every process (web, workers) reports th
 and nothing is kept in memory. A broker that does not answer within a couple of seconds is
 reported as `flowdeck_broker_up 0`; the other series are still served.
 
-Protected by a bearer token (FLOWDECK_METRICS_TOKEN); without one configured it answers 404,
-so a fresh install does not publish its numbers.
+Protected by a bearer token (FLOWDECK_METRICS_TOKEN); without the right one it answers 401 with
+a one-line hint (scrapers and people see why), and without one configured nothing is published.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hmac
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -92,12 +92,11 @@ class FlowdeckCollector:
 
 def metrics_view(request):
     token = metrics_token()
-    if not token:
-        raise Http404("Metrics are off: set FLOWDECK_METRICS_TOKEN to publish them.")
     given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        response = HttpResponse("Send Authorization: Bearer <FLOWDECK_METRICS_TOKEN>.\n", status=401,
-                                content_type="text/plain")
+    if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        hint = ("Send Authorization: Bearer <FLOWDECK_METRICS_TOKEN>." if token
+                else "Metrics are off: set FLOWDECK_METRICS_TOKEN, then send Authorization: Bearer <that token>.")
+        response = HttpResponse(hint + "\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="flowdeck-metrics"'
         return response
     registry = CollectorRegistry(auto_describe=False)

@@ -64,6 +64,7 @@ class AlertKind(models.TextChoices):
     RUN_PAUSED = "run_paused", "Run paused"
     APPROVAL_EXPIRING = "approval_expiring", "Approval about to expire"
     DEAD_LETTER = "dead_letter", "Queue message set aside"
+    NO_CONSUMER = "no_consumer", "Queue without a worker"
 
 
 class AlertState(models.TextChoices):

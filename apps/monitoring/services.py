@@ -441,3 +441,28 @@ def alert_expiring_approvals(now: datetime | None = None) -> int:
     for key in set(open_keys) - still_pending:
         close_alert(key, reason="decided or expired")
     return raised
+
+
+def alert_queues_without_consumer(now: datetime | None = None) -> int:
+    """Alert each team whose steps wait in a queue that no live worker consumes (from the
+    workers' liveness records); close the alert once a worker consumes it or nothing waits."""
+    from apps.accounts.models import Team
+    from apps.platform.liveness import queues_without_consumer
+
+    stranded = queues_without_consumer(now)
+    teams = Team.objects.in_bulk({team_id for waiting in stranded.values() for team_id in waiting})
+    raised, still_stranded = 0, set()
+    for queue, waiting in stranded.items():
+        for team_id, count in waiting.items():
+            key = f"no_consumer:{queue}:{team_id}"
+            still_stranded.add(key)
+            _, created = raise_alert(
+                team=teams[team_id], kind=AlertKind.NO_CONSUMER, dedup_key=key,
+                title=f"Queue {queue} has {count} waiting step{'s' if count != 1 else ''} and no worker consumes it",
+                detail={"queue": queue, "waiting": count,
+                        "fix": f"start a worker with -Q {queue}, or route the steps to a consumed queue"})
+            raised += created
+    for key in set(Alert.objects.filter(kind=AlertKind.NO_CONSUMER, state=AlertState.OPEN)
+                   .values_list("dedup_key", flat=True)) - still_stranded:
+        close_alert(key, reason="a worker consumes the queue, or nothing waits in it")
+    return raised

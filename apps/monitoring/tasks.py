@@ -9,6 +9,7 @@ from apps.monitoring import lineage, services
 def evaluate() -> None:
     services.evaluate_open_slas()
     services.alert_expiring_approvals()
+    services.alert_queues_without_consumer()
 
 
 @shared_task(name="flowdeck.monitoring.emit_lineage", ignore_result=True)

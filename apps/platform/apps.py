@@ -1,4 +1,4 @@
-"""The platform app: admin pages and console-wide pages; it owns no models."""
+"""The platform app: admin pages and console-wide pages; it owns the liveness records of workers and beat."""
 
 from django.apps import AppConfig
 

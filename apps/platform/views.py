@@ -9,6 +9,7 @@
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
@@ -18,7 +19,7 @@ from apps.accounts.access import require_platform_admin
 from apps.accounts.models import Membership, Team, User
 from apps.catalog.registry import all_step_types
 from apps.monitoring.broker_queues import known_queues
-from apps.platform import health
+from apps.platform import health, liveness
 from apps.platform.overview import SEARCH_KINDS, home_panels, search
 
 PAGE_SIZE = 25
@@ -51,9 +52,11 @@ def workers(request):
     if not request.htmx:
         return render(request, "platform/workers.html", {"timeout": health.INSPECT_TIMEOUT_SECONDS})
     report = health.worker_report()
-    queues = sorted(set(known_queues()) | {q for w in report.workers for q in w.queues})
+    stranded = liveness.queues_without_consumer()
+    queues = sorted(set(known_queues()) | set(stranded) | {q for w in report.workers for q in w.queues})
     return render(request, "platform/workers.html#report", {
-        "report": report, "depths": health.queue_depths(queues, report.workers),
+        "report": report, "depths": health.queue_depths(queues, report.workers), "stranded": stranded,
+        "stale_seconds": settings.FLOWDECK_WORKER_STALE_SECONDS,
     })
 
 

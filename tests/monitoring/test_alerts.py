@@ -104,3 +104,29 @@ def test_approval_nearing_expiry_alerts_its_approvers_once(make_workflow, drive,
     assert services.alert_expiring_approvals() == 0  # still the same open alert
     (kind, _, people), = [call for call in notified if call[0] == "alert.approval_expiring"]
     assert {"abe-approver", "amy-approver"} <= set(people)
+
+
+def test_steps_waiting_on_a_queue_no_live_worker_consumes_alert_the_team_until_one_does(
+        make_workflow, operator, notified, settings):
+    from django.utils import timezone
+
+    from apps.platform.liveness import record_heartbeat
+    from apps.runs.models import StepAttempt
+
+    settings.FLOWDECK_WORKER_STALE_SECONDS = 6
+    record_heartbeat("worker", "w1@host", queues=["steps", "default"], concurrency=2)
+    workflow = make_workflow([], name="etl", steps=[step("extract", queue="etl")])
+    run = engine.start_run(operator, workflow.current_version)
+    waited = timezone.now() - timezone.timedelta(seconds=10)
+    StepAttempt.objects.filter(step_run__run=run).update(queued_at=waited, not_before=waited)
+
+    assert services.alert_queues_without_consumer() == 1
+    assert services.alert_queues_without_consumer() == 0  # the same alert, counted again
+    alert = Alert.objects.get(kind=AlertKind.NO_CONSUMER, state=AlertState.OPEN)
+    assert alert.team == run.team and alert.occurrences == 2
+    assert alert.title == "Queue etl has 1 waiting step and no worker consumes it"
+
+    record_heartbeat("worker", "w2@host", queues=["etl"], concurrency=1)
+    services.alert_queues_without_consumer()
+    alert.refresh_from_db()
+    assert alert.state == AlertState.CLOSED

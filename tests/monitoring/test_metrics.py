@@ -28,15 +28,20 @@ def scraped(settings, client):
     return scrape
 
 
-def test_metrics_are_off_without_a_token(client, settings, db):
+def test_metrics_are_off_without_a_token_and_say_how_to_turn_them_on(client, settings, db):
     settings.FLOWDECK_METRICS_TOKEN = ""
-    assert client.get("/metrics").status_code == 404
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer ")
+    assert response.status_code == 401 and response["Content-Type"].startswith("text/plain")
+    assert response.content.decode() == ("Metrics are off: set FLOWDECK_METRICS_TOKEN, then send "
+                                         "Authorization: Bearer <that token>.\n")
 
 
 def test_a_wrong_token_is_refused(client, settings, db):
     settings.FLOWDECK_METRICS_TOKEN = "scrape-me"
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer guess")
     assert response.status_code == 401 and "Bearer" in response["WWW-Authenticate"]
+    assert response.content.decode() == "Send Authorization: Bearer <FLOWDECK_METRICS_TOKEN>.\n"
+    assert "<html" not in client.get("/metrics").content.decode()
 
 
 def test_scrape_reports_runs_step_durations_queues_approvals_and_slas(scraped, make_workflow, drive, operator,
