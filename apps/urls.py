@@ -9,6 +9,7 @@ from drf_spectacular.views import (
 )
 
 from apps.platform import views as platform_views
+from apps.platform.demo.services import demo_service
 
 urlpatterns = [
     path("", platform_views.home, name="home"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("metrics", include("apps.monitoring.metrics_urls")),
     path("audit/", include("apps.audit.urls")),
     path("platform/", include("apps.platform.urls")),
+    path("demo/services/<path:path>", demo_service, name="demo-service"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

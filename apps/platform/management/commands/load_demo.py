@@ -1,4 +1,6 @@
-"""`manage.py load_demo`: teams, people, approver groups, workflows and incident history.
+"""`manage.py load_demo`: teams, people, approver groups, the stand-ins for outside systems
+(apps/platform/demo/: a local database, data files, Flowdeck's own demo services, and the
+connections to them), workflows, a few weeks of run history and incident history.
 
 Reads fixtures/demo.yaml. Idempotent: loading twice changes nothing, so `make run` can call it
 every time. `--list-logins` prints who can sign in and with which roles, and loads nothing.
@@ -15,6 +17,7 @@ from django.db import transaction
 
 from apps.accounts import services as accounts
 from apps.accounts.models import ApproverGroup, Team, User
+from apps.platform.demo import stand_ins
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
 
@@ -40,6 +43,7 @@ class Command(BaseCommand):
             teams = self._teams(demo["teams"])
             people = self._people(demo["people"], teams, password)
             self._groups(demo["approver_groups"], teams, people)
+            stand_ins.install(demo["connections"], teams, people["admin"])
         self._workflows(demo["workflows"], teams, people)
         if not options["no_incidents"]:
             self._incidents()
