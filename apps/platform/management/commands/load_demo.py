@@ -17,7 +17,8 @@ from django.db import transaction
 
 from apps.accounts import services as accounts
 from apps.accounts.models import ApproverGroup, Team, User
-from apps.platform.demo import stand_ins
+from apps.platform.demo import history, stand_ins
+from apps.workflows.models import Workflow
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
 
@@ -45,6 +46,11 @@ class Command(BaseCommand):
             self._groups(demo["approver_groups"], teams, people)
             stand_ins.install(demo["connections"], teams, people["admin"])
         self._workflows(demo["workflows"], teams, people)
+        workflows = {workflow.name: workflow for workflow in Workflow.objects.filter(team__in=teams.values())
+                     .select_related("current_version")}
+        loaded = history.load(demo["history"], workflows, people)
+        if loaded:
+            self.stdout.write(f"Loaded {loaded} past runs.")
         if not options["no_incidents"]:
             self._incidents()
         self.stdout.write(self.style.SUCCESS("Demo data loaded."))
