@@ -174,6 +174,8 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "monitoring/runs/<int:run_pk>/sla/": Use(get=TEAM, on="paused_run"),
     # Prometheus signs in with FLOWDECK_METRICS_TOKEN, which no person of the cast sends.
     "metrics": Use(refused=dict.fromkeys(ROLES, {401})),
+    # The demo's stand-in services answer only the demo-services connection's secret, which no person holds.
+    "demo/services/<path:path>": Use(refused=dict.fromkeys(ROLES, {404})),
     # An API path with a trailing slash is sent on to the path without it (308 keeps the method).
     "api/v1/^(?P<route>.+)/$": Use(get=ANYONE, post=ANYONE, answers=frozenset({308})),
     "audit/": Use(get=ADMIN),
