@@ -38,9 +38,9 @@ def test_pages_report_a_busy_worker_and_beat_up_and_a_killed_worker_down(
         worker, team, operator, platform_admin, client_for, open_page, screenshot, live_server, tmp_path, settings):
     settings.FLOWDECK_WORKER_STALE_SECONDS = 2
     queue = f"liveness-{os.getpid()}"
-    busy = start_worker(worker.env, tmp_path, "liveness", queues=(queue,))
-    beat = start_beat(worker.env, tmp_path)
+    beat, busy = start_beat(worker.env, tmp_path), None  # beat first: it starts up while the worker does
     try:
+        busy = start_worker(worker.env, tmp_path, "liveness", queues=(queue,))
         name = f"liveness-{os.getpid()}@{os.uname().nodename}"
         version = make_version(team, [step(f"long{i}", "test.sleep", params={"seconds": 60}, queue=queue)
                                       for i in range(2)])
@@ -81,5 +81,6 @@ def test_pages_report_a_busy_worker_and_beat_up_and_a_killed_worker_down(
         health = client.get(reverse("platform:overview")).content.decode()
         assert "Beat: needs attention" in health and " stopped " in health
     finally:
-        stop_worker(busy)
+        if busy is not None:
+            stop_worker(busy)
         stop_worker(beat)
