@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# The demo's stand-in services are Flowdeck itself: its connection points at this address.
+FLOWDECK_SITE_URL ?= http://127.0.0.1:$(PORT)
+export FLOWDECK_SITE_URL
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # Services for the second test pass (CI runs the suite on PostgreSQL + Redis too).
