@@ -214,7 +214,8 @@ class _Player:
             row.retry_budget_from = len(self.attempts[step.id]) + 1
             queued = decided
         attempt = self._attempt(step, row, queued, typical, state=AttemptState.SUCCEEDED,
-                                records_in=int(past.rows.get(step.id, 0) * self.rng.uniform(0.9, 1.1)))
+                                records_in=int(past.rows.get(step.id, 0) * self.rng.uniform(0.9, 1.1)),
+                                records_out=1 if step.type == "sql.execute" else 0)
         attempt.output = _output(step, attempt.records_in, past.outputs.get(step.id),
                                  round(typical))
         self.outputs[step.id] = attempt.output
