@@ -58,10 +58,10 @@ def test_pages_report_a_busy_worker_and_beat_up_and_a_killed_worker_down(
             expect(page.get_by_text("Workers: healthy")).to_be_visible()
             screenshot(page, f"platform-health{suffix}")
             page.goto(f"{live_server.url}{reverse('platform:workers')}")
-            worker_row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name=name, exact=True))
+            worker_row = page.locator("table[aria-labelledby=workers-h] tr").filter(has_text=name)
             expect(worker_row).to_contain_text("up")
             expect(worker_row).to_contain_text("2 of 2 processes")
-            queue_row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name=queue, exact=True))
+            queue_row = page.locator("table[aria-labelledby=queues-h] tr").filter(has_text=queue)
             expect(queue_row).to_contain_text(name)
             screenshot(page, f"platform-workers{suffix}")
         # Every page was read while both steps still ran.
