@@ -21,7 +21,7 @@ from django.db import transaction
 from apps.catalog.registry import Risk, get_step_type
 from apps.runs.models import AttemptState, Run, RunState, SkipReason, StepAttempt, StepRun, StepState
 from apps.runs.signatures import error_signature
-from apps.workflows.plan import OnFailure, StepPlan, plan_for
+from apps.workflows.plan import APPROVED, OnFailure, StepPlan, plan_for
 from apps.workflows.spec.templating import TemplateEvaluationError, render_params
 
 DEMO_WORKER = "flowdeck-worker-1"
@@ -144,6 +144,7 @@ class _Player:
                 people = [next(approvers) for _ in range(quorum)]
                 decided = ready + self.vary(past.approval_minutes * 60, 0.6)
                 self.decisions.append(("gate", step.id, ready, decided, people, "approve", None))
+                row.decision = APPROVED
                 ready = decided
             finished = self._attempts(step, row, ready)
             ended_at = max(ended_at, finished)
