@@ -110,6 +110,7 @@ def test_steps_waiting_on_a_queue_no_live_worker_consumes_alert_the_team_until_o
         make_workflow, operator, notified, settings):
     from django.utils import timezone
 
+    from apps.platform.health import workers_check
     from apps.platform.liveness import record_heartbeat
     from apps.runs.models import StepAttempt
 
@@ -125,6 +126,9 @@ def test_steps_waiting_on_a_queue_no_live_worker_consumes_alert_the_team_until_o
     alert = Alert.objects.get(kind=AlertKind.NO_CONSUMER, state=AlertState.OPEN)
     assert alert.team == run.team and alert.occurrences == 2
     assert alert.title == "Queue etl has 1 waiting step and no worker consumes it"
+    check = workers_check()
+    assert not check.ok
+    assert check.summary == "1 worker up, 0 of 2 processes busy. No live worker consumes etl (1 waiting)."
 
     record_heartbeat("worker", "w2@host", queues=["etl"], concurrency=1)
     services.alert_queues_without_consumer()
