@@ -33,8 +33,8 @@ def _month(day: date, back: int = 0) -> str:
 
 
 def _inputs(template: dict, day: date, n: int) -> dict:
-    values = {"yesterday": (day - timedelta(days=1)).isoformat(), "month": _month(day),
-              "last_month": _month(day, 1), "n": n, "next_monday": (day + timedelta(days=7 - day.weekday())).isoformat()}
+    values = {"yesterday": (day - timedelta(days=1)).isoformat(), "month": _month(day), "last_month": _month(day, 1),
+              "n": n, "next_monday": (day + timedelta(days=7 - day.weekday())).isoformat()}
     return {key: value.format(**values) if isinstance(value, str) else value for key, value in template.items()}
 
 
