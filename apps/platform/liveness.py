@@ -149,8 +149,39 @@ class WorkerLiveness(bootsteps.StartStopStep):
                 logger.warning("could not write the worker's liveness record", error=str(exc))
                 close_old_connections()
                 connection.close()
+            try:
+                taken = take_over_from_dead_workers()
+                if taken:
+                    logger.warning("took over the attempts of a dead worker", attempts=taken)
+            except Exception as exc:  # noqa: BLE001  (the sweeper does it too; the next beat tries again)
+                logger.warning("could not take over a dead worker's attempts", error=str(exc))
             if self._stop.wait(settings.FLOWDECK_WORKER_HEARTBEAT_SECONDS):
                 return
+
+
+def dead_pool_processes(now: datetime | None = None) -> set[str]:
+    """`host:pid` of every pool process of a worker that stopped or went silent in the last day,
+    as attempts record them (StepAttempt.worker); a pid a live worker on that host now uses again
+    is left out."""
+    from apps.platform.models import ProcessHeartbeat, ProcessKind
+
+    now = now or timezone.now()
+    fresh_after = now - timedelta(seconds=settings.FLOWDECK_WORKER_STALE_SECONDS)
+    dead, alive = set(), set()
+    for host, pids, beat_at, stopped_at in ProcessHeartbeat.objects.filter(
+            kind=ProcessKind.WORKER, beat_at__gte=now - FORGET_AFTER).values_list("host", "pool_pids", "beat_at",
+                                                                                 "stopped_at"):
+        (alive if stopped_at is None and beat_at >= fresh_after else dead).update(f"{host}:{pid}" for pid in pids)
+    return dead - alive
+
+
+def take_over_from_dead_workers(now: datetime | None = None) -> int:
+    """Give the running attempts of dead workers to live ones (the engine's requeue), so a worker
+    that dies is noticed within a few heartbeats, not after the attempts' own stale limit."""
+    from apps.runs.engine import take_over
+
+    dead = dead_pool_processes(now)
+    return take_over(dead) if dead else 0
 
 
 def queues_without_consumer(now: datetime | None = None) -> dict[str, dict[int, int]]:

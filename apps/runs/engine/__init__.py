@@ -31,7 +31,7 @@ from apps.runs.engine.contract import (
 from apps.runs.engine.decisions import (
     abort_run, cancel_run, compensate_and_abort, reject_gate, release_gate, retry_step, skip_step,
 )
-from apps.runs.engine.recovery import rerun_from_failure, sweep
+from apps.runs.engine.recovery import rerun_from_failure, sweep, take_over
 from apps.runs.engine.starting import checked_inputs, start_run
 from apps.runs.engine.transitions import RUN_ACTIONS, STEP_ACTIONS, allowed_actions
 from apps.runs.engine.worker import claim_attempt, finish_attempt, heartbeat, retry_delay
@@ -40,6 +40,6 @@ __all__ = [
     "RUN_ACTIONS", "STEP_ACTIONS", "AttemptOutcome", "CheckpointRequired", "ClaimedAttempt", "EngineError", "Handoff",
     "InvalidInputs", "TransitionNotAllowed", "abort_run", "allowed_actions", "cancel_run", "checked_inputs",
     "claim_attempt", "compensate_and_abort", "finish_attempt", "heartbeat", "lock", "reject_gate", "release_gate",
-    "rerun_from_failure", "retry_delay", "retry_step", "skip_step", "start_run", "sweep", "template_context",
+    "rerun_from_failure", "retry_delay", "retry_step", "skip_step", "start_run", "sweep", "take_over", "template_context",
     "worker_identity",
 ]

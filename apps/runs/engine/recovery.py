@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.audit.log import batched
+from apps.platform.liveness import dead_pool_processes
 from apps.runs.engine.advancing import audit_step, lock_run, start_queued_runs
 from apps.runs.engine import attempts
 from apps.runs.engine.contract import HARD_TIME_LIMIT_GRACE_SECONDS, AttemptOutcome
@@ -42,6 +43,8 @@ def sweep(now=None) -> SweepReport:
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.FLOWDECK_STALE_AFTER_SECONDS)
     report = SweepReport()
+    dead = dead_pool_processes(now)
+    report.requeued += take_over(dead) if dead else 0
     silent = StepAttempt.objects.filter(state=AttemptState.RUNNING, heartbeat_at__lt=stale_before) \
         .select_related("step_run")[:SWEEP_BATCH]
     for attempt in silent:
@@ -66,6 +69,15 @@ def sweep(now=None) -> SweepReport:
         with batched():
             report.runs_started += start_queued_runs(workflow_id)
     return report
+
+
+def take_over(dead_workers: set[str]) -> int:
+    """Requeue the running attempts of pool processes known dead (`host:pid`, as StepAttempt.worker
+    records them): the live workers' liveness records say so (apps.platform.liveness), so this does
+    not wait for the attempts' own heartbeats to go stale. Returns how many were requeued."""
+    running = StepAttempt.objects.filter(state=AttemptState.RUNNING, worker__in=sorted(dead_workers)) \
+        .select_related("step_run")[:SWEEP_BATCH]
+    return sum(_requeue(attempt) for attempt in running)
 
 
 def _requeue(attempt: StepAttempt) -> bool:
