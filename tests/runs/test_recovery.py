@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -140,3 +141,33 @@ def test_query_count_per_step_stays_bounded(team, operator, drive):
     # claim 3 + lock 1 + finish 2 + audit 3 + successor 3
     assert len(statements) <= 12, "\n".join(sql[:120] for sql in statements)
     assert StepAttempt.objects.filter(step_run__run=run, state=AttemptState.QUEUED).count() == 1
+
+
+def test_the_sweeper_leaves_attempts_whose_messages_still_wait_in_the_broker(team, operator, monkeypatch):
+    """Three attempts waited past the stale limit on one queue that still holds two messages:
+    only the oldest, whose message must be lost, is sent again."""
+    from apps.monitoring import broker_queues
+
+    sent = []
+    monkeypatch.setattr(engine.attempts, "send_on_commit", lambda attempt_id, *args, **kwargs: sent.append(attempt_id))
+    runs = [engine.start_run(operator, make_version(team, [step("load", "test.noop")], name=f"wf{i}")) for i in range(3)]
+    attempts = [StepAttempt.objects.get(step_run__run=run) for run in runs]
+    monkeypatch.setattr(broker_queues, "message_counts", lambda queues, timeout=None: {queue: 2 for queue in queues})
+    sent.clear()
+    later = timezone.now() + timedelta(seconds=settings.FLOWDECK_STALE_AFTER_SECONDS + 5)
+    assert engine.sweep(now=later).resent == 1
+    assert sent == [attempts[0].pk]
+
+
+def test_the_sweeper_sends_again_when_the_broker_cannot_say(team, operator, monkeypatch):
+    from apps.monitoring import broker_queues
+
+    def unavailable(queues, timeout=None):
+        raise broker_queues.BrokerUnavailable("down")
+
+    monkeypatch.setattr(engine.attempts, "send_on_commit", lambda *args, **kwargs: None)
+    for i in range(2):
+        engine.start_run(operator, make_version(team, [step("load", "test.noop")], name=f"wf{i}"))
+    monkeypatch.setattr(broker_queues, "message_counts", unavailable)
+    later = timezone.now() + timedelta(seconds=settings.FLOWDECK_STALE_AFTER_SECONDS + 5)
+    assert engine.sweep(now=later).resent == 2

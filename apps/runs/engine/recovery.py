@@ -56,10 +56,10 @@ def sweep(now=None) -> SweepReport:
                                                     f"and its worker stopped answering."))
         else:
             report.requeued += _requeue(attempt)
-    lost = StepAttempt.objects.filter(state=AttemptState.QUEUED, queued_at__lt=stale_before,
-                                      not_before__lt=stale_before).values_list("pk", "queue", "timeout_seconds",
-                                                                               "queued_at")[:SWEEP_BATCH]
-    for attempt_id, queue, timeout, queued_at in lost:
+    waited = StepAttempt.objects.filter(state=AttemptState.QUEUED, queued_at__lt=stale_before,
+                                        not_before__lt=stale_before).order_by("queued_at", "pk") \
+        .values_list("pk", "queue", "timeout_seconds", "queued_at")[:SWEEP_BATCH]
+    for attempt_id, queue, timeout, queued_at in probably_lost(list(waited)):
         with batched():
             if StepAttempt.objects.filter(pk=attempt_id, state=AttemptState.QUEUED, queued_at=queued_at) \
                     .update(queued_at=now):
@@ -69,6 +69,26 @@ def sweep(now=None) -> SweepReport:
         with batched():
             report.runs_started += start_queued_runs(workflow_id)
     return report
+
+
+def probably_lost(waited: list[tuple]) -> list[tuple]:
+    """Of the attempts queued longer than the stale limit (oldest first), those whose message is
+    likely lost rather than waiting behind others: per queue, all but as many as the broker still
+    holds messages (a queue delivers its oldest first, so the oldest are the lost ones). When the
+    broker cannot say, every one of them (a duplicate message is harmless: claims are exclusive)."""
+    if not waited:
+        return []
+    from apps.monitoring.broker_queues import BrokerUnavailable, message_counts
+
+    by_queue: dict[str, list[tuple]] = {}
+    for attempt in waited:
+        by_queue.setdefault(attempt[1], []).append(attempt)
+    try:
+        holding = message_counts(sorted(by_queue))
+    except BrokerUnavailable:
+        return waited
+    return [attempt for queue, attempts in by_queue.items()
+            for attempt in attempts[:max(0, len(attempts) - (holding.get(queue) or 0))]]
 
 
 def take_over(dead_workers: set[str]) -> int:
