@@ -244,11 +244,13 @@ class StepLogs(APIView):
     @extend_schema(parameters=[
         OpenApiParameter("after", int, description="Only lines after this one (a line's id); 0 or absent: from the start."),
         OpenApiParameter("level", str, enum=list(LOG_LEVELS_FROM), description="This level and the ones above."),
+        OpenApiParameter("q", str, description="Only lines whose message contains this text (any case)."),
     ], responses=StepLogsSerializer, description=f"A step's log lines, oldest first, at most {LOG_LINES_PER_ANSWER}.")
     def get(self, request, pk: int, step_id: str):
         step_run = get_step_of_run(get_run_for_user(request.user, pk), step_id)
         after = request.query_params.get("after", "0")
-        lines = step_log_lines(step_run, request.query_params.get("level", "")).select_related("attempt") \
+        lines = step_log_lines(step_run, request.query_params.get("level", ""),
+                               search=request.query_params.get("q", "").strip()[:200]).select_related("attempt") \
             .filter(pk__gt=int(after) if after.isdigit() else 0).order_by("pk")[:LOG_LINES_PER_ANSWER + 1]
         lines = list(lines)
         return Response({"step_run": step_run.pk, "state": step_run.state,
