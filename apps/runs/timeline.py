@@ -12,7 +12,14 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from apps.runs.models import ACTIVE_RUN_STATES, AttemptKind, AttemptState, Run, RunState, StepAttempt
+from apps.runs.models import (
+    ACTIVE_RUN_STATES,
+    AttemptKind,
+    AttemptState,
+    Run,
+    RunState,
+    StepAttempt,
+)
 from apps.runs.templatetags.readable import human_duration
 from apps.workflows.plan import plan_for
 

@@ -29,14 +29,14 @@ from apps.approvals import services as approvals
 from apps.approvals.models import ApprovalRequest, Verdict
 from apps.pagination import KeyPaginator
 from apps.paths import scrub, scrub_traceback
-from apps.runs import engine
+from apps.runs import engine, history
 from apps.runs.graph import step_graph
 from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, Trigger
-from apps.runs.timeline import progress_bar, run_timeline, seconds_between, why_queued
-from apps.workflows.plan import plan_for
 from apps.runs.services import (
     checked_inputs, get_run_for_user, get_step_of_run, runs_for, start_workflow_run, step_log_lines,
 )
+from apps.runs.timeline import progress_bar, run_timeline, seconds_between, why_queued
+from apps.workflows.plan import plan_for
 from apps.workflows.services import get_workflow_for_user, workflows_for
 from apps.workflows.spec.forms import inputs_from_form
 
@@ -53,6 +53,7 @@ ATTEMPT_COLUMNS_SHOWN = ("kind", "number", "state", "worker", "queue", "queued_a
                          "ended_at", "duration_ms", "records_in", "records_out", "records_rejected", "error_type",
                          "error_message", "step_run__step_id")
 LOG_TAIL = 200
+DASHBOARD_WORKFLOWS = 25
 POLL_SECONDS = 2
 
 # --- Pages ------------------------------------------------------------------------------------------
@@ -80,6 +81,22 @@ def run_list(request):
     return render(request, "runs/list.html", {
         **context, "teams": visible_teams(request.user), "states": RunState.choices, "triggers": Trigger.choices,
         "workflow_choices": _workflow_choices(request.user, chosen["workflow"]),
+    })
+
+
+@login_required
+def team_dashboard(request):
+    """A team's last weeks: runs, success rate, durations and records per day, and each of its
+    workflows' last runs (the workflows list's bars)."""
+    teams = list(visible_teams(request.user))
+    chosen = request.GET.get("team", "")
+    team = next((team for team in teams if team.slug == chosen), None) if chosen else (teams[0] if teams else None)
+    if chosen and team is None:
+        raise Http404(f"You are in no team {chosen!r}.")
+    workflows = list(workflows_for(request.user, team_slug=team.slug)[:DASHBOARD_WORKFLOWS]) if team else []
+    return render(request, "runs/dashboard.html", {
+        "teams": teams, "team": team, "workflows": workflows, "more_workflows": len(workflows) == DASHBOARD_WORKFLOWS,
+        "charts": history.team_dashboard(team) if team else [], "window_days": history.WINDOW_DAYS,
     })
 
 
