@@ -38,7 +38,10 @@
         },
         scales: {
           x: { ticks: { ...ticks, maxRotation: 0, autoSkip: true }, grid: { color: c.line } },
-          y: { beginAtZero: true, max: data.unit === "percent" ? 100 : undefined, ticks, grid: { color: c.line } },
+          y: { beginAtZero: true, max: data.unit === "percent" ? 100 : undefined,
+            ticks: { ...ticks, precision: data.unit === "records" || data.unit === "runs" ? 0 : undefined },
+            title: { display: true, text: data.unit, color: c.muted },
+            grid: { color: c.line } },
         },
       },
     };
