@@ -185,6 +185,7 @@ class ScheduleStatus:
     paused: int
     paused_at: datetime | None = None
     paused_by: str = ""
+    next_at: datetime | None = None
 
     @property
     def all_paused(self) -> bool:
@@ -197,6 +198,26 @@ def schedule_status(workflow: Workflow) -> ScheduleStatus:
     last = max(paused, key=lambda binding: binding.paused_at, default=None)
     return ScheduleStatus(len(bindings), len(paused), last.paused_at if last else None,
                           last.paused_by.display_name if last and last.paused_by else "")
+
+
+def next_starts(workflow_ids: list[int], now: datetime | None = None) -> dict[int, ScheduleStatus]:
+    """Each scheduled workflow's status and next start (None while paused, or when its calendar is
+    missing), for a list page: one query for the page's schedules."""
+    now = now or timezone.now()
+    found: dict[int, ScheduleStatus] = {}
+    for binding in TriggerBinding.objects.filter(workflow_id__in=workflow_ids, kind=TriggerKind.SCHEDULE):
+        status = found.setdefault(binding.workflow_id, ScheduleStatus(0, 0))
+        status.schedules += 1
+        if binding.paused_at:
+            status.paused += 1
+            continue
+        try:
+            upcoming = slot_rule(binding.config).next_slots(now, 1)
+        except TriggerError:
+            continue
+        if upcoming and (status.next_at is None or upcoming[0] < status.next_at):
+            status.next_at = upcoming[0]
+    return found
 
 
 @transaction.atomic

@@ -55,6 +55,7 @@ def test_workflows_list_and_team_dashboard_show_each_workflows_history(client_fo
     listing = client.get(reverse("workflows:list")).text
     assert 'aria-label="Last runs of nightly-close, oldest first"' in listing
     assert "<td>75%</td>" in listing and "<td>20 s / 30 s</td>" in listing
+    assert '<span class="schedule-toggle"><time datetime=' in listing and "Pause the schedule" not in listing
     dashboard = client.get(reverse("runs:dashboard"), {"team": team.slug}).text
     assert 'data-chart-table="team-success"' in dashboard and "75% <small" in dashboard
     assert client.get(reverse("runs:dashboard"), {"team": "people-ops"}).status_code == 404
@@ -74,6 +75,9 @@ def test_an_operator_pauses_and_resumes_the_schedule_and_each_is_audited(client_
     assert binding.paused_at is not None and binding.paused_by == operator
     assert "Resume schedule" in page and "Next scheduled runs" not in page
     assert triggers.fire_due_schedules(timezone.now() + timedelta(days=3)) == 0
+    listing = client.get(reverse("workflows:list")).text
+    assert '<span class="badge state-paused">paused</span>' in listing
+    assert 'aria-label="Resume the schedule of nightly-close"' in listing
     client.post(url, {"paused": "false"})
     binding.refresh_from_db()
     assert binding.paused_at is None and binding.handled_until >= timezone.now() - timedelta(minutes=1)
