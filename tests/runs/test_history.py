@@ -61,6 +61,18 @@ def test_workflows_list_and_team_dashboard_show_each_workflows_history(client_fo
     assert client.get(reverse("runs:dashboard"), {"team": "people-ops"}).status_code == 404
 
 
+def test_the_api_gives_what_the_workflow_page_and_the_dashboard_show(api_for, viewer, team, workflow_with_history):
+    api = api_for(viewer)
+    answer = api.get(reverse("api-workflow-history", args=[workflow_with_history.pk])).json()
+    assert (answer["success_rate"], answer["p50_seconds"], answer["p95_seconds"]) == (75, 20.0, 30.0)
+    assert [run["state"] for run in answer["last_runs"]][-4:] == ["succeeded", "failed", "succeeded", "succeeded"]
+    assert answer["charts"][0]["threshold"] == 25
+    dashboard = api.get(reverse("api-team-dashboard", args=[team.slug]))
+    assert dashboard.status_code == 200 and [chart["key"] for chart in dashboard.json()["charts"]] == \
+        ["team-runs", "team-success", "team-duration"]
+    assert api.get(reverse("api-team-dashboard", args=["people-ops"])).status_code == 404
+
+
 def test_percentile_is_a_value_that_occurred():
     assert percentile([30, 10, 20], 0.5) == 20 and percentile([30, 10, 20], 0.95) == 30
     assert percentile(list(range(1, 101)), 0.95) == 95 and percentile([], 0.5) is None

@@ -250,6 +250,8 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "api/v1/knowledge/suggest": Use(post=SIGNED_IN, body={"text": "HTTP 429 from the bank"}),
     "api/v1/incidents/<int:pk>/suggestions": Use(get=TEAM, on="incident"),
     "api/v1/workflows/<int:pk>/next-runs": Use(get=TEAM, on="workflow"),
+    "api/v1/workflows/<int:pk>/history": Use(get=TEAM, on="workflow"),
+    "api/v1/teams/<slug:slug>/dashboard": Use(get=TEAM, on="team"),
     "api/v1/workflows/<int:pk>/schedules/pause": Use(post=OPERATORS, on="workflow"),
     "api/v1/workflows/<int:pk>/schedules/resume": Use(post=OPERATORS, on="workflow"),
     "api/v1/workflows/<int:pk>/backfills": Use(post=OPERATORS, on="workflow", body={
@@ -328,6 +330,8 @@ def path_values(world, route, use: Use) -> dict:
             values[name] = objects["artifact"]
         elif name == "token":
             values[name] = target.token
+        elif name == "slug":
+            values[name] = target.slug
         elif name == "route":
             values[name] = "approvals"
         else:
