@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from apps.platform import liveness
 from apps.runs.models import (
     ACTIVE_RUN_STATES,
     AttemptKind,
@@ -117,10 +118,10 @@ def progress_bar(progress: dict | None) -> dict | None:
 
 
 def why_queued(run: Run, attempts: list[StepAttempt], now: datetime | None = None) -> list[str]:
-    """Why the run, or its queued attempts, wait: the concurrency limit, a retry's backoff, or no
-    free worker on the attempt's queue (from what runs on that queue now)."""
+    """Why the run, or its queued attempts, wait: the concurrency limit, a retry's backoff, no
+    worker consuming the attempt's queue, or none of them free (the workers' liveness records)."""
     now = now or timezone.now()
-    reasons = []
+    reasons, live = [], None  # the live workers, read once when an attempt waits for one
     if run.state == RunState.QUEUED and not attempts:
         plan = plan_for(run.version_id)
         if plan.concurrency is not None:
@@ -139,13 +140,17 @@ def why_queued(run: Run, attempts: list[StepAttempt], now: datetime | None = Non
                            f"{human_duration((attempt.not_before - now).total_seconds())}.")
             continue
         waited = human_duration((now - max(attempt.queued_at, attempt.not_before)).total_seconds())
-        busy = StepAttempt.objects.filter(state=AttemptState.RUNNING, queue=attempt.queue).count()
-        if busy:
-            reasons.append(f"{step}: no free worker on queue {attempt.queue} for {waited}; {busy} attempt"
-                           f"{'s are' if busy != 1 else ' is'} running there now.")
+        if live is None:
+            live = [worker for worker in liveness.workers(now) if worker.alive]
+        serving = [worker for worker in live if attempt.queue in worker.queues]
+        if not serving:
+            reasons.append(f"{step}: no worker consumes queue {attempt.queue} (waiting {waited}): start one with "
+                           f"-Q {attempt.queue} (Platform → Workers lists what each worker consumes).")
+        elif all(worker.busy >= worker.concurrency for worker in serving):
+            reasons.append(f"{step}: no free worker on queue {attempt.queue} for {waited}: its "
+                           f"{len(serving)} worker{'s are' if len(serving) != 1 else ' is'} busy with other steps.")
         else:
-            reasons.append(f"{step}: waiting for a worker on queue {attempt.queue} for {waited}; if this lasts, "
-                           f"check that a worker consumes {attempt.queue} (Platform → Workers).")
+            reasons.append(f"{step}: waiting for a worker on queue {attempt.queue} for {waited}.")
     return reasons
 
 

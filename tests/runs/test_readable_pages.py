@@ -9,6 +9,8 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.platform import liveness
+from apps.platform.models import ProcessKind
 from apps.runs import engine
 from apps.runs.models import RunState, StepAttempt
 from apps.runs.templatetags.readable import human_duration
@@ -90,7 +92,9 @@ def test_a_queued_run_says_it_waits_for_the_concurrency_limit_and_a_queued_step_
     first = engine.start_run(operator, version)
     second = engine.start_run(operator, version)
     client = client_for(viewer)
-    assert "waiting for a worker on queue etl" in client.get(reverse("runs:detail", args=[first.pk])).text
+    assert "only: no worker consumes queue etl" in client.get(reverse("runs:detail", args=[first.pk])).text
+    liveness.record_heartbeat(ProcessKind.WORKER, "worker@etl-host", queues=["etl"], concurrency=1, busy=1)
+    assert "only: no free worker on queue etl" in client.get(reverse("runs:detail", args=[first.pk])).text
     waiting = client.get(reverse("runs:detail", args=[second.pk])).text
     assert "Concurrency limit: limited allows 1 run at once and 1 is active" in waiting
 
