@@ -8,6 +8,7 @@ author wrote `invoices/2026-11.csv`, so that is what a message names, with the r
 from __future__ import annotations
 
 import re
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,4 +52,15 @@ def scrub(text: str) -> str:
     # The longest first, so a root inside another is named as itself; "/srv/data2" is not "/srv/data".
     for absolute, label in sorted(set(spellings), key=lambda spelling: -len(spelling[0])):
         text = re.sub(re.escape(absolute) + r"(?![\w.-])", f"<{label}>", text)
+    return text
+
+
+def scrub_traceback(text: str) -> str:
+    """A traceback as the step page shows it: the roots named as in `scrub`, and the code's own
+    folders (Flowdeck's checkout, the installed packages, the standard library) too."""
+    code = [(str(settings.BASE_DIR), "flowdeck"), (sysconfig.get_paths()["purelib"], "site-packages"),
+            (sysconfig.get_paths()["stdlib"], "python")]
+    text = scrub(text)
+    for absolute, label in sorted(code, key=lambda spelling: -len(spelling[0])):
+        text = text.replace(absolute + "/", f"<{label}>/")
     return text

@@ -176,11 +176,13 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
-# The YAML editor (CodeMirror 5) and its in-browser schema check (the `yaml` parser and ajv's
-# browser bundle) come from the npm registry through `npm ci` (see package.json).
+# The YAML editor (CodeMirror 5), its in-browser schema check (the `yaml` parser and ajv's browser
+# bundle) and the charts of run history (Chart.js) come from the npm registry through `npm ci`
+# (see package.json).
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [BASE_DIR / "static", ("codemirror", NODE_MODULES / "codemirror"),
-                    ("ajv", NODE_MODULES / "ajv-dist" / "dist"), ("yaml", NODE_MODULES / "yaml" / "browser" / "dist")]
+                    ("ajv", NODE_MODULES / "ajv-dist" / "dist"), ("yaml", NODE_MODULES / "yaml" / "browser" / "dist"),
+                    ("chartjs", NODE_MODULES / "chart.js" / "dist")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

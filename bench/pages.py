@@ -4,8 +4,9 @@ PostgreSQL database fd_bench_pages (on the server of DATABASE_URL, else 127.0.0.
 100,000 runs, 1,000,000 step runs and as many step attempts, written with COPY once and kept
 between runs of the benchmark (BENCH_PAGES_REBUILD=1 rebuilds it). A real server (gunicorn,
 BENCH_SERVER_WORKERS sync processes) serves the console; BENCH_CLIENTS threads (default 20) with
-httpx open the runs list, a run's page, the approval inbox and home, each client pausing
-BENCH_THINK_SECONDS between pages as a person does. Reported per page and person: p50, p95,
+httpx open the runs list, a run's page, the approval inbox, home, the workflows list, a
+workflow's page and the team dashboard (whose run history reads the same runs), each client
+pausing BENCH_THINK_SECONDS between pages as a person does. Reported per page and person: p50, p95,
 p99 and max latency seen by the client, and p95 inside the server (gunicorn's request time,
 which leaves out waiting for a free worker), first for one client alone (the pages' service
 time), then for all clients at once; the goal is p95 under 150 ms. The load generator shares
@@ -253,12 +254,18 @@ def page_paths(username: str) -> dict[str, list[str]]:
     from apps.accounts.access import scope_to_user
     from apps.accounts.models import User
     from apps.runs.models import Run
+    from apps.workflows.models import Workflow
 
     user = User.objects.get(username=username)
     run_ids = list(scope_to_user(Run.objects.order_by("-pk"), user).values_list("pk", flat=True)[:2000])
+    workflow_ids = list(scope_to_user(Workflow.objects.order_by("pk"), user).values_list("pk", flat=True)[:40])
     return {"runs list": ["/runs/", "/runs/?page=2", "/runs/?state=failed"],
             "run detail": [f"/runs/{pk}/" for pk in run_ids],
-            "inbox": ["/approvals/"], "home": ["/"]}
+            "inbox": ["/approvals/"], "home": ["/"],
+            # Run history: each workflow's last runs, rates and percentiles, the charts' grouped queries.
+            "workflows list": ["/workflows/", "/workflows/?page=2"],
+            "workflow detail": [f"/workflows/{pk}/" for pk in workflow_ids],
+            "team dashboard": ["/runs/dashboard/"]}
 
 
 @dataclass

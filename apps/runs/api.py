@@ -14,13 +14,15 @@ follows them polls for what is new and never misses a line written between two p
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.access import visible_teams
 from apps.accounts.models import Role
 from apps.approvals import services as approvals
 from apps.approvals.models import ReasonCode, Verdict
-from apps.runs import engine
+from apps.runs import engine, history
 from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepRun, StepState, Trigger
 from apps.runs.services import (
     LOG_LEVELS_FROM, get_run_for_user, get_step_of_run, get_step_run_for_user, runs_for, start_workflow_run,
@@ -244,16 +246,62 @@ class StepLogs(APIView):
     @extend_schema(parameters=[
         OpenApiParameter("after", int, description="Only lines after this one (a line's id); 0 or absent: from the start."),
         OpenApiParameter("level", str, enum=list(LOG_LEVELS_FROM), description="This level and the ones above."),
+        OpenApiParameter("q", str, description="Only lines whose message contains this text (any case)."),
     ], responses=StepLogsSerializer, description=f"A step's log lines, oldest first, at most {LOG_LINES_PER_ANSWER}.")
     def get(self, request, pk: int, step_id: str):
         step_run = get_step_of_run(get_run_for_user(request.user, pk), step_id)
         after = request.query_params.get("after", "0")
-        lines = step_log_lines(step_run, request.query_params.get("level", "")).select_related("attempt") \
+        lines = step_log_lines(step_run, request.query_params.get("level", ""),
+                               search=request.query_params.get("q", "").strip()[:200]).select_related("attempt") \
             .filter(pk__gt=int(after) if after.isdigit() else 0).order_by("pk")[:LOG_LINES_PER_ANSWER + 1]
         lines = list(lines)
         return Response({"step_run": step_run.pk, "state": step_run.state,
                          "lines": LogLineSerializer(lines[:LOG_LINES_PER_ANSWER], many=True).data,
                          "more": len(lines) > LOG_LINES_PER_ANSWER})
+
+
+class RunHistorySerializer(serializers.Serializer):
+    last_runs = serializers.ListField(child=serializers.DictField(), help_text="Oldest first: id, state, seconds.")
+    success_rate = serializers.IntegerField(allow_null=True, help_text="Percent of the window's finished runs.")
+    finished = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    p50_seconds = serializers.FloatField(allow_null=True)
+    p95_seconds = serializers.FloatField(allow_null=True)
+    window_days = serializers.IntegerField()
+    charts = serializers.ListField(child=serializers.DictField(), help_text="Each chart's labels and values.")
+
+
+def _history(summary, charts) -> dict:
+    return {"last_runs": [{"id": bar.pk, "state": bar.state, "seconds": bar.seconds} for bar in summary.bars],
+            "success_rate": summary.success_rate, "finished": summary.finished, "succeeded": summary.succeeded,
+            "p50_seconds": summary.p50, "p95_seconds": summary.p95, "window_days": history.WINDOW_DAYS,
+            "charts": [{"key": chart.key, **chart.data} for chart in charts]}
+
+
+class WorkflowHistory(APIView):
+    """What the workflow page shows of its runs: the last runs, success rate, p50/p95 durations and
+    the charts' data (duration per run with the SLA, success rate per day, records per run)."""
+
+    @extend_schema(responses=RunHistorySerializer)
+    def get(self, request, pk):
+        workflow = get_workflow_for_user(request.user, pk)
+        version = workflow.current_version
+        sla = (version.plan.sla or {}).get("max_duration") if version else None
+        return Response(_history(*history.workflow_history(workflow, sla)))
+
+
+class TeamDashboard(APIView):
+    """The team dashboard's charts: finished runs, success rate and average duration per day."""
+
+    @extend_schema(responses=inline_serializer("TeamDashboard", {
+        "team": serializers.CharField(), "window_days": serializers.IntegerField(),
+        "charts": serializers.ListField(child=serializers.DictField())}))
+    def get(self, request, slug):
+        team = visible_teams(request.user).filter(slug=slug).first()
+        if team is None:
+            raise NotFound(f"You are in no team {slug!r}.")
+        return Response({"team": team.slug, "window_days": history.WINDOW_DAYS,
+                         "charts": [{"key": chart.key, **chart.data} for chart in history.team_dashboard(team)]})
 
 
 urlpatterns = [
@@ -275,4 +323,6 @@ urlpatterns = [
     path("step-runs/<int:pk>/retry", RetryStep.as_view(), name="api-step-retry"),
     path("step-runs/<int:pk>/skip", SkipStep.as_view(), name="api-step-skip"),
     path("workflows/<int:pk>/runs", StartRun.as_view(), name="api-workflow-runs"),
+    path("workflows/<int:pk>/history", WorkflowHistory.as_view(), name="api-workflow-history"),
+    path("teams/<slug:slug>/dashboard", TeamDashboard.as_view(), name="api-team-dashboard"),
 ]

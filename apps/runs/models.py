@@ -100,6 +100,8 @@ class Run(models.Model):
             models.Index(fields=["state", "created_at"]),
             # The runs list pages newest first across every run a person may see.
             models.Index(fields=["-created_at", "-id"], name="run_newest_first"),
+            # A workflow's last runs (its history bars, charts and percentiles) as an index range.
+            models.Index(fields=["workflow", "-created_at", "-id"], name="run_workflow_newest_first"),
             # The few runs not yet finished (home's "SLA at risk" panel), without reading the history.
             models.Index(fields=["id"], name="run_unfinished", condition=~models.Q(state__in=FINISHED_RUN_STATES)),
         ]

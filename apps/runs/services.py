@@ -86,10 +86,13 @@ def get_step_of_run(run: Run, step_id: str) -> StepRun:
     return step_run
 
 
-def step_log_lines(step_run: StepRun, level: str = "") -> QuerySet:
+def step_log_lines(step_run: StepRun, level: str = "", *, search: str = "") -> QuerySet:
     """The log lines of every attempt of `step_run`, at `level` or above when it is one of
-    LOG_LEVELS_FROM (every line otherwise); the page and the API order them as they need."""
+    LOG_LEVELS_FROM (every line otherwise), whose message contains `search` when given; the page
+    and the API order them as they need."""
     lines = StepLogLine.objects.filter(attempt__step_run=step_run)
     if level in LOG_LEVELS_FROM:
         lines = lines.filter(level__in=LOG_LEVELS_FROM[level])
+    if search:
+        lines = lines.filter(message__icontains=search)
     return lines

@@ -5,6 +5,7 @@ from apps.runs import views
 app_name = "runs"
 urlpatterns = [
     path("", views.run_list, name="list"),
+    path("dashboard/", views.team_dashboard, name="dashboard"),
     path("start/<int:workflow_pk>/", views.start_run, name="start"),
     path("<int:pk>/", views.run_detail, name="detail"),
     path("<int:pk>/cancel/", views.cancel_run, name="cancel"),

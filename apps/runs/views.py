@@ -13,26 +13,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.accounts.access import has_role, visible_teams
 from apps.accounts.models import Role
 from apps.approvals import services as approvals
-from apps.approvals.models import Verdict
+from apps.approvals.models import ApprovalRequest, Verdict
 from apps.pagination import KeyPaginator
-from apps.runs import engine
+from apps.paths import scrub, scrub_traceback
+from apps.runs import engine, history
 from apps.runs.graph import step_graph
-from apps.runs.models import Run, RunState, StepAttempt, Trigger
-from apps.workflows.plan import plan_for
+from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, Trigger
 from apps.runs.services import (
     checked_inputs, get_run_for_user, get_step_of_run, runs_for, start_workflow_run, step_log_lines,
 )
+from apps.runs.timeline import progress_bar, run_timeline, seconds_between, why_queued
+from apps.workflows.plan import plan_for
 from apps.workflows.services import get_workflow_for_user, workflows_for
 from apps.workflows.spec.forms import inputs_from_form
 
@@ -45,9 +49,11 @@ RUNS_LIST_ROWS = Run.objects.select_related("workflow", "team", "version", "star
     "state", "trigger", "failure_summary", "created_at", "finished_at", "rerun_of_id", "workflow__name", "team__name",
     "version__number", "started_by__username", "started_by__first_name", "started_by__last_name")
 # The timeline of a run's attempts shows these (not their parameters, nor the step's output).
-ATTEMPT_COLUMNS_SHOWN = ("kind", "number", "state", "worker", "queued_at", "duration_ms", "records_in", "records_out",
-                         "records_rejected", "error_type", "error_message", "step_run__step_id")
+ATTEMPT_COLUMNS_SHOWN = ("kind", "number", "state", "worker", "queue", "queued_at", "not_before", "started_at",
+                         "ended_at", "duration_ms", "records_in", "records_out", "records_rejected", "error_type",
+                         "error_message", "step_run__step_id")
 LOG_TAIL = 200
+DASHBOARD_WORKFLOWS = 25
 POLL_SECONDS = 2
 
 # --- Pages ------------------------------------------------------------------------------------------
@@ -78,15 +84,40 @@ def run_list(request):
     })
 
 
+@login_required
+def team_dashboard(request):
+    """A team's last weeks: runs, success rate, durations and records per day, and each of its
+    workflows' last runs (the workflows list's bars)."""
+    teams = list(visible_teams(request.user))
+    chosen = request.GET.get("team", "")
+    team = next((team for team in teams if team.slug == chosen), None) if chosen else (teams[0] if teams else None)
+    if chosen and team is None:
+        raise Http404(f"You are in no team {chosen!r}.")
+    workflows = list(workflows_for(request.user, team_slug=team.slug)[:DASHBOARD_WORKFLOWS]) if team else []
+    return render(request, "runs/dashboard.html", {
+        "teams": teams, "team": team, "workflows": workflows, "more_workflows": len(workflows) == DASHBOARD_WORKFLOWS,
+        "charts": history.team_dashboard(team) if team else [], "window_days": history.WINDOW_DAYS,
+    })
+
+
 def _live_context(request, run: Run) -> dict:
     rows = {row.step_id: row for row in run.step_runs.all()}
     plan = plan_for(run.version_id)
-    attempts = StepAttempt.objects.filter(step_run__run=run).select_related("step_run") \
-        .only(*ATTEMPT_COLUMNS_SHOWN).order_by("queued_at", "pk")
+    attempts = list(StepAttempt.objects.filter(step_run__run=run).select_related("step_run")
+                    .only(*ATTEMPT_COLUMNS_SHOWN).order_by("queued_at", "pk"))
+    waits = ApprovalRequest.objects.filter(run=run).order_by("created_at", "pk") \
+        .values_list("step_run__step_id", "kind", "created_at", "decided_at")
+    now = timezone.now()
     return {
-        "run": run, "steps": list(rows.values()), "poll_seconds": POLL_SECONDS,
+        "run": run, "steps": [(row, progress_bar(row.progress)) for row in rows.values()],
+        "poll_seconds": POLL_SECONDS,
         "graph": step_graph([(step.id, step.needs) for step in plan.steps.values()], rows),
-        "attempts": attempts, "can_act": has_role(request.user, run.team, Role.OPERATOR),
+        "attempts": attempts, "timeline": run_timeline(run, attempts, list(waits), now),
+        "records_reported": any(a.records_in or a.records_out or a.records_rejected for a in attempts),
+        "total_seconds": seconds_between(run.started_at, run.finished_at or (now if run.started_at else None)),
+        "queue_seconds": seconds_between(run.created_at, run.started_at or (now if not run.is_finished else None)),
+        "why_queued": why_queued(run, attempts, now),
+        "can_act": has_role(request.user, run.team, Role.OPERATOR),
         "actions": engine.allowed_actions(run, request.user),
         "checkpoints": approvals.open_checkpoints(run),
     }
@@ -99,29 +130,36 @@ def run_detail(request, pk: int):
     return render(request, template, _live_context(request, run))
 
 
-def _pretty(value) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) if value is not None else ""
-
-
 @login_required
 def step_detail(request, pk: int, step_id: str):
     run = get_run_for_user(request.user, pk)
     row = get_step_of_run(run, step_id)
     attempts = list(row.attempts.all())
     latest = attempts[-1] if attempts else None
-    level = request.GET.get("level", "")
-    lines = step_log_lines(row, level).select_related("attempt")
+    chosen = {"level": request.GET.get("level", ""), "q": request.GET.get("q", "").strip()[:200]}
+    lines = step_log_lines(row, chosen["level"], search=chosen["q"]).select_related("attempt")
     tail = list(lines.order_by("-at", "-id")[:LOG_TAIL])[::-1]
     output = row.output if isinstance(row.output, dict) else {}
     template = "runs/step.html#live" if request.htmx else "runs/step.html"
     return render(request, template, {
-        "run": run, "row": row, "attempts": attempts, "latest": latest, "log_lines": tail, "level": level,
-        "log_tail": LOG_TAIL, "output_json": _pretty(row.output), "progress": row.progress or {},
+        "run": run, "row": row, "attempts": attempts, "latest": latest, "log_lines": [_log_line(line) for line in tail],
+        "chosen": chosen, "query": urlencode({key: value for key, value in chosen.items() if value}),
+        "log_tail": LOG_TAIL, "progress": row.progress or {}, "progress_bar": progress_bar(row.progress),
+        "records_reported": bool(latest and (latest.records_in or latest.records_out or latest.records_rejected)),
         "artifacts": [output[key] for key in ("artifact", "output", "rejects") if isinstance(output.get(key), str)],
         "can_act": has_role(request.user, run.team, Role.OPERATOR), "poll_seconds": POLL_SECONDS,
         "checkpoint": next((request for request in approvals.open_checkpoints(run) if request.step_run_id == row.pk),
                            None),
     })
+
+
+def _log_line(line: StepLogLine) -> dict:
+    """A log line as the viewer shows it: a traceback apart (real newlines, server paths named by
+    their root), the other fields as JSON."""
+    fields = dict(line.fields or {})
+    traceback = fields.pop("traceback", "")
+    return {"line": line, "message": scrub(line.message), "traceback": scrub_traceback(traceback) if traceback else "",
+            "fields": fields}
 
 
 @login_required

@@ -69,6 +69,29 @@ class NextRunsView(APIView):
                           "cron": slot["cron"]} for slot in upcoming])
 
 
+class ScheduleStatusSerializer(serializers.Serializer):
+    schedules = serializers.IntegerField(help_text="How many schedule triggers the workflow has.")
+    paused = serializers.IntegerField(help_text="How many of them are paused.")
+    paused_at = serializers.DateTimeField(allow_null=True)
+    paused_by = serializers.CharField(help_text="Who paused them last (empty when none is paused).")
+
+
+class SchedulesPausedView(APIView):
+    """Pause (`/pause`) or resume (`/resume`) every schedule of a workflow; the operator role.
+    Resuming skips the slots that fell in the pause."""
+
+    paused = True
+
+    @extend_schema(request=None, responses={200: ScheduleStatusSerializer, 409: OpenApiTypes.OBJECT})
+    def post(self, request, pk):
+        workflow = get_for_user(Workflow.objects.all(), request.user, pk, role=Role.OPERATOR)
+        try:
+            status_now = services.set_schedules_paused(request.user, workflow, self.paused)
+        except services.TriggerError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(ScheduleStatusSerializer(status_now).data)
+
+
 class BackfillCreateView(APIView):
     @extend_schema(request=BackfillRequestSerializer, responses={201: BackfillSerializer})
     def post(self, request, pk):
@@ -139,6 +162,10 @@ class DeadLetterReplayView(APIView):
 urlpatterns = [
     path("workflows/<int:pk>/next-runs", NextRunsView.as_view(), name="api-workflow-next-runs"),
     path("workflows/<int:pk>/backfills", BackfillCreateView.as_view(), name="api-workflow-backfills"),
+    path("workflows/<int:pk>/schedules/pause", SchedulesPausedView.as_view(paused=True),
+         name="api-workflow-schedules-pause"),
+    path("workflows/<int:pk>/schedules/resume", SchedulesPausedView.as_view(paused=False),
+         name="api-workflow-schedules-resume"),
     path("backfills/<int:pk>", BackfillView.as_view(), name="api-backfill"),
     path("backfills/<int:pk>/cancel", BackfillCancelView.as_view(), name="api-backfill-cancel"),
     path("runs/<int:pk>/trigger-events", RunTriggerEventsView.as_view(), name="api-run-trigger-events"),

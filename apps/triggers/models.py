@@ -77,6 +77,10 @@ class TriggerBinding(models.Model):
     match_name = models.CharField(max_length=200, blank=True, db_index=True)
     # Schedules: slots up to here were handled (started or skipped); the tick looks only after it.
     handled_until = models.DateTimeField(default=timezone.now)
+    # A paused schedule starts nothing; resuming it skips the slots that fell in the pause.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
     # Redis streams: the group of a new binding reads entries from this moment on, not older history.
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -89,10 +89,13 @@ def sync_triggers(workflow: Workflow) -> list[TriggerBinding]:
         if binding is not None and (binding.kind, binding.config) == (kind, config):
             bindings.append(binding)
             continue
+        # A changed schedule stays paused if it was: the person who paused it resumes it.
+        paused = {"paused_at": binding.paused_at, "paused_by": binding.paused_by} \
+            if binding is not None and binding.kind == kind == TriggerKind.SCHEDULE else {}
         if binding is not None:
             binding.delete()
         bindings.append(TriggerBinding.objects.create(workflow=workflow, position=position, kind=kind,
-                                                      config=config, match_name=_match_name(kind, config)))
+                                                      config=config, match_name=_match_name(kind, config), **paused))
         changed = True
     for stale in existing.values():
         stale.delete()
@@ -165,21 +168,85 @@ def slot_rule(config: dict) -> SlotRule:
 
 
 def next_run_times(workflow: Workflow, n: int = 5, *, now: datetime | None = None) -> list[dict]:
-    """The next `n` scheduled starts over all the workflow's schedules: [{at, local, timezone}]."""
+    """The next `n` scheduled starts over the workflow's schedules that are not paused:
+    [{at, local, timezone, cron}]."""
     now = now or timezone.now()
     upcoming = []
-    for binding in workflow.trigger_bindings.filter(kind=TriggerKind.SCHEDULE):
+    for binding in workflow.trigger_bindings.filter(kind=TriggerKind.SCHEDULE, paused_at__isnull=True):
         rule = slot_rule(binding.config)
         upcoming += [{"at": at, "local": at.astimezone(rule.zone), "timezone": str(rule.zone),
                       "cron": binding.config["cron"]} for at in rule.next_slots(now, n)]
     return sorted(upcoming, key=lambda slot: slot["at"])[:n]
 
 
+@dataclass
+class ScheduleStatus:
+    schedules: int
+    paused: int
+    paused_at: datetime | None = None
+    paused_by: str = ""
+    next_at: datetime | None = None
+
+    @property
+    def all_paused(self) -> bool:
+        return bool(self.schedules) and self.paused == self.schedules
+
+
+def schedule_status(workflow: Workflow) -> ScheduleStatus:
+    bindings = list(workflow.trigger_bindings.filter(kind=TriggerKind.SCHEDULE).select_related("paused_by"))
+    paused = [binding for binding in bindings if binding.paused_at]
+    last = max(paused, key=lambda binding: binding.paused_at, default=None)
+    return ScheduleStatus(len(bindings), len(paused), last.paused_at if last else None,
+                          last.paused_by.display_name if last and last.paused_by else "")
+
+
+def next_starts(workflow_ids: list[int], now: datetime | None = None) -> dict[int, ScheduleStatus]:
+    """Each scheduled workflow's status and next start (None while paused, or when its calendar is
+    missing), for a list page: one query for the page's schedules."""
+    now = now or timezone.now()
+    found: dict[int, ScheduleStatus] = {}
+    for binding in TriggerBinding.objects.filter(workflow_id__in=workflow_ids, kind=TriggerKind.SCHEDULE):
+        status = found.setdefault(binding.workflow_id, ScheduleStatus(0, 0))
+        status.schedules += 1
+        if binding.paused_at:
+            status.paused += 1
+            continue
+        try:
+            upcoming = slot_rule(binding.config).next_slots(now, 1)
+        except TriggerError:
+            continue
+        if upcoming and (status.next_at is None or upcoming[0] < status.next_at):
+            status.next_at = upcoming[0]
+    return found
+
+
+@transaction.atomic
+def set_schedules_paused(actor, workflow: Workflow, paused: bool) -> ScheduleStatus:
+    """Pause or resume every schedule of the workflow (audited). A resumed schedule goes on from
+    now: the slots that fell in the pause are not started afterwards."""
+    bindings = list(TriggerBinding.objects.select_for_update().filter(workflow=workflow, kind=TriggerKind.SCHEDULE))
+    if not bindings:
+        raise TriggerError("This workflow has no schedule to pause: add a `schedule` trigger (cron and time zone) "
+                           "to its YAML first.")
+    now = timezone.now()
+    changed = [binding for binding in bindings if (binding.paused_at is not None) != paused]
+    for binding in changed:
+        binding.paused_at, binding.paused_by = (now, actor) if paused else (None, None)
+        if not paused:
+            binding.handled_until = max(binding.handled_until, now)
+        binding.save(update_fields=["paused_at", "paused_by", "handled_until"])
+    if changed:
+        record(actor, "schedule.paused" if paused else "schedule.resumed", workflow, team=workflow.team,
+               after={"schedules": [binding.config.get("cron") for binding in changed]})
+    return schedule_status(workflow)
+
+
 def fire_due_schedules(now: datetime | None = None) -> int:
     """Start the runs of every schedule slot that came due; returns how many started."""
     now = now or timezone.now()
     started = 0
-    for binding_id in TriggerBinding.objects.filter(kind=TriggerKind.SCHEDULE).values_list("pk", flat=True):
+    for binding_id in TriggerBinding.objects.filter(kind=TriggerKind.SCHEDULE, paused_at__isnull=True) \
+            .values_list("pk", flat=True):
         started += _fire_schedule(binding_id, now)
     return started
 
@@ -188,7 +255,7 @@ def fire_due_schedules(now: datetime | None = None) -> int:
 def _fire_schedule(binding_id: int, now: datetime) -> int:
     binding = TriggerBinding.objects.select_for_update(of=("self",)).select_related("workflow__current_version") \
         .filter(pk=binding_id).first()
-    if binding is None:
+    if binding is None or binding.paused_at is not None:  # paused since it was listed
         return 0
     due = slot_rule(binding.config).slots_between(binding.handled_until, now)
     if not due:

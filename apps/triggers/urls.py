@@ -6,6 +6,7 @@ app_name = "triggers"
 urlpatterns = [
     path("workflows/<int:pk>/", views.workflow_triggers, name="workflow"),
     path("workflows/<int:pk>/next-runs/", views.next_runs, name="next_runs"),
+    path("workflows/<int:pk>/schedules/paused/", views.schedules_paused, name="schedules_paused"),
     path("workflows/<int:pk>/webhook/rotate/", views.rotate_secret, name="rotate_secret"),
     path("workflows/<int:pk>/backfills/", views.backfill_create, name="backfill_create"),
     path("backfills/<int:pk>/", views.backfill_detail, name="backfill"),

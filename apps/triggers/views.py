@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -79,6 +80,26 @@ def rotate_secret(request, pk):
     request.session[f"webhook-secret-{workflow.pk}"] = secret
     messages.success(request, "New URL and signing secret created; the old ones no longer work.")
     return redirect("triggers:workflow", pk=workflow.pk)
+
+
+@login_required
+@require_POST
+def schedules_paused(request, pk):
+    """Pause (paused=true) or resume (paused=false) the workflow's schedules; operators only."""
+    workflow = _workflow(request, pk, role=Role.OPERATOR)
+    paused = request.POST.get("paused") == "true"
+    try:
+        services.set_schedules_paused(request.user, workflow, paused)
+    except services.TriggerError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Schedules paused: nothing starts on a timetable until you resume them."
+                         if paused else "Schedules resumed: the next slot starts as planned; slots missed while "
+                                        "paused are not run.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("workflows:detail", args=[workflow.pk])
+    return redirect(back)
 
 
 @login_required

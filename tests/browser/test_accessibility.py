@@ -15,7 +15,7 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 ADMIN_PAGES = ["/", "/workflows/", "/workflows/{workflow}/", "/workflows/{workflow}/edit/", "/workflows/new/",
                "/catalog/", "/catalog/types/http.request/", "/catalog/types/example.convert_amounts/",
                "/catalog/connections/", "/catalog/connections/new/",
-               "/runs/", "/runs/{run}/", "/runs/{run}/steps/load/",
+               "/runs/", "/runs/{run}/", "/runs/{run}/steps/load/", "/runs/dashboard/",
                "/incidents/", "/knowledge/runbooks/", "/platform/", "/platform/workers/", "/platform/step-types/",
                "/platform/people/", "/platform/search/?q=ledger", "/audit/", "/approvals/history/"]
 APPROVER_PAGES = ["/approvals/", "/approvals/{request}/"]

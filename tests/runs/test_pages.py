@@ -175,9 +175,9 @@ def test_step_page_shows_error_logs_and_sends_operators_to_the_checkpoint(client
     assert "level-error" in errors_only.text
 
 
-def test_step_page_pretty_prints_output(client_for, paused_run, viewer):
+def test_step_page_shows_output_in_the_json_viewer(client_for, paused_run, viewer):
     page = client_for(viewer).get(reverse("runs:step", args=[paused_run.pk, "extract"]))
-    assert page.status_code == 200 and '<pre class="json">' in page.text
+    assert page.status_code == 200 and 'aria-label="Output of the step"' in page.text
 
 
 def test_run_page_links_each_paused_step_to_its_checkpoint_instead_of_abort_buttons(client_for, paused_run, operator):

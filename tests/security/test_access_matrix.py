@@ -118,6 +118,7 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "workflows/<int:pk>/diff/": Use(get=TEAM, on="workflow"),
     "workflows/<int:pk>/versions/<int:number>/": Use(get=TEAM, on="workflow"),
     "runs/": Use(get=SIGNED_IN),
+    "runs/dashboard/": Use(get=SIGNED_IN),
     "runs/start/<int:workflow_pk>/": Use(get=OPERATORS, post=OPERATORS, on="workflow"),
     "runs/<int:pk>/": Use(get=TEAM, on="paused_run"),
     "runs/<int:pk>/cancel/": Use(post=OPERATORS, on="paused_run"),
@@ -155,6 +156,7 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "triggers/workflows/<int:pk>/": Use(get=TEAM, on="workflow"),
     "triggers/workflows/<int:pk>/next-runs/": Use(get=TEAM, on="workflow"),
     "triggers/workflows/<int:pk>/webhook/rotate/": Use(post=AUTHORS, on="workflow"),
+    "triggers/workflows/<int:pk>/schedules/paused/": Use(post=OPERATORS, on="workflow", body={"paused": "true"}),
     "triggers/workflows/<int:pk>/backfills/": Use(post=OPERATORS, on="workflow", body={
         "start": "2026-11-01", "end": "2026-11-02", "timezone": "UTC"}),
     "triggers/backfills/<int:pk>/": Use(get=TEAM, on="backfill"),
@@ -248,6 +250,10 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "api/v1/knowledge/suggest": Use(post=SIGNED_IN, body={"text": "HTTP 429 from the bank"}),
     "api/v1/incidents/<int:pk>/suggestions": Use(get=TEAM, on="incident"),
     "api/v1/workflows/<int:pk>/next-runs": Use(get=TEAM, on="workflow"),
+    "api/v1/workflows/<int:pk>/history": Use(get=TEAM, on="workflow"),
+    "api/v1/teams/<slug:slug>/dashboard": Use(get=TEAM, on="team"),
+    "api/v1/workflows/<int:pk>/schedules/pause": Use(post=OPERATORS, on="workflow"),
+    "api/v1/workflows/<int:pk>/schedules/resume": Use(post=OPERATORS, on="workflow"),
     "api/v1/workflows/<int:pk>/backfills": Use(post=OPERATORS, on="workflow", body={
         "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"}),
     "api/v1/backfills/<int:pk>": Use(get=TEAM, on="backfill"),
@@ -324,6 +330,8 @@ def path_values(world, route, use: Use) -> dict:
             values[name] = objects["artifact"]
         elif name == "token":
             values[name] = target.token
+        elif name == "slug":
+            values[name] = target.slug
         elif name == "route":
             values[name] = "approvals"
         else:
