@@ -569,6 +569,14 @@ def open_checkpoints(run: Run) -> list[ApprovalRequest]:
     return list(_open_checkpoints(run).select_related("step_run"))
 
 
+def kept_approvals(run: Run) -> list[ApprovalRequest]:
+    """The gates of a rerun released on an approval kept from the run it reruns (see open_gate)."""
+    if run.rerun_of_id is None:
+        return []
+    return list(ApprovalRequest.objects.filter(run=run, state=RequestState.KEPT)
+                .select_related("step_run", "kept_from").order_by("pk"))
+
+
 def _open_checkpoints(run: Run) -> QuerySet:
     return ApprovalRequest.objects.filter(run=run, kind=RequestKind.CHECKPOINT, state=RequestState.PENDING) \
         .order_by("pk")

@@ -120,6 +120,7 @@ def _live_context(request, run: Run) -> dict:
         "can_act": has_role(request.user, run.team, Role.OPERATOR),
         "actions": engine.allowed_actions(run, request.user),
         "checkpoints": approvals.open_checkpoints(run),
+        "kept_approvals": approvals.kept_approvals(run),
     }
 
 

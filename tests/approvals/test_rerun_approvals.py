@@ -53,6 +53,15 @@ def test_an_unchanged_step_keeps_its_approval(approved_then_failed, operator, dr
     assert not services.inbox_for(request.run.started_by).filter(run=again).exists()
 
 
+def test_the_run_page_says_which_approval_was_kept_and_why(approved_then_failed, operator, drive, client_for,
+                                                           django_capture_on_commit_callbacks):
+    failed = approved_then_failed({"amount": "{{ inputs.amount }}"})
+    again = rerun(operator, drive, failed, django_capture_on_commit_callbacks)
+    page = client_for(operator).get(f"/runs/{again.pk}/").content.decode()
+    assert f"ran on the approval given in run <a href=\"/runs/{failed.pk}/\">#{failed.pk}</a>" in page
+    assert "its version and rendered parameters are unchanged" in page
+
+
 def test_changed_parameters_are_asked_for_again(approved_then_failed, operator, approver, drive,
                                                 django_capture_on_commit_callbacks):
     failed = approved_then_failed({"reference": "payroll-{{ run.id }}"})
