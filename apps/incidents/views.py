@@ -40,15 +40,11 @@ def incident_list(request):
 
 @login_required
 def incident_detail(request, pk: int):
-    from apps.knowledge.services import remember_shown
-    from apps.knowledge.suggest import suggest_for_incident
+    from apps.knowledge.incident_ranking import ranking_for
 
     incident = get_incident_for_user(request.user, pk)
-    suggestions = suggest_for_incident(incident, user=request.user)
-    if suggestions.hypotheses and not incident.is_resolved:
-        remember_shown(incident, suggestions)
     return render(request, "incidents/detail.html", {
-        "incident": incident, "suggestions": suggestions, "can_triage": may_triage(request.user, incident),
+        "incident": incident, "suggestions": ranking_for(incident), "can_triage": may_triage(request.user, incident),
         "resolve_form": ResolveForm(), "occurrences": incident.occurrence_log.all()[:20],
         "summary": getattr(incident, "llm_summary", None),
     })
