@@ -54,6 +54,15 @@ def feedback(request, incident_id: int):
 
 
 @login_required
+def incident_suggestions(request, incident_id: int):
+    """The incident's suggestions fragment, which its page polls while a worker computes them."""
+    from apps.knowledge.incident_ranking import ranking_for
+
+    incident = get_incident_for_user(request.user, incident_id)
+    return render(request, "knowledge/_suggestions.html", {"incident": incident, "suggestions": ranking_for(incident)})
+
+
+@login_required
 def summary(request, incident_id: int):
     """GET: the summary panel (htmx polls it while pending). POST: ask for a fresh summary."""
     incident = get_incident_for_user(request.user, incident_id)
