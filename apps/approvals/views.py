@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import visible_teams
 from apps.approvals import gate_forms, services
@@ -171,6 +171,7 @@ def bulk(request):
 
 
 @login_required
+@require_safe
 def suggestions(request, pk: int):
     """The ranking of the checkpoint's failure, the one its incident's page shows, loaded after
     the page (and polled while a worker computes it)."""

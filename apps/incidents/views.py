@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import require_platform_admin, team_ids_with_role, visible_teams
 from apps.accounts.models import Role, Team
@@ -39,6 +39,7 @@ def incident_list(request):
 
 
 @login_required
+@require_safe
 def incident_detail(request, pk: int):
     from apps.knowledge.incident_ranking import ranking_for
 

@@ -63,6 +63,8 @@ def ranking_for(incident: Incident, *, compute: bool | None = None) -> Suggestio
         _request(incident.pk, key)
         return None
     suggestions = _compute(incident)
+    if not suggestions.index_ready:
+        return suggestions  # nothing ranked yet, and cheap to say again
     SuggestionSnapshot.objects.update_or_create(incident=incident, defaults={
         "dependencies": key, "suggestions": asdict(suggestions),
         "categories": [suggestions.known_cause.category] if suggestions.known_cause
