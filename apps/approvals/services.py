@@ -44,6 +44,7 @@ from apps.approvals.models import (
     RiskWaiver,
     Verdict,
 )
+from apps.approvals.signals import checkpoint_decided
 from apps.audit.log import canonical, record
 from apps.catalog.registry import Risk, get_step_type, params_errors
 from apps.notifications.services import absolute_url, notify
@@ -548,6 +549,8 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
                      params_override=params_override if choice == Verdict.RETRY else None,
                      skip_output=skip_output if choice == Verdict.SKIP else None, self_approval=self_approval)
     _close(actor, request, RequestState.DECIDED, choice)
+    checkpoint_decided.send(sender=ApprovalRequest, request=request, choice=choice, actor=actor,
+                            reason=ReasonCode(reason_code).label, comment=comment)
     try:
         if choice == Verdict.RETRY:
             engine.retry_step(actor, request.step_run, params_override or None, checkpoint=request.pk,

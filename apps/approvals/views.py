@@ -11,7 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import visible_teams
 from apps.approvals import gate_forms, services
@@ -45,11 +46,22 @@ def _filtered(requests, params):
 def inbox(request):
     requests, filters = _filtered(services.inbox_for(request.user), request.GET)
     page = KeyPaginator(requests, PAGE_SIZE, rows=INBOX_ROWS).get_page(request.GET.get("page"))
+    _attach_rankings(page)
     template = "approvals/inbox.html#inbox-list" if request.htmx else "approvals/inbox.html"
     return render(request, template, {
         "page": page, "filters": filters, "kinds": RequestKind.choices, "reason_codes": ReasonCode.choices,
         "poll_seconds": POLL_SECONDS, "teams": visible_teams(request.user),
     })
+
+
+def _attach_rankings(page) -> None:
+    """Each checkpoint's stored ranking (`ranking`), for the assistant's headline in its row."""
+    from apps.knowledge.incident_ranking import rankings_of_step_runs
+
+    checkpoints = [r for r in page if r.kind == RequestKind.CHECKPOINT]
+    rankings = rankings_of_step_runs(r.step_run_id for r in checkpoints) if checkpoints else {}
+    for approval_request in checkpoints:
+        approval_request.ranking = rankings.get(approval_request.step_run_id)
 
 
 @login_required
@@ -159,14 +171,18 @@ def bulk(request):
 
 
 @login_required
+@require_safe
 def suggestions(request, pk: int):
-    """Suggested root causes for a checkpoint, loaded after the page (the index can be slow)."""
+    """The ranking of the checkpoint's failure, the one its incident's page shows, loaded after
+    the page (and polled while a worker computes it)."""
     approval_request = services.get_request_for_user(request.user, pk)
     if approval_request.kind != RequestKind.CHECKPOINT:
         raise Http404("Only failure checkpoints have suggested root causes.")
+    from apps.incidents.access import incident_of_step_run
     # Imported here: the index and its faiss import are only for the pages that suggest.
-    from apps.knowledge.suggest import suggest_for_failure
+    from apps.knowledge.incident_ranking import ranking_for
 
-    found = suggest_for_failure(f"{approval_request.error_type}: {approval_request.error_message}",
-                                approval_request.error_signature, user=request.user)
-    return render(request, "knowledge/_suggestions.html", {"suggestions": found, "req": approval_request})
+    incident = incident_of_step_run(approval_request.step_run_id)
+    return render(request, "knowledge/_suggestions.html", {
+        "suggestions": ranking_for(incident) if incident else None, "failure_incident": incident,
+        "poll_url": reverse("approvals:suggestions", args=[pk]), "req": approval_request})

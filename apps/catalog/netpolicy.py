@@ -19,6 +19,10 @@ from apps.catalog.models import AllowedHost
 class HostRefused(Exception):
     """The host or its address is not allowed; the message says what a platform admin can do."""
 
+    def __init__(self, message: str, host: str = ""):
+        super().__init__(message)
+        self.host = host
+
 
 def allowed_host_for(host: str) -> AllowedHost:
     host = (host or "").lower().rstrip(".")
@@ -26,7 +30,7 @@ def allowed_host_for(host: str) -> AllowedHost:
         if entry.matches(host):
             return entry
     raise HostRefused(f"Host {host!r} is not on the allow-list: ask a platform admin to add it under "
-                      f"Step types → Connections → Allowed hosts.")
+                      f"Step types → Connections → Allowed hosts.", host)
 
 
 def address_refusal(address: str, allow_private: bool) -> str | None:
@@ -56,7 +60,7 @@ def resolve_checked(host: str, port: int, allow_private: bool) -> list[str]:
     for address in addresses:
         reason = address_refusal(address, allow_private)
         if reason:
-            raise HostRefused(f"Host {host!r} resolves to {address}, {reason}.")
+            raise HostRefused(f"Host {host!r} resolves to {address}, {reason}.", host)
     return addresses
 
 

@@ -4,7 +4,9 @@ A step type is a plain Python callable `run(ctx: StepContext) -> JSON-able outpu
 with `@step_type(...)` and described by a JSON Schema for its parameters. The engine builds the
 StepContext for one attempt; the step reads its rendered parameters from it, logs through it,
 reports metrics, side effects and datasets through it, and raises `PermanentStepError` for
-failures that retrying cannot fix (a 4xx answer, a failed quality gate).
+failures that retrying cannot fix (a 4xx answer, a failed quality gate). A failure that
+Flowdeck's own machinery understands carries a `Reason` and the details its fix needs, so the
+assistant names it instead of guessing.
 
 Types come from the built-ins (apps/catalog/builtins/) and from installed packages: each entry
 point of the group `flowdeck.step_types` names a module whose `@step_type` decorators register
@@ -35,10 +37,33 @@ class Risk:
     HIGH = "high"
 
 
+class Reason:
+    """Machine-readable reasons of failures Flowdeck itself raises (stored on the attempt and the
+    incident; apps.knowledge.known_causes says what each means and how to fix it)."""
+
+    CONNECTION_MISSING = "connection_missing"
+    HOST_NOT_ALLOWED = "host_not_allowed"
+    INVALID_PARAMETERS = "invalid_parameters"
+    SECRET_UNREADABLE = "secret_unreadable"
+    DATA_FILE_MISSING = "data_file_missing"
+    TIMEOUT = "timeout"
+    WORKER_LOST = "worker_lost"
+    QUALITY_GATE_FAILED = "quality_gate_failed"
+    HTTP_CLIENT_ERROR = "http_client_error"
+
+
 class StepError(Exception):
-    """A step failed; the engine may retry it according to the step's `retries`."""
+    """A step failed; the engine may retry it according to the step's `retries`.
+
+    `reason` (a Reason) and `detail` (what the fix needs: a connection's name, a host) are set when
+    Flowdeck knows the cause; a step type's own failures leave them empty."""
 
     permanent = False
+
+    def __init__(self, message: str = "", *, reason: str = "", **detail: Any):
+        super().__init__(message)
+        self.reason = reason
+        self.detail = detail
 
 
 class PermanentStepError(StepError):
@@ -224,7 +249,8 @@ def checked_params(ctx: StepContext, type_name: str) -> dict[str, Any]:
     step = get_step_type(type_name)
     errors = params_errors(step, ctx.params)
     if errors:
-        raise PermanentStepError(f"{type_name} parameters are invalid: " + "; ".join(errors))
+        raise PermanentStepError(f"{type_name} parameters are invalid: " + "; ".join(errors),
+                                 reason=Reason.INVALID_PARAMETERS, errors=errors[:10])
     return with_defaults(step, ctx.params)
 
 

@@ -57,7 +57,9 @@ def connection_list(request):
     require_platform_admin(request.user)
     page = Paginator(services.connections_for(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "catalog/connections.html", {
-        "page": page, "hosts": AllowedHost.objects.all(), "host_form": AllowedHostForm(),
+        # ?host= comes from a known cause's fix link ("allow host x"): the form is filled in, not submitted.
+        "page": page, "hosts": AllowedHost.objects.all(),
+        "host_form": AllowedHostForm(initial={"pattern": request.GET.get("host", "")[:253]}),
     })
 
 
@@ -76,7 +78,9 @@ def _save_connection(request, form: ConnectionForm, connection: Connection | Non
 
 
 def _connection_form_page(request, connection: Connection | None):
-    form = ConnectionForm(request.POST or None, instance=connection)
+    # ?name= comes from a known cause's fix link ("add connection x"): a new connection's name is filled in.
+    initial = {"name": request.GET.get("name", "")[:100]} if connection is None else None
+    form = ConnectionForm(request.POST or None, instance=connection, initial=initial)
     if request.method == "POST" and form.is_valid():
         saved = _save_connection(request, form, connection)
         if saved is not None:

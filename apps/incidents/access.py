@@ -42,3 +42,10 @@ def get_incident_for_user(user, pk, *, triage: bool = False) -> Incident:
             raise PermissionDenied("Shared imported history can only be changed by a platform admin.")
         raise PermissionDenied("You need the operator role in this team to triage its incidents.")
     return incident
+
+
+def incident_of_step_run(step_run_id: int) -> Incident | None:
+    """The incident a step run's latest failure joined (its checkpoint shows that incident's
+    suggestions); the caller has checked that the person may see the step run."""
+    return (Incident.objects.filter(occurrence_log__step_run_id=step_run_id).select_related("workflow")
+            .order_by("-occurrence_log__occurred_at", "-pk").first())

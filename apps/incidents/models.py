@@ -65,6 +65,9 @@ class Incident(models.Model):
     error_type = models.CharField(max_length=200, blank=True)
     error_message = models.TextField(blank=True)
     error_signature = models.CharField(max_length=500, blank=True, db_index=True)
+    # A failure Flowdeck itself understands (apps.catalog.registry.Reason) and what its fix needs.
+    error_reason = models.CharField(max_length=40, blank=True)
+    error_detail = models.JSONField(default=dict, blank=True)
     log_tail = models.TextField(blank=True)
     occurrences = models.PositiveIntegerField(default=1)
 

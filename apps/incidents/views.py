@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import require_platform_admin, team_ids_with_role, visible_teams
 from apps.accounts.models import Role, Team
@@ -39,16 +39,13 @@ def incident_list(request):
 
 
 @login_required
+@require_safe
 def incident_detail(request, pk: int):
-    from apps.knowledge.services import remember_shown
-    from apps.knowledge.suggest import suggest_for_incident
+    from apps.knowledge.incident_ranking import ranking_for
 
     incident = get_incident_for_user(request.user, pk)
-    suggestions = suggest_for_incident(incident, user=request.user)
-    if suggestions.hypotheses and not incident.is_resolved:
-        remember_shown(incident, suggestions)
     return render(request, "incidents/detail.html", {
-        "incident": incident, "suggestions": suggestions, "can_triage": may_triage(request.user, incident),
+        "incident": incident, "suggestions": ranking_for(incident), "can_triage": may_triage(request.user, incident),
         "resolve_form": ResolveForm(), "occurrences": incident.occurrence_log.all()[:20],
         "summary": getattr(incident, "llm_summary", None),
     })

@@ -1,15 +1,17 @@
-"""REST API of the knowledge app (mounted under /api/v1/): suggestions for a failure or an incident."""
+"""REST API of the knowledge app (mounted under /api/v1/): suggestions for a failure's text, and
+an incident's ranking (the same one its pages show; 202 while a worker computes it)."""
 
 from dataclasses import asdict
 
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.incidents.access import get_incident_for_user
-from apps.knowledge.suggest import suggest_for_failure, suggest_for_incident
+from apps.knowledge.incident_ranking import ranking_for
+from apps.knowledge.suggest import suggest_for_failure
 
 
 class FailureSerializer(serializers.Serializer):
@@ -31,7 +33,11 @@ class SuggestForIncident(APIView):
     @extend_schema(responses=dict)
     def get(self, request, pk: int):
         incident = get_incident_for_user(request.user, pk)
-        return Response(asdict(suggest_for_incident(incident, user=request.user)))
+        ranking = ranking_for(incident)
+        if ranking is None:
+            return Response({"detail": "The ranking is being computed; ask again in a few seconds."},
+                            status=status.HTTP_202_ACCEPTED, headers={"Retry-After": "2"})
+        return Response(asdict(ranking))
 
 
 urlpatterns = [

@@ -7,12 +7,13 @@ without seeing the data) stay in the index for every fold. The database is not t
 """
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from apps.incidents.importer import HistoryRow
 from apps.incidents.taxonomy import DEFAULT_CATEGORIES, canonical_slug
+from apps.knowledge import calibration
 from apps.knowledge.embedding import embed_documents
 from apps.knowledge.fusion import Example, assign_folds, fit_weights, held_out_evidence, label_vectors
 from apps.knowledge.index import Document, KnowledgeIndex, doc_id
@@ -35,6 +36,34 @@ class EvalReport:
     baseline_top1: float
     calibration_error: float
     mean_log_loss: float
+    # Each held-out failure's headline guess: (fold, top probability, second probability, right?).
+    headlines: list[tuple[int, float, float, bool]] = field(default_factory=list)
+
+
+@dataclass
+class CalibrationReport:
+    """The headline guess's confidence before and after Platt scaling (cross-fitted over the
+    folds), its reliability, and what a threshold on it gives."""
+
+    raw_ece: float
+    ece: float
+    reliability: list[calibration.ReliabilityBin]
+    threshold: float
+    precision: float | None
+    coverage: float
+    calibrated: list[float]
+    correct: list[bool]
+
+
+def calibrate(report: EvalReport, threshold: float = calibration.HEADLINE_THRESHOLD) -> CalibrationReport:
+    folds, top, second, correct = (list(column) for column in zip(*report.headlines))
+    confidences = calibration.cross_fitted(folds, top, second, correct)
+    precision, coverage = calibration.selective(confidences, correct, threshold)
+    return CalibrationReport(
+        raw_ece=calibration.expected_calibration_error(top, correct),
+        ece=calibration.expected_calibration_error(confidences, correct),
+        reliability=calibration.reliability(confidences, correct), threshold=threshold, precision=precision,
+        coverage=coverage, calibrated=list(confidences), correct=correct)
 
 
 def _background_documents() -> list[Document]:
@@ -103,7 +132,7 @@ def evaluate(prepared: Prepared, *, folds: int = 5, mode: str = "hybrid", seed: 
     index, labels = prepared.index, prepared.labels
     fold_of = assign_folds(labels, folds, seed)
     top1 = top3 = rr = same5 = baseline = log_loss = 0.0
-    confidences, correct = [], []
+    confidences, correct, headlines = [], [], []
     for fold in range(folds):
         held_out = {i for i, f in enumerate(fold_of) if f == fold}
         training = [i for i in range(len(labels)) if i not in held_out]
@@ -143,20 +172,12 @@ def evaluate(prepared: Prepared, *, folds: int = 5, mode: str = "hybrid", seed: 
             baseline += truth == majority
             confidences.append(scores[0].confidence if scores else 0.0)
             correct.append(bool(order) and order[0] == truth)
+            headlines.append((fold, confidences[-1], scores[1].confidence if len(scores) > 1 else 0.0, correct[-1]))
     n = len(labels)
     return EvalReport(mode=mode, folds=folds, incidents=n, top1=top1 / n, top3=top3 / n, mrr=rr / n,
                       same_category_in_top5=same5 / n, baseline_top1=baseline / n,
-                      calibration_error=_expected_calibration_error(confidences, correct), mean_log_loss=log_loss / n)
-
-
-def _expected_calibration_error(confidences, correct, bins: int = 10) -> float:
-    confidences, correct = np.array(confidences), np.array(correct, dtype=float)
-    error = 0.0
-    for low in np.linspace(0, 1, bins, endpoint=False):
-        mask = (confidences > low) & (confidences <= low + 1 / bins)
-        if mask.any():
-            error += mask.mean() * abs(confidences[mask].mean() - correct[mask].mean())
-    return float(error)
+                      calibration_error=calibration.expected_calibration_error(confidences, correct),
+                      mean_log_loss=log_loss / n, headlines=headlines)
 
 
 def fit_temperature(prepared, *, folds: int = 5, weights=None) -> tuple[float, EvalReport]:

@@ -250,7 +250,8 @@ class IndexReader:
         self._index: KnowledgeIndex | None = None
         self._lock = threading.Lock()
 
-    def _disk_meta(self) -> dict:
+    def disk_meta(self) -> dict:
+        """The index's meta.json as written last, without loading the index."""
         try:
             return json.loads((self.directory / "meta.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
@@ -258,7 +259,7 @@ class IndexReader:
 
     def get(self) -> KnowledgeIndex:
         with self._lock:
-            meta = self._disk_meta()
+            meta = self.disk_meta()
             if self._index is None or self._index.version != meta.get("version", 0):
                 self._index = KnowledgeIndex.load(self.directory)
             elif meta != self._index.meta:

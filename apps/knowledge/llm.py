@@ -45,9 +45,9 @@ def is_configured() -> bool:
 
 def build_evidence(incident: Incident) -> tuple[str, list[dict]]:
     """The failure and the cited suggestions, numbered [1]..[n], redacted; and the citation list."""
-    from apps.knowledge.suggest import suggest_for_incident
+    from apps.knowledge.incident_ranking import ranking_for
 
-    suggestions = suggest_for_incident(incident, team_ids=set() if incident.team_id is None else {incident.team_id})
+    suggestions = ranking_for(incident, compute=True)
     citations, lines = [], []
 
     def cite(label: str, url: str, body: str) -> None:
@@ -59,7 +59,12 @@ def build_evidence(incident: Incident) -> tuple[str, list[dict]]:
              f"Root cause ({similar.category}): {similar.root_cause}\nFix: {similar.resolution}")
     for section in suggestions.runbook_sections:
         cite(section.title, section.citation.url, section.excerpt)
-    hypotheses = ", ".join(f"{h.name} ({h.confidence:.0%})" for h in suggestions.hypotheses[:3])
+    if suggestions.known_cause:  # a fact Flowdeck recorded, not a guess
+        hypotheses = f"KNOWN CAUSE: {suggestions.known_cause.title}; fix: {suggestions.known_cause.fix_label}"
+    elif suggestions.sure:
+        hypotheses = ", ".join(f"{h.name} ({h.confidence:.0%})" for h in suggestions.hypotheses[:3])
+    else:
+        hypotheses = "none likely enough to name"
     failure = redact_text("\n".join(p for p in (incident.title, incident.description, incident.error_message,
                                                 incident.log_tail[-1500:]) if p))
     evidence = f"FAILURE:\n{failure}\n\nRANKED HYPOTHESES: {hypotheses}\n\nEVIDENCE:\n" + "\n\n".join(lines)

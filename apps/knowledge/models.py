@@ -69,10 +69,14 @@ class Feedback(models.Model):
 
 
 class SuggestionSnapshot(models.Model):
-    """The hypotheses last shown for an incident, to measure later whether the real cause was near the top."""
+    """The one ranking of an incident's failure that every page shows (apps.knowledge.incident_ranking),
+    kept with the key of what it depends on; its categories measure later whether the real cause
+    was near the top."""
 
     incident = models.OneToOneField("incidents.Incident", on_delete=models.CASCADE, related_name="suggestion_snapshot")
     categories = models.JSONField(default=list, help_text="Category slugs, best first.")
+    dependencies = models.CharField(max_length=64, blank=True, help_text="Hash of what the ranking depends on.")
+    suggestions = models.JSONField(default=dict, blank=True, help_text="The ranking (suggest.Suggestions).")
     created_at = models.DateTimeField(default=timezone.now)
 
 

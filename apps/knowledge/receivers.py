@@ -1,7 +1,14 @@
-"""What the knowledge app does when incidents change: re-index them (in Celery) and note
-where the confirmed root cause ranked among the hypotheses that were shown."""
+"""What the knowledge app does when incidents change: re-index them (in Celery), note where the
+confirmed root cause ranked among the hypotheses that were shown, and rank a new failure before
+anyone opens it."""
 
-from apps.incidents.signals import category_saved, incident_resolved, incidents_imported
+from apps.incidents.signals import category_saved, failure_recorded, incident_resolved, incidents_imported
+
+
+def on_failure_recorded(sender, incident, **kwargs):
+    from apps.knowledge.tasks import rank_incident
+
+    rank_incident.delay(incident.pk)
 
 
 def on_incident_resolved(sender, incident, **kwargs):
@@ -25,6 +32,7 @@ def on_category_saved(sender, category, **kwargs):
 
 
 def connect() -> None:
+    failure_recorded.connect(on_failure_recorded, dispatch_uid="knowledge.on_failure_recorded")
     incident_resolved.connect(on_incident_resolved, dispatch_uid="knowledge.on_incident_resolved")
     incidents_imported.connect(on_incidents_imported, dispatch_uid="knowledge.on_incidents_imported")
     category_saved.connect(on_category_saved, dispatch_uid="knowledge.on_category_saved")

@@ -49,13 +49,6 @@ def _rank_shown(incident, category: str | None) -> int | None:
     return snapshot.categories.index(category) + 1
 
 
-def remember_shown(incident, suggestions) -> None:
-    """Keep the hypotheses shown for an incident, to score them when the real cause is known."""
-    SuggestionSnapshot.objects.update_or_create(
-        incident=incident, defaults={"categories": [h.category for h in suggestions.hypotheses],
-                                     "created_at": timezone.now()})
-
-
 def record_resolution_outcome(incident) -> None:
     """When an incident is resolved, its category is the confirmed root cause: note where it ranked."""
     if incident.root_cause_category is None or incident.resolved_by is None:

@@ -1,7 +1,10 @@
 """Suggestions for a failure: root-cause hypotheses, similar incidents, runbook sections.
 
-`suggest_for_failure(text, error_signature)` is the one entry point (incident pages, the
-approvals checkpoint view, the API). Every item carries a citation the operator can open.
+`suggest_for_failure(text, error_signature)` ranks any failure text (the API's free-text
+endpoint, and apps.knowledge.incident_ranking, which computes the one ranking every page shows
+for an incident). Every item carries a citation the operator can open. The top hypothesis's
+confidence is calibrated (apps.knowledge.calibration); only at or above its threshold is it a
+headline guess (`sure`). Near-duplicate incidents are folded into one entry with a count.
 Operators' feedback changes later rankings: an incident confirmed as the root cause of
 another weighs more among neighbours, one marked not helpful weighs less.
 """
@@ -14,10 +17,12 @@ from django.urls import NoReverseMatch, reverse
 
 from apps.accounts.access import visible_team_ids
 from apps.incidents.models import Incident, RootCauseCategory
+from apps.knowledge.calibration import HEADLINE_THRESHOLD, calibrated
+from apps.knowledge.known_causes import KnownCause
 from apps.knowledge.embedding import encode_query
 from apps.knowledge.index import KnowledgeIndex, doc_id
 from apps.knowledge.fusion import label_vectors, weights_from_meta
-from apps.knowledge.indexing import failure_query, incident_query, reader
+from apps.knowledge.indexing import failure_query, reader
 from apps.knowledge.models import Feedback, RunbookSection, TargetKind, Verdict
 from apps.knowledge.learning import category_names
 from apps.knowledge.ranking import (allowed_mask, candidate_categories, category_history, category_prototypes, rank,
@@ -53,6 +58,7 @@ class SimilarIncident:
     resolution: str
     citation: Citation
     source_url: str = ""
+    count: int = 1  # near-duplicates folded into this entry (the same title and cause)
 
 
 @dataclass
@@ -69,10 +75,28 @@ class Suggestions:
     similar_incidents: list[SimilarIncident] = field(default_factory=list)
     runbook_sections: list[RunbookMatch] = field(default_factory=list)
     index_ready: bool = True
+    # A failure Flowdeck named itself: shown first, as a fact; no hypotheses are guessed then.
+    known_cause: KnownCause | None = None
+    # The top hypothesis's calibrated confidence reached HEADLINE_THRESHOLD: it is the headline guess.
+    sure: bool = False
 
     @property
     def is_empty(self) -> bool:
-        return not (self.hypotheses or self.similar_incidents or self.runbook_sections)
+        return not (self.known_cause or self.hypotheses or self.similar_incidents or self.runbook_sections)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Suggestions":
+        """The inverse of dataclasses.asdict (a stored ranking)."""
+        def cited(item, kind):
+            return kind(**{**item, "citation": Citation(**item["citation"])})
+
+        return cls(
+            hypotheses=[Hypothesis(**{**h, "citations": [Citation(**c) for c in h["citations"]]})
+                        for h in data["hypotheses"]],
+            similar_incidents=[cited(s, SimilarIncident) for s in data["similar_incidents"]],
+            runbook_sections=[cited(r, RunbookMatch) for r in data["runbook_sections"]],
+            index_ready=data["index_ready"], sure=data["sure"],
+            known_cause=KnownCause(**data["known_cause"]) if data.get("known_cause") else None)
 
 
 def _url(name: str, *args, anchor: str = "") -> str:
@@ -136,14 +160,29 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     names = dict(RootCauseCategory.objects.values_list("slug", "name"))
     section_by_category = _runbook_sections_by_category()
     hypotheses = []
-    for score in scores[:limit]:
+    for score, confidence in zip(scores[:limit], _calibrated_confidences([s.confidence for s in scores])):
+        # One citation per title: near-duplicates of one recurring failure say it once.
+        titled = {index.docs[p].title.lower(): p for p in reversed(score.neighbours[:SIMILAR_CANDIDATES])}
+        neighbours = sorted(titled.values(), key=score.neighbours.index)[:3]
         citations = [Citation(f"Incident #{index.docs[p].ref}: {index.docs[p].title}",
-                              _url("incidents:detail", int(index.docs[p].ref))) for p in score.neighbours[:3]]
+                              _url("incidents:detail", int(index.docs[p].ref))) for p in neighbours]
         citations += [Citation(f"Runbook: {title}", url) for title, url in section_by_category.get(score.category, [])]
         hypotheses.append(Hypothesis(category=score.category, name=names.get(score.category, score.category),
-                                     confidence=score.confidence, citations=citations))
+                                     confidence=confidence, citations=citations))
     return Suggestions(hypotheses=hypotheses, similar_incidents=_similar(index, ranked, limit),
-                       runbook_sections=_runbooks(index, ranked, limit))
+                       runbook_sections=_runbooks(index, ranked, limit),
+                       sure=bool(hypotheses) and hypotheses[0].confidence >= HEADLINE_THRESHOLD)
+
+
+def _calibrated_confidences(probabilities: list[float]) -> list[float]:
+    """The top one calibrated (how often such a guess is right); the others share what is left in
+    the ranking's proportions, so the list still sums to 1."""
+    if not probabilities:
+        return []
+    top, rest = probabilities[0], probabilities[1:]
+    headline = calibrated(top, rest[0] if rest else 0.0)
+    share = (1 - headline) / (1 - top) if top < 1 else 0.0
+    return [headline] + [p * share for p in rest]
 
 
 def _runbook_sections_by_category() -> dict[str, list[tuple[str, str]]]:
@@ -155,23 +194,38 @@ def _runbook_sections_by_category() -> dict[str, list[tuple[str, str]]]:
     return found
 
 
+# Hits looked at to fill `limit` entries once near-duplicates are folded.
+SIMILAR_CANDIDATES = 30
+
+
 def _similar(index: KnowledgeIndex, ranked, limit: int) -> list[SimilarIncident]:
-    hits = ranked.by_kind.get("incident", [])[:limit]
+    hits = ranked.by_kind.get("incident", [])[:SIMILAR_CANDIDATES]
     ids = [int(index.docs[h.position].ref) for h in hits]
-    incidents = Incident.objects.in_bulk(ids)
-    similar = []
+    return similar_entries(Incident.objects.select_related("root_cause_category").in_bulk(ids), ids, limit)
+
+
+def similar_entries(incidents: dict[int, Incident], ids: list[int], limit: int) -> list[SimilarIncident]:
+    """Entries for incidents `ids` (best first), near-duplicates (the same title and root-cause
+    category: a recurring failure imported many times) folded into the best one with a count."""
+    entries: dict[tuple, SimilarIncident] = {}
     for pk in ids:
         incident = incidents.get(pk)
         if incident is None:  # deleted since the index was written
             continue
-        similar.append(SimilarIncident(
-            id=pk, title=incident.title,
-            category=incident.root_cause_category.name if incident.root_cause_category else "",
+        category = incident.root_cause_category.name if incident.root_cause_category else ""
+        key = (" ".join(incident.title.lower().split()), category)
+        if key in entries:
+            entries[key].count += 1
+            continue
+        if len(entries) == limit:
+            continue  # still counted as a duplicate of an entry shown, never shown itself
+        entries[key] = SimilarIncident(
+            id=pk, title=incident.title, category=category,
             root_cause=incident.root_cause_description, resolution=incident.resolution,
             citation=Citation(f"Incident #{pk}", _url("incidents:detail", pk) or incident.source_url),
             source_url=incident.source_url,
-        ))
-    return similar
+        )
+    return list(entries.values())
 
 
 def _runbooks(index: KnowledgeIndex, ranked, limit: int) -> list[RunbookMatch]:
@@ -189,11 +243,6 @@ def _runbooks(index: KnowledgeIndex, ranked, limit: int) -> list[RunbookMatch]:
                               _url("knowledge:runbook", section.runbook_id, anchor=section.anchor)),
         ))
     return matches
-
-
-def suggest_for_incident(incident: Incident, user=None, team_ids=None) -> Suggestions:
-    return suggest_for_failure(incident_query(incident), user=user, team_ids=team_ids,
-                               exclude_incident_id=incident.pk)
 
 
 def search_runbook_sections(query: str) -> list[RunbookSection]:

@@ -47,3 +47,14 @@ def summarize_incident(incident_id: int) -> None:
     from apps.knowledge.llm import write_summary
 
     write_summary(incident_id)
+
+
+@shared_task(acks_late=True)
+def rank_incident(incident_id: int) -> None:
+    """Compute the incident's ranking if it is missing or stale (a redelivery finds it stored)."""
+    from apps.incidents.models import Incident
+    from apps.knowledge.incident_ranking import ranking_for
+
+    incident = Incident.objects.filter(pk=incident_id).first()
+    if incident is not None:
+        ranking_for(incident, compute=True)

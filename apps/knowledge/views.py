@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import require_platform_admin
 from apps.incidents.access import get_incident_for_user, may_triage
@@ -51,6 +51,16 @@ def feedback(request, incident_id: int):
         return render(request, "knowledge/_feedback.html", context)
     messages.success(request, "Thanks: your feedback will shape the next suggestions.")
     return redirect("incidents:detail", incident.pk)
+
+
+@login_required
+@require_safe
+def incident_suggestions(request, incident_id: int):
+    """The incident's suggestions fragment, which its page polls while a worker computes them."""
+    from apps.knowledge.incident_ranking import ranking_for
+
+    incident = get_incident_for_user(request.user, incident_id)
+    return render(request, "knowledge/_suggestions.html", {"incident": incident, "suggestions": ranking_for(incident)})
 
 
 @login_required

@@ -171,6 +171,10 @@ class StepAttempt(models.Model):
     error_message = models.TextField(blank=True)
     error_signature = models.CharField(max_length=500, blank=True, db_index=True,
                                        help_text="The error with ids, numbers and paths removed, for grouping.")
+    # Set when Flowdeck's own machinery knows the cause (apps.catalog.registry.Reason), with what
+    # its fix needs; db_default because the engine inserts attempts in plain SQL (statements.py).
+    error_reason = models.CharField(max_length=40, blank=True, default="", db_default="")
+    error_detail = models.JSONField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     records_in = models.PositiveBigIntegerField(default=0)
     records_out = models.PositiveBigIntegerField(default=0)

@@ -97,19 +97,21 @@ def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
 def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, now: datetime, *, failed: bool,
                              output: Any, output_artifact: str, error_type: str, error_message: str,
                              error_signature: str, duration_ms: int | None, records: tuple[int, int, int],
-                             log_lines_dropped: int, succeeded_step_run_id: int | None = None) -> tuple[Run, bool]:
+                             log_lines_dropped: int, succeeded_step_run_id: int | None = None,
+                             error_reason: str = "", error_detail: dict | None = None) -> tuple[Run, bool]:
     """Lock the run (as `lock_run`), then end a running attempt that `worker` still holds; with
     `succeeded_step_run_id`, also mark that step run succeeded with the attempt's output. Returns
     the run and whether the attempt was still ours."""
     end_sql = (f"UPDATE {ATTEMPT} SET state = %s, ended_at = %s, output = %s, output_artifact = %s, "
-               f"error_type = %s, error_message = %s, error_signature = %s, duration_ms = %s, records_in = %s, "
+               f"error_type = %s, error_message = %s, error_signature = %s, error_reason = %s, error_detail = %s, "
+               f"duration_ms = %s, records_in = %s, "
                f"records_out = %s, records_rejected = %s, log_lines_dropped = %s "
                f"WHERE id = %s AND state = %s AND worker = %s")
     ended = _when(now)
     end_params = [AttemptState.FAILED if failed else AttemptState.SUCCEEDED, ended,
                   _json(StepAttempt, "output", None if failed else output), output_artifact, error_type,
-                  error_message, error_signature, duration_ms, *records, log_lines_dropped,
-                  attempt_id, AttemptState.RUNNING, worker]
+                  error_message, error_signature, error_reason, _json(StepAttempt, "error_detail", error_detail),
+                  duration_ms, *records, log_lines_dropped, attempt_id, AttemptState.RUNNING, worker]
     succeed_sql = (f"UPDATE {STEP} SET state = %s, output = %s, finished_at = %s, error_type = '', "
                    f"error_message = '' WHERE id = %s")
     succeed_params = [StepState.SUCCEEDED, _json(StepRun, "output", output), ended, succeeded_step_run_id]

@@ -22,7 +22,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection
 
-from apps.catalog.registry import PermanentStepError, StepError, get_step_type
+from apps.catalog.registry import PermanentStepError, Reason, StepError, get_step_type
 from apps.logging import get_logger
 from apps.paths import scrub
 from apps.runs import engine
@@ -118,14 +118,16 @@ def execute(claimed: engine.ClaimedAttempt) -> engine.AttemptOutcome | None:
     except SoftTimeLimitExceeded:
         outcome = engine.AttemptOutcome(
             error_type="Timeout", error_message=f"The step ran longer than its timeout of {claimed.timeout_seconds}s "
-                                                f"and was stopped. Raise `timeout` if it needs longer.")
+                                                f"and was stopped. Raise `timeout` if it needs longer.",
+            error_reason=Reason.TIMEOUT, error_detail={"timeout_seconds": claimed.timeout_seconds})
     except Exception as exc:  # any failure of the step's own code is recorded on the attempt
         permanent = isinstance(exc, StepError) and exc.permanent
         # People read these on the step page: the roots' absolute paths (OSError texts) are named instead.
         message = scrub(str(exc))
         ctx.log(message or type(exc).__name__, level="error", error_type=type(exc).__name__,
                 traceback=scrub(traceback.format_exc(limit=20)))
-        outcome = engine.AttemptOutcome(error_type=type(exc).__name__, error_message=message, permanent=permanent)
+        outcome = engine.AttemptOutcome(error_type=type(exc).__name__, error_message=message, permanent=permanent,
+                                        error_reason=getattr(exc, "reason", ""), error_detail=getattr(exc, "detail", None))
     finally:
         beats.forget(claimed)
     ctx.flush_logs()

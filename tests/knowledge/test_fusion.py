@@ -74,8 +74,10 @@ def test_knowledge_eval_learns_weights_per_fold_and_beats_the_fixed_ones_on_a_fo
     assert "learned in each fold" in learned_output and "fixed weights" in fixed_output
     learned, fixed = _table(learned_output), _table(fixed_output)
     assert set(learned) == {"dense", "lexical", "hybrid"}
-    top1, top3, mrr, same5, ece, baseline = learned["hybrid"]
+    top1, top3, mrr, same5, baseline, raw_ece, ece, precision, coverage = learned["hybrid"]
     assert 0 <= baseline < 0.2 < top1 <= top3 <= 1 and 0 < mrr <= 1
+    # The headline guess, calibrated: surer guesses are right more often than guesses overall.
+    assert 0 <= raw_ece <= 1 and 0 <= ece <= 1 and 0 < coverage <= 1 and precision > top1
     assert top1 >= max(learned["dense"][0], learned["lexical"][0])
     assert top1 >= fixed["hybrid"][0] + 0.1  # measured: 0.812 against 0.609
 

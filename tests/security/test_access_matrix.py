@@ -153,6 +153,7 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "knowledge/incidents/<int:incident_id>/feedback/": Use(post=TEAM, on="incident", body={
         "target_kind": "hypothesis", "target_ref": "network", "verdict": "helpful"}),
     "knowledge/incidents/<int:incident_id>/summary/": Use(get=TEAM, post=OPERATORS, on="incident"),
+    "knowledge/incidents/<int:incident_id>/suggestions/": Use(get=TEAM, on="incident"),
     "triggers/workflows/<int:pk>/": Use(get=TEAM, on="workflow"),
     "triggers/workflows/<int:pk>/next-runs/": Use(get=TEAM, on="workflow"),
     "triggers/workflows/<int:pk>/webhook/rotate/": Use(post=AUTHORS, on="workflow"),

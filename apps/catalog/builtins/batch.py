@@ -38,7 +38,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from apps.catalog.builtins.batch_functions import RecordRejected, get_record_function, record_function_names
 from apps.catalog.builtins.common import jsonable
 from apps.catalog.builtins.sql import run_sql
-from apps.catalog.registry import (PermanentStepError, StepContext, checked_params, get_step_type, schema_defaults,
+from apps.catalog.registry import (PermanentStepError, Reason, StepContext, checked_params, get_step_type, schema_defaults,
                                   step_type, with_defaults)
 from apps.paths import DATA_ROOT, scrub
 from apps.runs.engine.contract import worker_identity
@@ -188,7 +188,8 @@ def _data_file(relative: str) -> Path:
                                  f"(FLOWDECK_DATA_ROOT), such as invoices/2026-11.csv.")
     if not path.is_file():
         raise PermanentStepError(f"source.file {DATA_ROOT.shown(path)!r} does not exist under the data root: check the "
-                                 f"name, or wait for the file to arrive before running.")
+                                 f"name, or wait for the file to arrive before running.",
+                                 reason=Reason.DATA_FILE_MISSING, file=DATA_ROOT.shown(path))
     return path
 
 

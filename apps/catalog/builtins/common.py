@@ -7,7 +7,7 @@ from typing import Any
 
 from apps.accounts.models import Team
 from apps.catalog.models import Connection
-from apps.catalog.registry import PermanentStepError, StepContext
+from apps.catalog.registry import PermanentStepError, Reason, StepContext
 from apps.catalog.secrets import SecretUnreadable
 
 
@@ -21,14 +21,15 @@ def connection_named(ctx: StepContext, name: str, kind: str) -> tuple[Connection
         team_name = f"team {team.name}" if team else "this run's team"
         raise PermanentStepError(f"There is no connection named {name!r} that {team_name} may use: ask a platform "
                                  f"admin to add it or share it with {team_name} under Step types → Connections, "
-                                 f"or fix the name.")
+                                 f"or fix the name.", reason=Reason.CONNECTION_MISSING, connection=name)
     if connection.kind != kind:
         raise PermanentStepError(f"Connection {name!r} is a {connection.kind} connection; this step needs a "
                                  f"{kind} one.")
     try:
         return connection, connection.reveal_secret()
     except SecretUnreadable as exc:
-        raise PermanentStepError(f"Connection {name!r}: {exc}") from None
+        raise PermanentStepError(f"Connection {name!r}: {exc}", reason=Reason.SECRET_UNREADABLE,
+                                 connection=name) from None
 
 
 def jsonable(value: Any) -> Any:

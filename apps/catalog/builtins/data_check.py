@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from apps.catalog.builtins.sql import run_sql
-from apps.catalog.registry import PermanentStepError, StepContext, StepError, checked_params, step_type
+from apps.catalog.registry import PermanentStepError, Reason, StepContext, StepError, checked_params, step_type
 from apps.paths import DATA_ROOT
 
 _COLUMN_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
@@ -89,7 +89,7 @@ def _data_file(name: str) -> Path:
                                  f"those.")
     if not path.is_file():
         raise StepError(f"{DATA_ROOT.shown(path)!r} does not exist in the data folder (yet): check the name, or retry "
-                        f"once it arrives.")
+                        f"once it arrives.", reason=Reason.DATA_FILE_MISSING, file=DATA_ROOT.shown(path))
     return path
 
 
@@ -231,5 +231,5 @@ def data_check(ctx: StepContext):
     if failed:
         raise PermanentStepError(f"{len(failed)} of {len(results)} data checks failed: " + "; ".join(
             f"{r['check']} observed {json.dumps(r['observed'], ensure_ascii=False)}, expected {r['expected']}"
-            for r in failed))
+            for r in failed), reason=Reason.QUALITY_GATE_FAILED, checks=[r["check"] for r in failed])
     return {"rows": checks.rows, "results": results}

@@ -7,7 +7,7 @@ import httpx
 
 from apps.catalog.builtins.common import connection_named
 from apps.catalog.netpolicy import HostRefused, checked_client
-from apps.catalog.registry import PermanentStepError, StepContext, StepError, checked_params, step_type
+from apps.catalog.registry import PermanentStepError, Reason, StepContext, StepError, checked_params, step_type
 from apps.logging import REDACTED, SECRET_KEY_PATTERN
 
 MAX_BODY_BYTES = 1_000_000
@@ -124,7 +124,7 @@ def http_request(ctx: StepContext):
             with client.stream(method, url, headers=headers, **body) as response:
                 content, cut = _read_limited(response)
     except HostRefused as exc:
-        raise PermanentStepError(str(exc)) from None
+        raise PermanentStepError(str(exc), reason=Reason.HOST_NOT_ALLOWED, host=exc.host) from None
     except httpx.TimeoutException as exc:
         raise StepError(f"{method} {url} timed out after {params['timeout']}s ({type(exc).__name__}).") from None
     except httpx.HTTPError as exc:
@@ -139,4 +139,4 @@ def http_request(ctx: StepContext):
     message = f"{method} {url} answered {status}" + (f" (expected {expected})" if expected else "") + f": {detail[:500]}"
     if status >= 500 or status in RETRYABLE_STATUSES:
         raise StepError(message)
-    raise PermanentStepError(message)
+    raise PermanentStepError(message, reason=Reason.HTTP_CLIENT_ERROR, status=status)

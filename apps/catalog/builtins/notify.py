@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from apps.catalog.netpolicy import HostRefused, checked_client
-from apps.catalog.registry import PermanentStepError, StepContext, StepError, checked_params, step_type
+from apps.catalog.registry import PermanentStepError, Reason, StepContext, StepError, checked_params, step_type
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -67,13 +67,14 @@ def _post_webhook(ctx: StepContext, params: dict) -> str:
         with checked_client(url, timeout=15) as client:
             response = client.post(url, json=payload, headers={"Idempotency-Key": ctx.idempotency_key})
     except HostRefused as exc:
-        raise PermanentStepError(str(exc)) from None
+        raise PermanentStepError(str(exc), reason=Reason.HOST_NOT_ALLOWED, host=exc.host) from None
     except httpx.HTTPError as exc:
         raise StepError(f"Could not post to the webhook: {type(exc).__name__}: {exc}") from None
     if response.status_code >= 500 or response.status_code in (408, 429):
         raise StepError(f"The webhook answered {response.status_code}; retry later.")
     if response.status_code >= 400:
-        raise PermanentStepError(f"The webhook refused the message with {response.status_code}: check its URL.")
+        raise PermanentStepError(f"The webhook refused the message with {response.status_code}: check its URL.",
+                                 reason=Reason.HTTP_CLIENT_ERROR, status=response.status_code)
     return "sent"
 
 

@@ -74,6 +74,9 @@ class AttemptOutcome:
     output_artifact: str = ""
     error_type: str = ""
     error_message: str = ""
+    # A Reason (apps.catalog.registry) when Flowdeck knows the cause, and what its fix needs.
+    error_reason: str = ""
+    error_detail: dict | None = None
     permanent: bool = False
     duration_ms: int | None = None
     records_in: int = 0

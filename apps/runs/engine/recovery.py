@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.audit.log import batched
+from apps.catalog.registry import Reason
 from apps.platform.liveness import dead_pool_processes
 from apps.runs.engine.advancing import audit_step, lock_run, start_queued_runs
 from apps.runs.engine import attempts
@@ -53,7 +54,8 @@ def sweep(now=None) -> SweepReport:
             claimed = claimed_from(attempt)
             report.timed_out += finish_attempt(claimed, AttemptOutcome(
                 error_type="Timeout", error_message=f"The step ran past its timeout of {attempt.timeout_seconds}s "
-                                                    f"and its worker stopped answering."))
+                                                    f"and its worker stopped answering.",
+                error_reason=Reason.WORKER_LOST, error_detail={"worker": attempt.worker}))
         else:
             report.requeued += _requeue(attempt)
     waited = StepAttempt.objects.filter(state=AttemptState.QUEUED, queued_at__lt=stale_before,

@@ -105,7 +105,8 @@ def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
             error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
             duration_ms=outcome.duration_ms,
             records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
-            log_lines_dropped=outcome.log_lines_dropped,
+            log_lines_dropped=outcome.log_lines_dropped, error_reason=outcome.error_reason,
+            error_detail=outcome.error_detail or None,
             succeeded_step_run_id=claimed.step_run_id if succeeded else None)
         if not ours:
             return False

@@ -1,0 +1,117 @@
+"""The one ranking of an incident's failure, which every page shows: the incident page, its
+failure's checkpoint, the inbox and the API render it from the same stored result.
+
+It is computed once for what it depends on (the index's version and learned weights, operators'
+feedback, the calibration, the failure's text and reason, the team) and stored on the incident's
+SuggestionSnapshot with that key. It is scoped to the incident's team and shared history, not to
+the person looking, so everyone who may see the incident sees the same list. A known cause needs
+no model and is computed at once; otherwise, when this process has not loaded the model, a page
+gets None and the ranking is computed by a worker (`tasks.rank_incident`), which the page polls:
+no request waits for the model to load.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from apps.incidents.models import Incident, IncidentOccurrence, IncidentStatus
+from apps.knowledge.calibration import HEADLINE_THRESHOLD, PLATT
+from apps.knowledge.embedding import encoder_loaded
+from apps.knowledge.indexing import incident_query, reader
+from apps.knowledge.known_causes import known_cause, runbook_links
+from apps.knowledge.models import Feedback, SuggestionSnapshot
+from apps.knowledge.suggest import Suggestions, similar_entries, suggest_for_failure
+
+LIMIT = 5
+# A page asks for a missing ranking at most this often per incident (the worker may be busy).
+REQUEST_EVERY_SECONDS = 60
+
+
+def _shared_dependencies() -> list:
+    """What every incident's ranking depends on: the index, its learned weights, all feedback
+    (it weighs neighbours), the calibration."""
+    meta = reader().disk_meta()
+    feedback = Feedback.objects.aggregate(n=Count("pk"), last=Max("created_at"))
+    return [meta.get("version", 0), meta.get("fusion"), feedback["n"], str(feedback["last"]), PLATT,
+            HEADLINE_THRESHOLD]
+
+
+def dependencies(incident: Incident, shared: list | None = None) -> str:
+    """The key of what the incident's ranking depends on: when it changes, the ranking is stale."""
+    parts = (shared or _shared_dependencies()) + [
+        incident_query(incident), incident.error_reason, incident.error_detail, incident.team_id,
+        incident.workflow_id, incident.run_id, incident.step_id]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ranking_for(incident: Incident, *, compute: bool | None = None) -> Suggestions | None:
+    """The incident's ranking: stored, or computed now when that needs no model load (or
+    `compute` says so, in a worker); None while a worker computes it."""
+    key = dependencies(incident)
+    snapshot = SuggestionSnapshot.objects.filter(incident=incident, dependencies=key).first()
+    if snapshot is not None and snapshot.suggestions:
+        return Suggestions.from_dict(snapshot.suggestions)
+    if compute is None:
+        # Nothing to load without an index either: the page says how to build one.
+        compute = bool(incident.error_reason) or encoder_loaded() or not reader().disk_meta().get("version")
+    if not compute:
+        _request(incident.pk, key)
+        return None
+    suggestions = _compute(incident)
+    if not suggestions.index_ready:
+        return suggestions  # nothing ranked yet, and cheap to say again
+    SuggestionSnapshot.objects.update_or_create(incident=incident, defaults={
+        "dependencies": key, "suggestions": asdict(suggestions),
+        "categories": [suggestions.known_cause.category] if suggestions.known_cause
+        else [h.category for h in suggestions.hypotheses], "created_at": timezone.now()})
+    return suggestions
+
+
+def _compute(incident: Incident) -> Suggestions:
+    known = known_cause(incident.error_reason, incident.error_detail, workflow_id=incident.workflow_id,
+                        run_id=incident.run_id, step_id=incident.step_id,
+                        runbook_sections=runbook_links() if incident.error_reason else None)
+    if known is not None:
+        return Suggestions(known_cause=known, similar_incidents=_same_reason(incident))
+    team_ids = set() if incident.team_id is None else {incident.team_id}
+    return suggest_for_failure(incident_query(incident), team_ids=team_ids, exclude_incident_id=incident.pk,
+                               limit=LIMIT)
+
+
+def _same_reason(incident: Incident):
+    """Resolved incidents of the team (or shared) with the same known reason: how it was fixed before."""
+    earlier = (Incident.objects.filter(error_reason=incident.error_reason, status=IncidentStatus.RESOLVED)
+               .filter(Q(team_id=incident.team_id) | Q(team__isnull=True)).exclude(pk=incident.pk)
+               .select_related("root_cause_category").order_by("-resolved_at")[:30])
+    found = {i.pk: i for i in earlier}
+    return similar_entries(found, list(found), LIMIT)
+
+
+def _request(incident_id: int, key: str) -> None:
+    from apps.knowledge.tasks import rank_incident
+
+    if cache.add(f"knowledge:ranking-requested:{incident_id}:{key}", True, REQUEST_EVERY_SECONDS):
+        transaction.on_commit(lambda: rank_incident.delay(incident_id))
+
+
+def rankings_of_step_runs(step_run_ids) -> dict[int, Suggestions]:
+    """The stored, current rankings of the incidents the failures of `step_run_ids` joined, by
+    step run id (for lists such as the inbox, which never compute one)."""
+    latest = {}
+    for step_run_id, incident_id in (IncidentOccurrence.objects.filter(step_run_id__in=list(step_run_ids))
+                                     .order_by("occurred_at", "pk").values_list("step_run_id", "incident_id")):
+        latest[step_run_id] = incident_id
+    snapshots = {s.incident_id: s for s in SuggestionSnapshot.objects.filter(incident_id__in=set(latest.values()))
+                 .select_related("incident") if s.suggestions}
+    shared = _shared_dependencies() if snapshots else []
+    found = {}
+    for step_run_id, incident_id in latest.items():
+        snapshot = snapshots.get(incident_id)
+        if snapshot is not None and snapshot.dependencies == dependencies(snapshot.incident, shared):
+            found[step_run_id] = Suggestions.from_dict(snapshot.suggestions)
+    return found
