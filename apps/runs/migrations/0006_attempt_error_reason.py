@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0004_steprun_gate_decision'),
+        ('runs', '0005_run_run_workflow_newest_first'),
     ]
 
     operations = [
