@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from apps.celery import app as celery_app
 from apps.incidents.models import Incident, IncidentOccurrence, IncidentStatus
 from apps.knowledge.calibration import HEADLINE_THRESHOLD, PLATT
 from apps.knowledge.embedding import encoder_loaded
@@ -26,6 +27,8 @@ from apps.knowledge.indexing import incident_query, reader
 from apps.knowledge.known_causes import known_cause, runbook_links
 from apps.knowledge.models import Feedback, SuggestionSnapshot
 from apps.knowledge.suggest import Suggestions, similar_entries, suggest_for_failure
+
+RANK_INCIDENT_TASK = "apps.knowledge.tasks.rank_incident"
 
 LIMIT = 5
 # A page asks for a missing ranking at most this often per incident (the worker may be busy).
@@ -93,10 +96,9 @@ def _same_reason(incident: Incident):
 
 
 def _request(incident_id: int, key: str) -> None:
-    from apps.knowledge.tasks import rank_incident
-
     if cache.add(f"knowledge:ranking-requested:{incident_id}:{key}", True, REQUEST_EVERY_SECONDS):
-        transaction.on_commit(lambda: rank_incident.delay(incident_id))
+        # By name: the tasks module imports this one to do the work.
+        transaction.on_commit(lambda: celery_app.tasks[RANK_INCIDENT_TASK].delay(incident_id))
 
 
 def rankings_of_step_runs(step_run_ids) -> dict[int, Suggestions]:

@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.db.models import Count, F
 from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
@@ -18,6 +19,7 @@ from apps.knowledge.embedding import embed_documents
 from apps.knowledge.fusion import Example, fit_weights, held_out_evidence, label_vectors
 from apps.knowledge.index import doc_id, record_meta
 from apps.knowledge.indexing import incident_query, index_directory, reader
+from apps.knowledge.models import Feedback, TargetKind, Verdict
 from apps.knowledge.ranking import FEATURES, candidate_categories
 
 logger = logging.getLogger("flowdeck.knowledge")
@@ -55,8 +57,6 @@ def _sample(index) -> list[Incident]:
 
 
 def learn_fusion() -> LearnedFusion:
-    from apps.knowledge.suggest import feedback_weights
-
     index = reader().get()
     incidents = _sample(index)
     if len({i.root_cause_category_id for i in incidents}) < 2:
@@ -77,3 +77,23 @@ def learn_fusion() -> LearnedFusion:
                                            "examples": len(evidence), "learned_at": timezone.now().isoformat()})
     logger.info("evidence weights learned from %d resolved incidents: %s", len(evidence), learned)
     return LearnedFusion(examples=len(evidence), weights=learned)
+
+
+# How much an operator's verdict on a suggested incident moves its weight as a neighbour.
+FEEDBACK_EFFECT = {Verdict.ROOT_CAUSE: 1.0, Verdict.HELPFUL: 0.25, Verdict.NOT_HELPFUL: -0.5}
+
+
+def feedback_weights() -> dict[int, float]:
+    """Neighbour weight of each indexed incident, from all operators' verdicts."""
+    weights: dict[int, float] = defaultdict(lambda: 1.0)
+    rows = (Feedback.objects.filter(target_kind=TargetKind.INCIDENT)
+            .values("target_ref", "verdict").annotate(n=Count("pk")))
+    for row in rows:
+        if row["target_ref"].isdigit():
+            weights[doc_id("incident", int(row["target_ref"]))] += FEEDBACK_EFFECT[row["verdict"]] * row["n"]
+    # An incident whose root cause an operator confirmed while triaging it is trusted knowledge.
+    confirmed = Feedback.objects.filter(target_kind=TargetKind.HYPOTHESIS, verdict=Verdict.ROOT_CAUSE,
+                                        incident__root_cause_category__slug=F("target_ref"))
+    for incident_id in confirmed.values_list("incident_id", flat=True).distinct():
+        weights[doc_id("incident", incident_id)] += FEEDBACK_EFFECT[Verdict.ROOT_CAUSE]
+    return {key: min(4.0, max(0.2, value)) for key, value in weights.items()}

@@ -16,8 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.log import record
+from apps.celery import app as celery_app
 from apps.incidents.models import Incident
 from apps.knowledge.models import LlmSummary, SummaryStatus
+
+# Sent by name: the tasks module imports this one to do the work.
+SUMMARIZE_TASK = "apps.knowledge.tasks.summarize_incident"
 
 _REDACTIONS = [
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[private key]"),
@@ -118,13 +122,11 @@ def write_summary(incident_id: int) -> LlmSummary | None:
 @transaction.atomic
 def request_summary(user, incident: Incident) -> LlmSummary:
     """Ask for a summary; the Celery task writes it. Without an LLM configured, say so at once."""
-    from apps.knowledge.tasks import summarize_incident
-
     status = SummaryStatus.PENDING if is_configured() else SummaryStatus.UNAVAILABLE
     summary, _ = LlmSummary.objects.update_or_create(incident=incident, defaults={
         "status": status, "evidence_hash": "", "error": "", "updated_at": timezone.now()})
     record(user, "incident.summary_requested", summary, object_type="knowledge.llmsummary", team=incident.team,
            after={"incident": incident.pk, "status": status})
     if status == SummaryStatus.PENDING:
-        transaction.on_commit(lambda: summarize_incident.delay(incident.pk))
+        transaction.on_commit(lambda: celery_app.tasks[SUMMARIZE_TASK].delay(incident.pk))
     return summary

@@ -12,7 +12,7 @@ another weighs more among neighbours, one marked not helpful weighs less.
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Q
+from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 
 from apps.accounts.access import visible_team_ids
@@ -23,8 +23,8 @@ from apps.knowledge.embedding import encode_query
 from apps.knowledge.index import KnowledgeIndex, doc_id
 from apps.knowledge.fusion import label_vectors, weights_from_meta
 from apps.knowledge.indexing import failure_query, reader
-from apps.knowledge.models import Feedback, RunbookSection, TargetKind, Verdict
-from apps.knowledge.learning import category_names
+from apps.knowledge.models import RunbookSection
+from apps.knowledge.learning import category_names, feedback_weights
 from apps.knowledge.ranking import (allowed_mask, candidate_categories, category_history, category_prototypes, rank,
                                     score_categories)
 from apps.monitoring.counters import count_index_query  # /metrics counts the queries served
@@ -32,7 +32,6 @@ from apps.monitoring.counters import count_index_query  # /metrics counts the qu
 
 # A query longer than this (a whole imported post-mortem) is cut: its first pages say enough.
 QUERY_LIMIT = 8000
-FEEDBACK_EFFECT = {Verdict.ROOT_CAUSE: 1.0, Verdict.HELPFUL: 0.25, Verdict.NOT_HELPFUL: -0.5}
 
 
 @dataclass
@@ -104,22 +103,6 @@ def _url(name: str, *args, anchor: str = "") -> str:
         return reverse(name, args=args) + (f"#{anchor}" if anchor else "")
     except NoReverseMatch:  # pages not mounted (e.g. a worker without the web URLs)
         return ""
-
-
-def feedback_weights() -> dict[int, float]:
-    """Neighbour weight of each indexed incident, from all operators' verdicts."""
-    weights: dict[int, float] = defaultdict(lambda: 1.0)
-    rows = (Feedback.objects.filter(target_kind=TargetKind.INCIDENT)
-            .values("target_ref", "verdict").annotate(n=Count("pk")))
-    for row in rows:
-        if row["target_ref"].isdigit():
-            weights[doc_id("incident", int(row["target_ref"]))] += FEEDBACK_EFFECT[row["verdict"]] * row["n"]
-    # An incident whose root cause an operator confirmed while triaging it is trusted knowledge.
-    confirmed = Feedback.objects.filter(target_kind=TargetKind.HYPOTHESIS, verdict=Verdict.ROOT_CAUSE,
-                                        incident__root_cause_category__slug=F("target_ref"))
-    for incident_id in confirmed.values_list("incident_id", flat=True).distinct():
-        weights[doc_id("incident", incident_id)] += FEEDBACK_EFFECT[Verdict.ROOT_CAUSE]
-    return {key: min(4.0, max(0.2, value)) for key, value in weights.items()}
 
 
 def _evidence_context(index: KnowledgeIndex) -> dict:
