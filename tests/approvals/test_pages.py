@@ -111,7 +111,9 @@ def test_approve_in_place_from_the_inbox(waiting_gate, approver, client_for):
     request = waiting_gate()
     answer = client_for(approver).post(f"/approvals/{request.pk}/decide/", {"verdict": "approve"},
                                        HTTP_HX_REQUEST="true")
-    assert answer.status_code == 200 and "Nothing is left to decide" in answer.content.decode()
+    text = answer.content.decode()
+    assert answer.status_code == 200 and "nothing is left to decide" in text
+    assert f"approved: step pay queued, run #{request.run_id} resumed" in text and f'href="/runs/{request.run_id}/"' in text
     assert request.run.step_runs.get(step_id="pay").state == StepState.QUEUED
 
 
