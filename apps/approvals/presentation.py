@@ -80,6 +80,14 @@ class DecisionContext:
     def params_json(self) -> str:
         return _pretty(self.params)
 
+    @property
+    def inputs_json(self) -> str:
+        return _pretty(redact(self.request.run.inputs)) if self.request.run.inputs else ""
+
+    @property
+    def upstream_outputs(self) -> list[tuple[StepRun, str]]:
+        return [(row, _pretty(redact(row.output))) for row in self.upstream]
+
 
 def decision_context(request: ApprovalRequest, user) -> DecisionContext:
     run, step_run = request.run, request.step_run
