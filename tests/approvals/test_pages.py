@@ -96,7 +96,7 @@ def test_request_page_shows_the_context_to_decide(gated, team, author, approver,
     text = client_for(approver).get(f"/approvals/{request.pk}/").content.decode()
     assert "v1 (run" in text                      # compared with the last approved run
     assert "amount" in text and "99" in text     # the step's parameters
-    assert "&#x27;rows&#x27;: 3" in text          # the upstream output of `prepare`
+    assert "&quot;rows&quot;: 3" in text          # the upstream output of `prepare`, as JSON
     assert 'name="verdict" value="approve"' in text
 
 
