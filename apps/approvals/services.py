@@ -876,7 +876,7 @@ def allow_auto_approval(actor, ban_id: int) -> None:
 def requests_for(user) -> QuerySet:
     """Every request of the teams `user` may see."""
     return scope_to_user(ApprovalRequest.objects.select_related(
-        "run", "run__workflow", "run__version", "step_run", "group", "team", "escalate_to"), user)
+        "run", "run__workflow", "run__version", "run__started_by", "step_run", "group", "team", "escalate_to"), user)
 
 
 def get_request_for_user(user, pk) -> ApprovalRequest:
@@ -895,8 +895,8 @@ def inbox_for(user) -> QuerySet:
     gate_deciders = Exists(in_group) | Q(group__isnull=True) & _in_teams(approver_teams)
     # Operators take every checkpoint choice; an approver only skips a risky step they did not cause.
     # (An empty Q in an OR would drop the condition, so a platform admin's "every team" is spelt out.)
-    checkpoint_deciders = (Q(pk__isnull=False) if operator_teams is None
-                           else Q(team__in=operator_teams) | Q(risky=True) & _in_teams(approver_teams) & ~Exists(caused))
+    checkpoint_deciders = Q(pk__isnull=False) if operator_teams is None else (
+        Q(team__in=operator_teams) | Q(risky=True) & _in_teams(approver_teams) & ~Exists(caused))
     undecidable = Q(expires_at__lte=timezone.now())  # expired, waiting for the expiry task
     return requests_for(user).filter(state=RequestState.PENDING).exclude(undecidable).filter(
         Q(kind=RequestKind.GATE) & gate_deciders & (~Exists(caused) | Q(group__allow_self_approval=True))

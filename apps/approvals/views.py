@@ -64,8 +64,8 @@ def inbox(request):
     return render(request, template, {
         "page": page, "filters": filters, "kinds": RequestKind.choices, "reason_codes": ReasonCode.choices,
         "poll_seconds": POLL_SECONDS, "teams": visible_teams(request.user), "ages": AGES,
-        "workflows": None if request.htmx else
-        mine.order_by().values_list("run__workflow_id", "run__workflow__name").distinct().order_by("run__workflow__name"),
+        "workflows": None if request.htmx else mine.order_by("run__workflow__name")
+        .values_list("run__workflow_id", "run__workflow__name").distinct(),
         "any_filter": any(filters.values()),
     })
 
