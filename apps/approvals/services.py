@@ -993,7 +993,7 @@ def _notify_decided(request: ApprovalRequest, actor, comment: str) -> None:
     by = actor.display_name if actor is not None else "Flowdeck"
     people = [request.run.started_by] if request.run.started_by_id and request.run.started_by != actor else []
     notify("approval.decided", f"{request.get_state_display()}: {_title(request)}",
-           f"{by} decided {request.get_outcome_display().lower() or request.state}."
+           f"{by} decided: {request.get_outcome_display().lower() or request.get_state_display().lower()}."
            + (f"\nComment: {comment}" if comment else ""), people, _context(request))
 
 

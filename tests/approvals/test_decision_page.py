@@ -101,6 +101,8 @@ def test_copy_reads_as_written(waiting_gate, approver, client_for):
     text = client.get(reverse("approvals:detail", args=[gate.pk])).content.decode()
     assert ".." not in re.sub(r"<[^>]+>", "", text.split("<main")[1]).replace("…", "")
     assert "Approved approve" not in text and "(approve)" not in text
+    history = client.get(reverse("approvals:history")).content.decode()
+    assert '<span class="badge state-approved">Approved</span></td>' in history
     with pytest.raises(services.InvalidDecision, match=rf"Request {gate.pk} is an approval gate;"):
         services.decide_checkpoint(approver, gate, "retry", reason_code="other", comment="x")
 
