@@ -23,12 +23,11 @@ Where each rule lives:
 """
 
 from apps.runs.engine.advancing import lock
-from apps.runs.engine.attempts import template_context
 from apps.runs.engine.contract import (
     AttemptOutcome, CheckpointRequired, ClaimedAttempt, EngineError, Handoff, InvalidInputs, TransitionNotAllowed,
     worker_identity,
 )
-from apps.runs.engine.attempts import step_params
+from apps.runs.engine.attempts import step_params, template_context
 from apps.runs.engine.decisions import (
     abort_run, cancel_run, compensate_and_abort, reject_gate, release_gate, retry_step, skip_step,
 )
