@@ -121,7 +121,6 @@ def decide(request, pk: int):
     try:
         _apply(request.user, approval_request, request.POST)
     except (services.ApprovalError, PermissionDenied) as exc:
-        form["field_errors"] = getattr(exc, "fields", {})
         status = 403 if isinstance(exc, PermissionDenied) else 409 if isinstance(exc, services.DecisionConflict) \
             else 400
         if request.htmx:
