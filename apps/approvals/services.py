@@ -58,7 +58,6 @@ from apps.workflows.spec.templating import (
     TemplateEvaluationError,
     evaluate_condition,
     expression_values,
-    render_params,
 )
 
 # Checkpoint choices and the role each needs; skipping a risky step needs an approver.
@@ -155,14 +154,13 @@ def open_gate(run: Run, step_run: StepRun, approval: dict | None) -> ApprovalReq
 def params_digest(run: Run, step_run: StepRun) -> str:
     """sha256 of the step's version and its parameters rendered as they would run now ("" when
     they cannot be rendered yet: nothing to compare)."""
-    step = run.version.plan.steps[step_run.step_id]
+    plan = run.version.plan
     try:
-        params = render_params(step.params, engine.template_context(run, run.version.plan, step.reads_steps),
-                               step_id=step.id)
+        # What the step would receive, overrides included: the engine's own rendering, as the gate page shows.
+        params = engine.step_params(run, plan, plan.steps[step_run.step_id], step_run)
     except TemplateEvaluationError:
         return ""
-    return hashlib.sha256(canonical({"version": run.version_id, "params": params,
-                                     "override": step_run.params_override or None}).encode()).hexdigest()
+    return hashlib.sha256(canonical({"version": run.version_id, "params": params}).encode()).hexdigest()
 
 
 def _keep_earlier_approval(run: Run, step_run: StepRun, gate, digest: str, now) -> ApprovalRequest | None:
