@@ -59,6 +59,8 @@ class BulkSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=[(Verdict.APPROVE, "Approve"), (Verdict.RETRY, "Retry")])
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     reason_code = serializers.ChoiceField(choices=ReasonCode.choices, required=False, allow_blank=True, default="")
+    confirm = serializers.BooleanField(required=False, default=False,
+                                       help_text="Approve: needed, with a comment, when a selected step is high-risk.")
 
 
 class Conflict(ValidationError):
@@ -73,8 +75,7 @@ def _decided(call, *args, **kwargs):
     except services.DecisionConflict as exc:
         raise Conflict({"detail": str(exc)}) from None
     except services.InvalidDecision as exc:
-        raise ValidationError({"detail": str(exc), **({"fields": exc.fields} if getattr(exc, "fields", None)
-                                                      else {})}) from None
+        raise ValidationError({"detail": str(exc), **({"fields": exc.fields} if exc.fields else {})}) from None
 
 
 @extend_schema(parameters=[OpenApiParameter("scope", str, enum=["inbox", "history"],
@@ -124,7 +125,7 @@ class ApprovalBulk(APIView):
         given.is_valid(raise_exception=True)
         data = given.validated_data
         results = _decided(services.bulk_decide, request.user, data["ids"], data["verdict"], comment=data["comment"],
-                           reason_code=data["reason_code"])
+                           reason_code=data["reason_code"], confirmed=data["confirm"])
         return Response({"results": [vars(result) for result in results]})
 
 

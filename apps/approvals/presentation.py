@@ -1,20 +1,32 @@
-"""What a person needs on screen to decide a request without leaving it: the workflow and what
-changed since the last approved run, inputs, parameters, upstream outputs, and for a checkpoint
-the error, the log tail, what compensation would undo and what operators did last time."""
+"""What a person needs on screen to decide a request without leaving it.
+
+First the summary: the step, its type and risk, its parameters as the step will receive them
+(rendered by the engine's own `step_params` for a gate; as the failed attempt ran them for a
+checkpoint; secrets redacted), who asked, how long it waited, when it expires, the quorum so far,
+and the value-level changes since the last approved run. Then the evidence: inputs, upstream
+outputs, the version diff, and for a checkpoint the error, the log tail, what compensation
+would undo and what operators did last time. And the decision form's fields, generated from
+the step type's schemas (apps.approvals.forms). Nothing here loads a model: suggestions come later, by htmx.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, RequestKind, RequestState, Verdict
 from apps.approvals.services import last_params, refusal
-from apps.runs.models import AttemptKind, RunState, StepLogLine, StepRun, StepState
+from apps.audit.log import redact
+from apps.catalog.registry import Risk, StepType, get_step_type
+from apps.runs import engine
+from apps.runs.models import AttemptKind, RunState, StepAttempt, StepLogLine, StepRun, StepState
 from apps.workflows.services import VersionDiff, diff_versions
+from apps.workflows.spec.templating import TemplateEvaluationError
 
 LOG_TAIL_LINES = 20
 PAST_DECISIONS = 5
-
 
 @dataclass
 class CompensationStep:
@@ -23,44 +35,111 @@ class CompensationStep:
     compensate_type: str | None  # None: the step declares no compensation, so it stays done
 
 
+@dataclass(frozen=True)
+class ValueChange:
+    """One value that differs from the last approved run (`before` None: it was not there)."""
+
+    where: str  # "parameter" or "input"
+    name: str
+    before: str | None
+    now: str | None
+
+
 @dataclass
 class DecisionContext:
     request: ApprovalRequest
     step_spec: dict
+    step_type: StepType | None
     params: dict
     params_source: str
+    params_problem: str
     upstream: list[StepRun]
     diff: VersionDiff | None
     previous_version_label: str
+    previous_run_id: int | None = None
+    changes: list[ValueChange] = field(default_factory=list)
+    approvals_given: int = 0
     log_tail: list[StepLogLine] = field(default_factory=list)
     compensation: list[CompensationStep] = field(default_factory=list)
     past: list[ApprovalRequest] = field(default_factory=list)
     allowed: list[str] = field(default_factory=list)
     cannot_decide_because: str = ""
 
+    @property
+    def high_risk(self) -> bool:
+        return self.step_type is not None and self.step_type.risk == Risk.HIGH
+
+    @property
+    def asked_by(self) -> str:
+        run = self.request.run
+        if run.started_by_id:
+            return f"{run.started_by.display_name}, who started run #{run.pk}"
+        return f"the {run.get_trigger_display().lower()} trigger of run #{run.pk}"
+
+    @property
+    def params_json(self) -> str:
+        return _pretty(self.params)
+
+    @property
+    def inputs_json(self) -> str:
+        return _pretty(redact(self.request.run.inputs)) if self.request.run.inputs else ""
+
+    @property
+    def upstream_outputs(self) -> list[tuple[StepRun, str]]:
+        return [(row, _pretty(redact(row.output))) for row in self.upstream]
+
 
 def decision_context(request: ApprovalRequest, user) -> DecisionContext:
     run, step_run = request.run, request.step_run
-    step = run.version.plan.steps.get(step_run.step_id)
-    spec = step.definition if step else {}
-    rendered = last_params(step_run)
+    plan = run.version.plan
+    step = plan.steps.get(step_run.step_id)
+    params, source, problem = _params_to_decide(request, plan, step)
     previous = _last_approved_run(request)
     context = DecisionContext(
-        request=request, step_spec=spec, params=rendered or spec.get("with") or {},
-        params_source="as the last attempt ran them" if rendered else "as written in the workflow (not yet rendered)",
-        upstream=list(run.step_runs.filter(step_id__in=spec.get("needs") or []).order_by("position")),
+        request=request, step_spec=step.definition if step else {}, step_type=get_step_type(step_run.step_type),
+        params=redact(params), params_source=source, params_problem=problem,
+        upstream=list(run.step_runs.filter(step_id__in=(step.definition.get("needs") if step else None) or [])
+                      .order_by("position")),
         diff=diff_versions(previous.version, run.version) if previous and previous.version_id != run.version_id
         else None,
-        previous_version_label=(f"v{previous.version.number} (run {previous.pk})" if previous else ""),
+        previous_version_label=(f"v{previous.version.number} (run #{previous.pk})" if previous else ""),
+        previous_run_id=previous.pk if previous else None,
     )
+    decisions = list(request.decisions.all())  # prefetched by the view: the form lists them too
+    context.approvals_given = sum(1 for decision in decisions if decision.verdict == Verdict.APPROVE)
+    if previous is not None:
+        context.changes = _value_changes(redact(_params_of(previous.pk, step_run.step_id)), context.params,
+                                         redact(previous.inputs), redact(run.inputs))
     if request.kind == RequestKind.CHECKPOINT:
         attempt = step_run.attempts.filter(kind=AttemptKind.STEP).order_by("-number").first()
         if attempt is not None:
             context.log_tail = list(reversed(attempt.log_lines.order_by("-at", "-id")[:LOG_TAIL_LINES]))
         context.compensation = compensation_preview(request)
         context.past = past_decisions(request)
-    context.allowed, context.cannot_decide_because = _choices_for(request, user)
+    context.allowed, context.cannot_decide_because = _choices_for(request, user, decisions)
     return context
+
+
+def _params_to_decide(request: ApprovalRequest, plan, step) -> tuple[dict, str, str]:
+    """The parameters the decision is about, where they come from, and why they could not be
+    rendered (when they could not)."""
+    step_run = request.step_run
+    if request.kind == RequestKind.CHECKPOINT:
+        ran_with = last_params(step_run)
+        if ran_with or step is None:
+            return ran_with, "as the failed attempt ran them", ""
+    if step is None:
+        return {}, "unknown: the step is no longer in its version", ""
+    if request.is_open and step_run.state == StepState.WAITING_APPROVAL:
+        try:
+            return (engine.step_params(request.run, plan, step, step_run),
+                    "exactly as the step will receive them when approved", "")
+        except TemplateEvaluationError as exc:
+            return step.params, "as written in the workflow", f"They cannot be rendered yet: {exc}"
+    ran_with = last_params(step_run)
+    if ran_with:
+        return ran_with, "as the step ran them", ""
+    return step.params, "as written in the workflow (the step never ran)", ""
 
 
 def _last_approved_run(request: ApprovalRequest):
@@ -73,6 +152,31 @@ def _last_approved_run(request: ApprovalRequest):
     else:
         earlier = earlier.filter(state=RunState.SUCCEEDED)
     return earlier.order_by("-created_at").first()
+
+
+def _params_of(run_id: int, step_id: str) -> dict:
+    params = StepAttempt.objects.filter(step_run__run_id=run_id, step_run__step_id=step_id, kind=AttemptKind.STEP) \
+        .order_by("-number").values_list("params", flat=True).first()
+    return dict(params or {})
+
+
+def _value_changes(params_before: dict, params_now: dict, inputs_before: Mapping, inputs_now: Mapping
+                   ) -> list[ValueChange]:
+    changes = []
+    for where, before, now in (("parameter", params_before, params_now), ("input", inputs_before or {},
+                                                                             inputs_now or {})):
+        for name in sorted(set(before) | set(now)):
+            if before.get(name) != now.get(name) or (name in before) != (name in now):
+                changes.append(ValueChange(where, name, _shown(before, name), _shown(now, name)))
+    return changes
+
+
+def _shown(values: Mapping, name: str) -> str | None:
+    return json.dumps(values[name], ensure_ascii=False, default=str) if name in values else None
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
 
 
 def compensation_preview(request: ApprovalRequest) -> list[CompensationStep]:
@@ -95,15 +199,13 @@ def past_decisions(request: ApprovalRequest) -> list[ApprovalRequest]:
         .order_by("-decided_at")[:PAST_DECISIONS])
 
 
-def _choices_for(request: ApprovalRequest, user) -> tuple[list[str], str]:
+def _choices_for(request: ApprovalRequest, user, decisions: list) -> tuple[list[str], str]:
     """The verdicts `user` may give, and why none when they may give none."""
     if not request.is_open:
         return [], ""
-    if request.decisions.filter(person=user).exists():
+    if any(decision.person_id == user.pk for decision in decisions):
         return [], "You already decided on this request; it waits for other approvers."
     choices = (Verdict.APPROVE, Verdict.REJECT) if request.kind == RequestKind.GATE else CHECKPOINT_CHOICES
     refusals = {choice: refusal(user, request, choice) for choice in choices}
     allowed = [choice for choice in choices if not refusals[choice]]
     return allowed, "" if allowed else refusals[choices[0]]
-
-

@@ -47,9 +47,10 @@ from apps.approvals.models import (
 from apps.approvals.signals import checkpoint_decided
 from apps.audit.log import canonical, record
 from apps.catalog.registry import Risk, get_step_type, params_errors
+from apps.catalog.schema_form import errors_by_field
 from apps.notifications.services import absolute_url, notify
 from apps.runs import engine
-from apps.runs.models import AttemptKind, Run, StepRun, StepState
+from apps.runs.models import AttemptKind, Run, RunState, StepRun, StepState
 from apps.runs.signatures import error_signature
 from apps.workflows.plan import APPROVED, REJECTED, Gate, gate_of, step_definitions
 from apps.workflows.spec import form_errors
@@ -57,7 +58,6 @@ from apps.workflows.spec.templating import (
     TemplateEvaluationError,
     evaluate_condition,
     expression_values,
-    render_params,
 )
 
 # Checkpoint choices and the role each needs; skipping a risky step needs an approver.
@@ -77,16 +77,31 @@ class ApprovalError(Exception):
 
 
 class InvalidDecision(ApprovalError):
-    """The decision is incomplete or malformed (pages show it on the form; the API answers 400)."""
+    """The decision is incomplete or malformed (pages show it on the form; the API answers 400).
+    `fields` names the form fields at fault, each with why, when the fault is in some of them."""
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.fields = fields or {}
+
+
+class ConfirmationNeeded(InvalidDecision):
+    """A bulk approval includes high-risk steps: it is taken only when confirmed, with a comment."""
+
+    def __init__(self, high_risk: list[ApprovalRequest]):
+        self.high_risk = high_risk
+        names = ", ".join(f"#{request.pk} {request.step_run.step_id} ({request.step_run.step_type})"
+                          for request in high_risk)
+        super().__init__(f"Approving {names} runs high-risk steps: confirm that you checked each of them, and say "
+                         f"why in the comment.", {"comment": "A bulk approval of high-risk steps needs a comment."})
 
 
 class InvalidFormValues(InvalidDecision):
     """What the approver filled in does not fit the gate's form; `fields` names each problem."""
 
     def __init__(self, fields: dict[str, str]):
-        self.fields = fields
         super().__init__("The form is not filled in correctly: "
-                         + "; ".join(f"{name} {problem}" for name, problem in fields.items()) + ".")
+                         + "; ".join(f"{name} {problem}" for name, problem in fields.items()) + ".", fields)
 
 
 class DecisionConflict(ApprovalError):
@@ -139,14 +154,13 @@ def open_gate(run: Run, step_run: StepRun, approval: dict | None) -> ApprovalReq
 def params_digest(run: Run, step_run: StepRun) -> str:
     """sha256 of the step's version and its parameters rendered as they would run now ("" when
     they cannot be rendered yet: nothing to compare)."""
-    step = run.version.plan.steps[step_run.step_id]
+    plan = run.version.plan
     try:
-        params = render_params(step.params, engine.template_context(run, run.version.plan, step.reads_steps),
-                               step_id=step.id)
+        # What the step would receive, overrides included: the engine's own rendering, as the gate page shows.
+        params = engine.step_params(run, plan, plan.steps[step_run.step_id], step_run)
     except TemplateEvaluationError:
         return ""
-    return hashlib.sha256(canonical({"version": run.version_id, "params": params,
-                                     "override": step_run.params_override or None}).encode()).hexdigest()
+    return hashlib.sha256(canonical({"version": run.version_id, "params": params}).encode()).hexdigest()
 
 
 def _keep_earlier_approval(run: Run, step_run: StepRun, gate, digest: str, now) -> ApprovalRequest | None:
@@ -347,11 +361,15 @@ def _lock(request_id: int) -> ApprovalRequest:
 
 def _require_open(request: ApprovalRequest, kind: str) -> None:
     if request.kind != kind:
-        raise InvalidDecision(f"Request {request.pk} is a {request.get_kind_display().lower()}; "
+        raise InvalidDecision(f"Request {request.pk} is {_a(request.get_kind_display().lower())}; "
                               f"use its own choices.")
     if request.state != RequestState.PENDING:
         raise DecisionConflict(f"Request {request.pk} is already {request.get_state_display().lower()}; "
                                f"there is nothing left to decide. Open the history to see who decided.")
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def caused_by(request: ApprovalRequest, person) -> str:
@@ -539,6 +557,8 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
         raise InvalidDecision("Pick a reason from the list, so later operators learn from this decision.")
     if not comment:
         raise InvalidDecision("Add a comment saying what you checked or changed.")
+    if choice == Verdict.SKIP and skip_output is not None:
+        _check_output(request.step_run, skip_output)
     approve_again = False
     if choice == Verdict.RETRY and params_override:
         ran_with = _check_params(request.step_run, params_override)
@@ -595,6 +615,12 @@ def open_checkpoint_of(step_run: StepRun) -> ApprovalRequest:
     return request
 
 
+def open_gate_of(step_run: StepRun) -> ApprovalRequest | None:
+    """The gate `step_run` waits on, if it waits for approval (what its step page links to)."""
+    return ApprovalRequest.objects.filter(step_run=step_run, kind=RequestKind.GATE, state=RequestState.PENDING) \
+        .order_by("pk").first()
+
+
 def end_run(actor, run: Run, choice: str, *, reason_code: str = "", comment: str = "") -> None:
     """Abort (choice abort) or compensate and abort (compensate) `run` from its page or the runs
     API. A paused run is ended by a decision on its checkpoint, with a reason code and a comment;
@@ -633,8 +659,20 @@ def _check_params(step_run: StepRun, params_override: dict) -> dict:
     ran_with = last_params(step_run)
     errors = params_errors(step_type, {**ran_with, **params_override})
     if errors:
-        raise InvalidDecision("The edited parameters do not fit the step type: " + "; ".join(errors))
+        raise InvalidDecision("The edited parameters do not fit the step type: " + "; ".join(errors),
+                              errors_by_field(step_type.params_schema, {**ran_with, **params_override}))
     return ran_with
+
+
+def _check_output(step_run: StepRun, skip_output: Any) -> None:
+    """A skipped step's stand-in output must have the shape its type declares, if it declares one."""
+    step_type = get_step_type(step_run.step_type)
+    if step_type is None or step_type.output_schema is None:
+        return
+    errors = errors_by_field(step_type.output_schema, skip_output)
+    if errors:
+        raise InvalidDecision("The output does not fit what the step type returns: " + "; ".join(errors.values()),
+                              errors)
 
 
 def last_params(step_run: StepRun) -> dict:
@@ -662,11 +700,17 @@ class BulkResult:
     message: str
 
 
-def bulk_decide(actor, request_ids, verdict: str, *, comment: str = "", reason_code: str = "") -> list[BulkResult]:
+def bulk_decide(actor, request_ids, verdict: str, *, comment: str = "", reason_code: str = "",
+                confirmed: bool = False) -> list[BulkResult]:
     """Apply one verdict (approve a gate, or retry a checkpoint) to several requests, each checked,
-    decided and audited on its own; one refusal does not stop the others."""
+    decided and audited on its own; one refusal does not stop the others. Approving high-risk
+    steps in bulk needs `confirmed` and a comment (ConfirmationNeeded, before anything is decided)."""
     if verdict not in (Verdict.APPROVE, Verdict.RETRY):
         raise InvalidDecision("Bulk actions approve gates or retry checkpoints; decide others one by one.")
+    if verdict == Verdict.APPROVE:
+        high_risk = high_risk_gates(actor, request_ids)
+        if high_risk and not (confirmed and comment.strip()):
+            raise ConfirmationNeeded(high_risk)
     results = []
     for request_id in request_ids:
         try:
@@ -675,12 +719,38 @@ def bulk_decide(actor, request_ids, verdict: str, *, comment: str = "", reason_c
                 request = decide_gate(actor, request, verdict, comment)
             else:
                 request = decide_checkpoint(actor, request, verdict, reason_code=reason_code, comment=comment)
-            results.append(BulkResult(request.pk, True, f"#{request.pk}: {request.get_state_display().lower()}"))
+            results.append(BulkResult(request.pk, True, f"#{request.pk}: {what_happened(request)}"))
         except (ApprovalError, PermissionDenied) as exc:
             results.append(BulkResult(int(request_id), False, f"#{request_id}: {exc}"))
         except Http404:
             results.append(BulkResult(int(request_id), False, f"#{request_id}: not found in your teams"))
     return results
+
+
+def high_risk_gates(actor, request_ids) -> list[ApprovalRequest]:
+    """The gates among `request_ids` (of the teams `actor` sees) whose step type is high-risk."""
+    gates = requests_for(actor).filter(pk__in=[int(pk) for pk in request_ids], kind=RequestKind.GATE).order_by("pk")
+    return [gate for gate in gates if (step_type := get_step_type(gate.step_run.step_type)) is not None
+            and step_type.risk == Risk.HIGH]
+
+
+def what_happened(request: ApprovalRequest) -> str:
+    """What a decision on `request` did, in a few words ("approved: run 12 resumed")."""
+    request.run.refresh_from_db(fields=["state"])
+    state = request.run.state
+    moving = state in (RunState.QUEUED, RunState.RUNNING, RunState.WAITING)
+    run = f"run #{request.run_id} {'resumed' if moving else request.run.get_state_display().lower()}"
+    step = request.step_run.step_id
+    if request.is_open:
+        given = request.decisions.filter(verdict=Verdict.APPROVE).count()
+        return f"{given} of {request.quorum} approvals given: step {step} waits for the others"
+    if request.state == RequestState.APPROVED:
+        return f"approved: step {step} queued, {run}"
+    if request.state == RequestState.REJECTED:
+        return f"rejected: step {step} failed, {run}"
+    if request.state == RequestState.DECIDED:
+        return f"{request.get_outcome_display().lower()}: {run}"
+    return f"{request.get_state_display().lower()}: {run}"
 
 
 # --- Expiry --------------------------------------------------------------------------------------
@@ -804,7 +874,7 @@ def allow_auto_approval(actor, ban_id: int) -> None:
 def requests_for(user) -> QuerySet:
     """Every request of the teams `user` may see."""
     return scope_to_user(ApprovalRequest.objects.select_related(
-        "run", "run__workflow", "run__version", "step_run", "group", "team", "escalate_to"), user)
+        "run", "run__workflow", "run__version", "run__started_by", "step_run", "group", "team", "escalate_to"), user)
 
 
 def get_request_for_user(user, pk) -> ApprovalRequest:
@@ -813,15 +883,18 @@ def get_request_for_user(user, pk) -> ApprovalRequest:
 
 
 def inbox_for(user) -> QuerySet:
-    """The open requests `user` may decide, most urgent first (due date, then age)."""
+    """The open requests `user` may decide, most urgent first (due date, then age): exactly those
+    where `refusal` allows some verdict. The inbox page, its badge and the API all read this."""
     approver_teams = team_ids_with_role(user, Role.APPROVER)
     operator_teams = team_ids_with_role(user, Role.OPERATOR)
     in_group = ApproverGroup.members.through.objects.filter(approvergroup_id=OuterRef("group_id"), user_id=user.pk)
     caused = RequestCause.objects.filter(request=OuterRef("pk"), person=user)
     already = Decision.objects.filter(request=OuterRef("pk"), person=user)
     gate_deciders = Exists(in_group) | Q(group__isnull=True) & _in_teams(approver_teams)
-    checkpoint_deciders = (Q() if operator_teams is None or approver_teams is None
-                           else Q(team__in=operator_teams | approver_teams))
+    # Operators take every checkpoint choice; an approver only skips a risky step they did not cause.
+    # (An empty Q in an OR would drop the condition, so a platform admin's "every team" is spelt out.)
+    checkpoint_deciders = Q(pk__isnull=False) if operator_teams is None else (
+        Q(team__in=operator_teams) | Q(risky=True) & _in_teams(approver_teams) & ~Exists(caused))
     undecidable = Q(expires_at__lte=timezone.now())  # expired, waiting for the expiry task
     return requests_for(user).filter(state=RequestState.PENDING).exclude(undecidable).filter(
         Q(kind=RequestKind.GATE) & gate_deciders & (~Exists(caused) | Q(group__allow_self_approval=True))
@@ -918,7 +991,7 @@ def _notify_decided(request: ApprovalRequest, actor, comment: str) -> None:
     by = actor.display_name if actor is not None else "Flowdeck"
     people = [request.run.started_by] if request.run.started_by_id and request.run.started_by != actor else []
     notify("approval.decided", f"{request.get_state_display()}: {_title(request)}",
-           f"{by} decided {request.get_outcome_display().lower() or request.state}."
+           f"{by} decided: {request.get_outcome_display().lower() or request.get_state_display().lower()}."
            + (f"\nComment: {comment}" if comment else ""), people, _context(request))
 
 

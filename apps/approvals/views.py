@@ -5,18 +5,22 @@ Each view fetches through the team-scoped helpers in services (404 outside your 
 domain function and renders; htmx requests get the page's fragment.
 """
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import visible_teams
 from apps.approvals import gate_forms, services
-from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, ReasonCode, RequestKind, RequestState, Verdict
+from apps.approvals.forms import checkpoint_choice, decision_form
+from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, Decision, ReasonCode, RequestKind, RequestState
 from apps.approvals.presentation import decision_context
 from apps.pagination import KeyPaginator
 from apps.runs.models import StepState
@@ -29,28 +33,40 @@ HISTORY_COUNT_CAP = 1000
 # What an inbox row shows, loaded by key once the page's keys are known: the inbox's filters
 # with all these joins took PostgreSQL longer to plan than to run.
 INBOX_ROWS = ApprovalRequest.objects.select_related("run__workflow", "step_run", "team", "group")
+# The inbox's "waiting at least" filter.
+AGES = {"1h": ("an hour", timedelta(hours=1)), "1d": ("a day", timedelta(days=1)),
+        "1w": ("a week", timedelta(weeks=1))}
 
 
 def _filtered(requests, params):
     kind, team, query = params.get("kind", ""), params.get("team", ""), params.get("q", "").strip()
+    workflow, age = params.get("workflow", ""), params.get("age", "")
     if kind in RequestKind.values:
         requests = requests.filter(kind=kind)
     if team:
         requests = requests.filter(team__slug=team)
+    if workflow.isdigit():
+        requests = requests.filter(run__workflow_id=int(workflow))
+    if age in AGES:
+        requests = requests.filter(created_at__lte=timezone.now() - AGES[age][1])
     if query:
         requests = requests.filter(Q(run__workflow__name__icontains=query) | Q(step_run__step_id__icontains=query))
-    return requests, {"kind": kind, "team": team, "q": query}
+    return requests, {"kind": kind, "team": team, "q": query, "workflow": workflow, "age": age}
 
 
 @login_required
 def inbox(request):
-    requests, filters = _filtered(services.inbox_for(request.user), request.GET)
+    mine = services.inbox_for(request.user)
+    requests, filters = _filtered(mine, request.GET)
     page = KeyPaginator(requests, PAGE_SIZE, rows=INBOX_ROWS).get_page(request.GET.get("page"))
     _attach_rankings(page)
     template = "approvals/inbox.html#inbox-list" if request.htmx else "approvals/inbox.html"
     return render(request, template, {
         "page": page, "filters": filters, "kinds": RequestKind.choices, "reason_codes": ReasonCode.choices,
-        "poll_seconds": POLL_SECONDS, "teams": visible_teams(request.user),
+        "poll_seconds": POLL_SECONDS, "teams": visible_teams(request.user), "ages": AGES,
+        "workflows": None if request.htmx else mine.order_by("run__workflow__name")
+        .values_list("run__workflow_id", "run__workflow__name").distinct(),
+        "any_filter": any(filters.values()),
     })
 
 
@@ -79,10 +95,14 @@ def history(request):
     })
 
 
-def _detail_context(request, approval_request, error: str = "", form: dict | None = None) -> dict:
+def _detail_context(request, approval_request, error: str = "", submitted=None, errors=None,
+                    outcome: str = "") -> dict:
+    # Read once here: the summary's quorum, the decision list and the form all show them.
+    prefetch_related_objects([approval_request], Prefetch("decisions", Decision.objects.select_related("person")))
     return {
         "ctx": decision_context(approval_request, request.user), "req": approval_request, "error": error,
-        "form": form or {}, "reason_codes": ReasonCode.choices, "checkpoint_choices": CHECKPOINT_CHOICES,
+        "form": decision_form(approval_request, submitted, errors), "outcome": outcome,
+        "reason_codes": ReasonCode.choices, "checkpoint_choices": CHECKPOINT_CHOICES,
     }
 
 
@@ -98,12 +118,9 @@ def detail(request, pk: int):
 def decide(request, pk: int):
     """One decision, from the request's page or in place from the inbox (htmx)."""
     approval_request = services.get_request_for_user(request.user, pk)
-    form = {key: request.POST.get(key, "") for key in ("verdict", "comment", "reason_code", "params", "output")}
-    form["gate"] = {key: value for key, value in request.POST.items() if key.startswith(gate_forms.PREFIX)}
     try:
-        _apply(request.user, approval_request, form)
+        _apply(request.user, approval_request, request.POST)
     except (services.ApprovalError, PermissionDenied) as exc:
-        form["field_errors"] = getattr(exc, "fields", {})
         status = 403 if isinstance(exc, PermissionDenied) else 409 if isinstance(exc, services.DecisionConflict) \
             else 400
         if request.htmx:
@@ -111,12 +128,14 @@ def decide(request, pk: int):
             status = 200
         approval_request = services.get_request_for_user(request.user, pk)
         template = "approvals/detail.html#decide" if request.htmx else "approvals/detail.html"
-        return render(request, template, _detail_context(request, approval_request, str(exc), form), status=status)
-    approval_request.refresh_from_db()
+        return render(request, template, _detail_context(request, approval_request, str(exc), request.POST,
+                                                         getattr(exc, "fields", None)), status=status)
+    approval_request = services.get_request_for_user(request.user, pk)
+    outcome = services.what_happened(approval_request) + _what_follows(approval_request)
     if request.htmx:
-        return render(request, "approvals/detail.html#decide", _detail_context(request, approval_request))
-    messages.success(request, f"Your decision on request #{pk} was recorded: "
-                              f"{approval_request.get_state_display().lower()}.{_what_follows(approval_request)}")
+        return render(request, "approvals/detail.html#decide",
+                      _detail_context(request, approval_request, outcome=outcome))
+    messages.success(request, f"Your decision on request #{pk} was recorded: {outcome}.")
     return redirect("approvals:inbox")
 
 
@@ -126,25 +145,22 @@ def _what_follows(approval_request) -> str:
     step_run = approval_request.step_run
     step_run.refresh_from_db(fields=["state"])
     if step_run.state == StepState.WAITING_APPROVAL:
-        return (f" Step {step_run.step_id} is risky and its parameters changed, so it waits for an approval of "
-                f"the new parameters by someone else.")
+        return (f"; step {step_run.step_id} is risky and its parameters changed, so it waits for someone else to "
+                f"approve the new parameters")
     return ""
 
 
-def _apply(user, approval_request, form: dict) -> None:
+def _apply(user, approval_request, submitted) -> None:
     # An option's button sends "approve:<option>".
-    verdict, _, option = form["verdict"].partition(":")
+    verdict, _, option = submitted.get("verdict", "").partition(":")
     if approval_request.kind == RequestKind.GATE:
-        services.decide_gate(user, approval_request, verdict, form["comment"], option=option,
-                             form_values=gate_forms.submitted_values(approval_request, form["gate"]))
+        services.decide_gate(user, approval_request, verdict, submitted.get("comment", ""), option=option,
+                             form_values=gate_forms.submitted_values(approval_request, submitted))
         return
-    services.decide_checkpoint(
-        user, approval_request, verdict, reason_code=form["reason_code"], comment=form["comment"],
-        params_override=services.parse_json_field(form["params"], "Edited parameters") if verdict == Verdict.RETRY
-        else None,
-        skip_output=services.parse_json_field(form["output"], "Output for downstream steps")
-        if verdict == Verdict.SKIP else None,
-    )
+    choice = checkpoint_choice(approval_request, verdict, submitted)
+    services.decide_checkpoint(user, approval_request, verdict, reason_code=submitted.get("reason_code", ""),
+                               comment=submitted.get("comment", ""), params_override=choice.params_override,
+                               skip_output=choice.skip_output)
 
 
 @login_required
@@ -157,7 +173,13 @@ def bulk(request):
     try:
         results = services.bulk_decide(request.user, ids, request.POST.get("verdict", ""),
                                        comment=request.POST.get("comment", ""),
-                                       reason_code=request.POST.get("reason_code", ""))
+                                       reason_code=request.POST.get("reason_code", ""),
+                                       confirmed=request.POST.get("confirm") == "yes")
+    except services.ConfirmationNeeded as needed:
+        # Asked, not refused: the same selection again, with the high-risk steps named.
+        return render(request, "approvals/confirm_bulk.html", {
+            "ids": ids, "high_risk": needed.high_risk, "comment": request.POST.get("comment", ""),
+            "asked_again": request.POST.get("confirm") == "yes"})
     except services.InvalidDecision as exc:
         messages.error(request, str(exc))
         return redirect("approvals:inbox")

@@ -103,7 +103,8 @@ class StepType:
     example: dict[str, Any] = field(default_factory=dict)
     # True when the step types's own code makes a repeat harmless (it uses the idempotency key).
     idempotent: bool = False
-    # A JSON Schema of the output, as documentation for the authors of the steps that read it.
+    # A JSON Schema of the output, as documentation for the authors of the steps that read it; a
+    # skipped step's stand-in output is then typed into a form (approvals) instead of JSON.
     output_schema: dict[str, Any] | None = None
     # The installed distribution that declared the type; None for Flowdeck's own.
     package: str | None = None

@@ -31,7 +31,7 @@ from apps.pagination import KeyPaginator
 from apps.paths import scrub, scrub_traceback
 from apps.runs import engine, history
 from apps.runs.graph import step_graph
-from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, Trigger
+from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepState, Trigger
 from apps.runs.services import (
     checked_inputs, get_run_for_user, get_step_of_run, runs_for, start_workflow_run, step_log_lines,
 )
@@ -151,6 +151,7 @@ def step_detail(request, pk: int, step_id: str):
         "can_act": has_role(request.user, run.team, Role.OPERATOR), "poll_seconds": POLL_SECONDS,
         "checkpoint": next((request for request in approvals.open_checkpoints(run) if request.step_run_id == row.pk),
                            None),
+        "gate": approvals.open_gate_of(row) if row.state == StepState.WAITING_APPROVAL else None,
     })
 
 

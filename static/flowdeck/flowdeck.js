@@ -86,3 +86,20 @@
   document.addEventListener("DOMContentLoaded", () => { menu(); enhance(document); });
   document.addEventListener("htmx:afterSwap", (e) => enhance(e.target.parentNode || document));
 })();
+
+// "Select all" in a list of checkboxes: shown only with a script, since it needs one.
+(function () {
+  function wire(root) {
+    root.querySelectorAll("input[data-select-all]").forEach((box) => {
+      const holder = box.closest("[hidden]");
+      if (holder) holder.hidden = false;
+      box.addEventListener("change", () => {
+        box.form.querySelectorAll(`input[type=checkbox][name="${box.dataset.selectAll}"]`).forEach((item) => {
+          item.checked = box.checked;
+        });
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", () => wire(document));
+  document.addEventListener("htmx:afterSwap", (e) => wire(e.target));
+})();

@@ -1,4 +1,5 @@
-"""A step type with a real parameter schema, for checking edited parameters on retry."""
+"""A step type with real parameter and output schemas, for checking edited parameters on retry
+and the output typed in when it is skipped."""
 
 from apps.catalog.registry import StepError, step_type
 
@@ -10,7 +11,11 @@ STRICT_SCHEMA = {
 }
 
 
-@step_type("test.approvals.strict", params_schema=STRICT_SCHEMA, summary="Fails unless `succeed` is true.")
+OUTPUT_SCHEMA = {"type": "object", "properties": {"rows": {"type": "integer", "minimum": 0}}}
+
+
+@step_type("test.approvals.strict", params_schema=STRICT_SCHEMA, output_schema=OUTPUT_SCHEMA,
+           summary="Fails unless `succeed` is true.")
 def strict(ctx):
     if not ctx.params["succeed"]:
         raise StepError("upstream ledger not ready (batch 4411)")

@@ -117,7 +117,7 @@ def test_edited_parameters_of_a_risky_step_wait_for_a_new_approval_by_someone_el
 
 def test_a_retry_with_the_approved_parameters_runs_without_a_new_approval(client_for, operator, risky_checkpoint):
     response = client_for(operator).post(reverse("approvals:decide", args=[risky_checkpoint.pk]),
-                                         {"verdict": "retry", "params": '{"succeed": false}', **REASON})
+                                         {"verdict": "retry", "param-succeed": "false", **REASON})
     assert response.status_code == 302
     risky_checkpoint.step_run.refresh_from_db()
     assert risky_checkpoint.step_run.state == StepState.QUEUED

@@ -96,7 +96,7 @@ def test_request_page_shows_the_context_to_decide(gated, team, author, approver,
     text = client_for(approver).get(f"/approvals/{request.pk}/").content.decode()
     assert "v1 (run" in text                      # compared with the last approved run
     assert "amount" in text and "99" in text     # the step's parameters
-    assert "&#x27;rows&#x27;: 3" in text          # the upstream output of `prepare`
+    assert "&quot;rows&quot;: 3" in text          # the upstream output of `prepare`, as JSON
     assert 'name="verdict" value="approve"' in text
 
 
@@ -111,7 +111,10 @@ def test_approve_in_place_from_the_inbox(waiting_gate, approver, client_for):
     request = waiting_gate()
     answer = client_for(approver).post(f"/approvals/{request.pk}/decide/", {"verdict": "approve"},
                                        HTTP_HX_REQUEST="true")
-    assert answer.status_code == 200 and "Nothing is left to decide" in answer.content.decode()
+    text = answer.content.decode()
+    assert answer.status_code == 200 and "nothing is left to decide" in text
+    assert f"approved: step pay queued, run #{request.run_id} resumed" in text
+    assert f'href="/runs/{request.run_id}/"' in text
     assert request.run.step_runs.get(step_id="pay").state == StepState.QUEUED
 
 

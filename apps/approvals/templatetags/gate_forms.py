@@ -10,8 +10,10 @@ register = template.Library()
 
 @register.simple_tag
 def gate_controls(request, form=None):
-    form = form or {}
-    return gate_forms.gate_controls(request, form.get("gate"), form.get("field_errors"))
+    """`form`: the page's DecisionForm (apps.approvals.forms), with what was typed and the errors."""
+    if form is None:
+        return gate_forms.gate_controls(request)
+    return gate_forms.gate_controls(request, form.submitted, form.errors)
 
 
 @register.filter

@@ -23,11 +23,11 @@ Where each rule lives:
 """
 
 from apps.runs.engine.advancing import lock
-from apps.runs.engine.attempts import template_context
 from apps.runs.engine.contract import (
     AttemptOutcome, CheckpointRequired, ClaimedAttempt, EngineError, Handoff, InvalidInputs, TransitionNotAllowed,
     worker_identity,
 )
+from apps.runs.engine.attempts import step_params, template_context
 from apps.runs.engine.decisions import (
     abort_run, cancel_run, compensate_and_abort, reject_gate, release_gate, retry_step, skip_step,
 )
@@ -40,6 +40,6 @@ __all__ = [
     "RUN_ACTIONS", "STEP_ACTIONS", "AttemptOutcome", "CheckpointRequired", "ClaimedAttempt", "EngineError", "Handoff",
     "InvalidInputs", "TransitionNotAllowed", "abort_run", "allowed_actions", "cancel_run", "checked_inputs",
     "claim_attempt", "compensate_and_abort", "finish_attempt", "heartbeat", "lock", "reject_gate", "release_gate",
-    "rerun_from_failure", "retry_delay", "retry_step", "skip_step", "start_run", "sweep", "take_over", "template_context",
-    "worker_identity",
+    "rerun_from_failure", "retry_delay", "retry_step", "skip_step", "start_run", "step_params", "sweep", "take_over",
+    "template_context", "worker_identity",
 ]

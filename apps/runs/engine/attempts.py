@@ -51,6 +51,15 @@ def _with_decision_input(output, given: dict | None):
     return {**(output or {}), **given}
 
 
+def step_params(run: Run, plan: Plan, step: StepPlan, row: StepRun, context: dict | None = None) -> dict:
+    """What the next attempt of `row` receives: the step's parameters rendered against the run
+    (its inputs and the upstream outputs as they are now), with the operator's overrides on top.
+    The approval pages show the same, so an approver sees exactly what will run. Raises
+    TemplateEvaluationError."""
+    context = context if context is not None else template_context(run, plan, step.reads_steps)
+    return {**render_params(step.params, context, step_id=step.id), **(row.params_override or {})}
+
+
 def queue_step_attempt(run: Run, plan: Plan, step: StepPlan, row: StepRun, *, context: dict | None = None,
                        params: dict | None = None, countdown: float = 0) -> StepAttempt:
     """Queue the next attempt of `row`: its parameters rendered against the run (with the
@@ -61,8 +70,7 @@ def queue_step_attempt(run: Run, plan: Plan, step: StepPlan, row: StepRun, *, co
     if step_type is None:
         raise MissingStepType(step.type)
     if params is None:
-        context = context if context is not None else template_context(run, plan, step.reads_steps)
-        params = {**render_params(step.params, context, step_id=step.id), **(row.params_override or {})}
+        params = step_params(run, plan, step, row, context)
     return queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type, step.queue or step_type.queue,
                          params, step.timeout or step_type.timeout_seconds, countdown)
 
