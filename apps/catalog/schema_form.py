@@ -94,7 +94,12 @@ def errors_by_field(schema: dict, value: Any) -> dict[str, str]:
 def _kind(prop: dict) -> str:
     if "enum" in prop:
         return "choice"
-    return SIMPLE_KINDS.get(prop.get("type"), "json")
+    declared = prop.get("type")
+    if isinstance(declared, list):
+        # ["string", "null"] is a string that may be left out; two real types need JSON to say which.
+        real = [name for name in declared if name != "null"]
+        declared = real[0] if len(real) == 1 else None
+    return SIMPLE_KINDS.get(declared, "json")
 
 
 def _as_text(value: Any, kind: str) -> str:
