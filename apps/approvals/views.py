@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import visible_teams
-from apps.approvals import gate_forms, services
+from apps.approvals import delegation, gate_forms, services
 from apps.approvals.forms import checkpoint_choice, decision_form
 from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, Decision, ReasonCode, RequestKind, RequestState
 from apps.approvals.presentation import decision_context
@@ -67,6 +67,7 @@ def inbox(request):
         "workflows": None if request.htmx else mine.order_by("run__workflow__name")
         .values_list("run__workflow_id", "run__workflow__name").distinct(),
         "any_filter": any(filters.values()),
+        "delegations": None if request.htmx else delegation.shown_to(request.user),
     })
 
 
@@ -153,14 +154,16 @@ def _what_follows(approval_request) -> str:
 def _apply(user, approval_request, submitted) -> None:
     # An option's button sends "approve:<option>".
     verdict, _, option = submitted.get("verdict", "").partition(":")
+    on_behalf_of = services.acting_for(user, approval_request, verdict)
     if approval_request.kind == RequestKind.GATE:
         services.decide_gate(user, approval_request, verdict, submitted.get("comment", ""), option=option,
-                             form_values=gate_forms.submitted_values(approval_request, submitted))
+                             form_values=gate_forms.submitted_values(approval_request, submitted),
+                             on_behalf_of=on_behalf_of)
         return
     choice = checkpoint_choice(approval_request, verdict, submitted)
     services.decide_checkpoint(user, approval_request, verdict, reason_code=submitted.get("reason_code", ""),
                                comment=submitted.get("comment", ""), params_override=choice.params_override,
-                               skip_output=choice.skip_output)
+                               skip_output=choice.skip_output, on_behalf_of=on_behalf_of)
 
 
 @login_required
