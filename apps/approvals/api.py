@@ -90,7 +90,7 @@ class ApprovalList(generics.ListAPIView):
         requests = (services.history_for if params.get("scope") == "history" else services.inbox_for)(self.request.user)
         if params.get("kind") in RequestKind.values:
             requests = requests.filter(kind=params["kind"])
-        return requests.prefetch_related("decisions__person")
+        return requests.prefetch_related("decisions__person", "decisions__on_behalf_of")
 
 
 class ApprovalDetail(APIView):

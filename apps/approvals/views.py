@@ -88,8 +88,8 @@ def history(request):
     if state in RequestState.values:
         requests = requests.filter(state=state)
     filters["state"] = state
-    page = KeyPaginator(requests.prefetch_related("decisions__person"), PAGE_SIZE, count_cap=HISTORY_COUNT_CAP) \
-        .get_page(request.GET.get("page"))
+    page = KeyPaginator(requests.prefetch_related("decisions__person", "decisions__on_behalf_of"), PAGE_SIZE,
+                        count_cap=HISTORY_COUNT_CAP).get_page(request.GET.get("page"))
     return render(request, "approvals/history.html", {
         "page": page, "filters": filters, "kinds": RequestKind.choices, "teams": visible_teams(request.user),
         "states": [choice for choice in RequestState.choices if choice[0] != RequestState.PENDING],
@@ -99,7 +99,8 @@ def history(request):
 def _detail_context(request, approval_request, error: str = "", submitted=None, errors=None,
                     outcome: str = "") -> dict:
     # Read once here: the summary's quorum, the decision list and the form all show them.
-    prefetch_related_objects([approval_request], Prefetch("decisions", Decision.objects.select_related("person")))
+    prefetch_related_objects([approval_request], Prefetch("decisions", Decision.objects.select_related(
+        "person", "on_behalf_of")))
     return {
         "ctx": decision_context(approval_request, request.user), "req": approval_request, "error": error,
         "form": decision_form(approval_request, submitted, errors), "outcome": outcome,

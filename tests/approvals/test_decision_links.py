@@ -134,3 +134,17 @@ def test_a_gate_with_options_and_a_form_is_decided_through_the_link(team, author
     assert client_for(approver).post(path, {"verdict": "approve:pay_now", "form-ticket": "FIN-7"}).status_code == 200
     decision = request.decisions.get()
     assert (decision.option, decision.form_values) == ("pay_now", {"ticket": "FIN-7"})
+
+
+def test_a_chat_channels_link_names_nobody_and_still_needs_a_decider(waiting_gate, approver, viewer, client_for):
+    from apps.notifications.services import webhook_payload
+
+    request = waiting_gate()
+    context = {"request_id": request.pk, "decide_url": links.url_for(request)}
+    chat = webhook_payload("approval.requested", "Approval needed", "Step pay waits.", context)["text"]
+    path = _path(chat.split("|Decide>")[0].rsplit("<", 1)[1])
+    assert links.read(path.rstrip("/").rsplit("/", 1)[1]).recipient_id is None
+    assert client_for(viewer).get(path).status_code == 403
+    assert client_for(approver).post(path, {"verdict": "approve"}).status_code == 200
+    request.refresh_from_db()
+    assert request.state == RequestState.APPROVED

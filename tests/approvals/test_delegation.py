@@ -115,8 +115,8 @@ def test_a_delegation_is_created_and_ended_from_its_page_and_audited(approver, v
     client.post(reverse("approvals:end_delegation", args=[held.pk]))
     held.refresh_from_db()
     assert held.ended_at is not None
-    assert list(AuditEvent.objects.filter(action__startswith="delegation.").order_by("pk").values_list("action", flat=True)) == [
-        "delegation.created", "delegation.ended"]
+    audited = AuditEvent.objects.filter(action__startswith="delegation.").order_by("pk")
+    assert list(audited.values_list("action", flat=True)) == ["delegation.created", "delegation.ended"]
 
 
 def test_a_delegation_through_the_api(approver, viewer, team, api_for):
