@@ -146,7 +146,7 @@ def create_delegation(actor, *, delegate: User, starts_at: datetime, ends_at: da
 @transaction.atomic
 def end_delegation(actor, delegation_id: int) -> Delegation:
     """End a delegation now; its delegator, its delegate or a platform admin may. Audited."""
-    delegation = Delegation.objects.select_for_update().select_related("delegator", "delegate", "team") \
+    delegation = Delegation.objects.select_for_update(of=("self",)).select_related("delegator", "delegate", "team") \
         .get(pk=delegation_id)
     if actor.pk not in (delegation.delegator_id, delegation.delegate_id) and not actor.is_platform_admin:
         raise PermissionDenied("Only the two people it concerns, or a platform admin, can end a delegation.")
