@@ -13,17 +13,18 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.approvals import services
+from apps.approvals import delegation_api, services
 from apps.approvals.models import ApprovalRequest, Decision, ReasonCode, RequestKind, Verdict
 
 
 class DecisionSerializer(serializers.ModelSerializer):
     person = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    on_behalf_of = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = Decision
-        fields = ["person", "verdict", "option", "form_values", "reason_code", "comment", "params_override",
-                  "skip_output", "self_approval", "decided_at"]
+        fields = ["person", "on_behalf_of", "verdict", "option", "form_values", "reason_code", "comment",
+                  "params_override", "skip_output", "self_approval", "decided_at"]
 
 
 class ApprovalRequestSerializer(serializers.ModelSerializer):
@@ -89,7 +90,7 @@ class ApprovalList(generics.ListAPIView):
         requests = (services.history_for if params.get("scope") == "history" else services.inbox_for)(self.request.user)
         if params.get("kind") in RequestKind.values:
             requests = requests.filter(kind=params["kind"])
-        return requests.prefetch_related("decisions__person")
+        return requests.prefetch_related("decisions__person", "decisions__on_behalf_of")
 
 
 class ApprovalDetail(APIView):
@@ -105,13 +106,16 @@ class ApprovalDecide(APIView):
         given = DecideSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
+        # A delegate's decision is taken on behalf of the delegator, as on the pages.
+        on_behalf_of = services.acting_for(request.user, approval_request, data["verdict"])
         if approval_request.kind == RequestKind.GATE:
             _decided(services.decide_gate, request.user, approval_request, data["verdict"], data["comment"],
-                     option=data["option"], form_values=data["form"])
+                     option=data["option"], form_values=data["form"], on_behalf_of=on_behalf_of)
         else:
             _decided(services.decide_checkpoint, request.user, approval_request, data["verdict"],
                      reason_code=data["reason_code"], comment=data["comment"],
-                     params_override=data["params_override"], skip_output=data["skip_output"])
+                     params_override=data["params_override"], skip_output=data["skip_output"],
+                     on_behalf_of=on_behalf_of)
         return Response(ApprovalRequestSerializer(services.get_request_for_user(request.user, pk)).data)
 
 
@@ -130,6 +134,7 @@ class ApprovalBulk(APIView):
 
 
 urlpatterns = [
+    *delegation_api.urlpatterns,
     path("approvals", ApprovalList.as_view(), name="api-approvals"),
     path("approvals/bulk", ApprovalBulk.as_view(), name="api-approvals-bulk"),
     path("approvals/<int:pk>", ApprovalDetail.as_view(), name="api-approval"),

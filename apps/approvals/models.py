@@ -135,12 +135,19 @@ class Decision(models.Model):
     option = models.CharField(max_length=64, blank=True, help_text="Gate: the named option approved.")
     form_values = models.JSONField(null=True, blank=True, help_text="Gate: what the approver filled in.")
     self_approval = models.BooleanField(default=False, help_text="Allowed by the group despite causing it.")
+    # A delegate decides in their own name for the person who delegated to them (see delegation.py).
+    on_behalf_of = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+", help_text="Whose delegated authority this decision used.")
     decided_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["decided_at", "id"]
-        # Quorum counts distinct people: one decision per person per request.
-        constraints = [models.UniqueConstraint(fields=["request", "person"], name="one_decision_per_person")]
+        # Quorum counts distinct people: one decision per person per request, and one per delegator.
+        constraints = [
+            models.UniqueConstraint(fields=["request", "person"], name="one_decision_per_person"),
+            models.UniqueConstraint(fields=["request", "on_behalf_of"], condition=models.Q(on_behalf_of__isnull=False),
+                                    name="one_decision_per_delegator"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.person} {self.verdict} on request {self.request_id}"
@@ -179,3 +186,62 @@ class AutoApprovalBan(models.Model):
     def __str__(self) -> str:
         return f"no auto-approval for {self.step_type}"
 
+
+class Delegation(models.Model):
+    """While it holds, `delegate` may decide the requests `delegator` may decide, on their behalf
+    (out of office). Kept in approvals: it widens who may decide a request, a rule whose one home
+    is `approvals.services`; accounts only says who holds which role."""
+
+    delegator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_given")
+    delegate = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                 related_name="delegations_received")
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                             help_text="Empty: every team the delegator decides in.")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Ended early by a person.")
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["delegate", "ends_at"]), models.Index(fields=["delegator", "ends_at"])]
+        constraints = [models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")),
+                                              name="delegation_ends_after_it_starts")]
+
+    def __str__(self) -> str:
+        return f"{self.delegate} decides for {self.delegator} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def started(self) -> bool:
+        return self.starts_at <= timezone.now()
+
+
+class Reminder(models.Model):
+    """One reminder a gate's `approval.remind` asked for, `before_seconds` ahead of its expiry;
+    `sent_at` is set by the one beat run that sends it."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="reminders")
+    before_seconds = models.PositiveIntegerField()
+    remind_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["remind_at", "id"]
+        indexes = [models.Index(fields=["sent_at", "remind_at"])]
+        constraints = [models.UniqueConstraint(fields=["request", "before_seconds"], name="one_reminder_per_offset")]
+
+    def __str__(self) -> str:
+        return f"reminder of request {self.request_id} at {self.remind_at:%Y-%m-%d %H:%M}"
+
+
+class DecisionLinkUse(models.Model):
+    """A signed decision link that was used to decide: the link is refused from then on."""
+
+    nonce = models.CharField(max_length=32, unique=True)
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="+")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    used_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"link {self.nonce} used by {self.person} on request {self.request_id}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, RequestKind, RequestState, Verdict
-from apps.approvals.services import last_params, refusal
+from apps.approvals.services import acting_for, last_params, refusal
 from apps.audit.log import redact
 from apps.catalog.registry import Risk, StepType, get_step_type
 from apps.runs import engine
@@ -93,7 +93,7 @@ def decision_context(request: ApprovalRequest, user) -> DecisionContext:
     run, step_run = request.run, request.step_run
     plan = run.version.plan
     step = plan.steps.get(step_run.step_id)
-    params, source, problem = _params_to_decide(request, plan, step)
+    params, source, problem = params_to_decide(request, plan, step)
     previous = _last_approved_run(request)
     context = DecisionContext(
         request=request, step_spec=step.definition if step else {}, step_type=get_step_type(step_run.step_type),
@@ -120,7 +120,7 @@ def decision_context(request: ApprovalRequest, user) -> DecisionContext:
     return context
 
 
-def _params_to_decide(request: ApprovalRequest, plan, step) -> tuple[dict, str, str]:
+def params_to_decide(request: ApprovalRequest, plan, step) -> tuple[dict, str, str]:
     """The parameters the decision is about, where they come from, and why they could not be
     rendered (when they could not)."""
     step_run = request.step_run
@@ -207,5 +207,8 @@ def _choices_for(request: ApprovalRequest, user, decisions: list) -> tuple[list[
         return [], "You already decided on this request; it waits for other approvers."
     choices = (Verdict.APPROVE, Verdict.REJECT) if request.kind == RequestKind.GATE else CHECKPOINT_CHOICES
     refusals = {choice: refusal(user, request, choice) for choice in choices}
+    for choice, refused in refusals.items():
+        if refused:  # a delegation may let them decide it for someone away
+            refusals[choice] = refusal(user, request, choice, acting_for(user, request, choice))
     allowed = [choice for choice in choices if not refusals[choice]]
     return allowed, "" if allowed else refusals[choices[0]]

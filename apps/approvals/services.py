@@ -31,6 +31,7 @@ from apps.accounts.access import (
     team_ids_with_role,
 )
 from apps.accounts.models import ApproverGroup, Membership, Role, Team, User
+from apps.approvals import delegation, links, reminders
 from apps.approvals.models import (
     CHECKPOINT_CHOICES,
     ApprovalRequest,
@@ -211,12 +212,15 @@ def _open_stage(run: Run, step_run: StepRun, gate: Gate, index: int, now) -> lis
             kind=RequestKind.GATE, team_id=run.team_id, run=run, step_run=step_run,
             group=_group_of_team(approvers.group, run.team_id), quorum=max(1, approvers.quorum), stage=index,
             timeout_seconds=timeout, expires_at=expires_at,
-            warn_at=expires_at - timedelta(seconds=timeout * WARN_AT_SHARE_LEFT) if timeout else None,
+            # A gate that says when to remind (`remind`) gets those reminders instead of the default one.
+            warn_at=expires_at - timedelta(seconds=timeout * WARN_AT_SHARE_LEFT) if timeout and not gate.remind
+            else None,
             on_expiry=gate.on_expiry or OnExpiry.REJECT,
             escalate_to=_group_of_team(gate.escalate_to, run.team_id), risky=True,
             due_at=_earliest(expires_at, run.version.plan.deadline(run)),
         )
         _record_causes(request, run, step_run, also=approved_before)
+        reminders.schedule(request, list(gate.remind))
         record(None, "approval.requested", request, team=run.team, after=_describe(request))
         chain = f" (sign-off {index + 1} of {len(gate.stages)})" if len(gate.stages) > 1 else ""
         _notify_request(request, "approval.requested", f"Approval needed: {_title(request)}",
@@ -387,9 +391,17 @@ def _self_approval_allowed(request: ApprovalRequest) -> bool:
     return request.group is not None and request.group.allow_self_approval
 
 
-def refusal(actor, request: ApprovalRequest, verdict: str) -> str:
+def _is_approval(request: ApprovalRequest, verdict: str) -> bool:
+    """Whether `verdict` approves something risky, which separation of duties applies to."""
+    return request.kind == RequestKind.GATE or required_role(request, verdict) == RISKY_SKIP_ROLE
+
+
+def refusal(actor, request: ApprovalRequest, verdict: str, on_behalf_of=None) -> str:
     """Why `actor` may not give `verdict` on `request` ("" when they may): the role or group it
-    needs, and separation of duties (nobody approves what they caused, unless the group allows it)."""
+    needs, and separation of duties (nobody approves what they caused, unless the group allows it).
+    On behalf of a delegator: their delegation, their authority, and the SoD of both people."""
+    if on_behalf_of is not None:
+        return _refusal_on_behalf(actor, request, verdict, on_behalf_of)
     if request.kind == RequestKind.GATE:
         if not _may_decide_gate(actor, request):
             who = f"members of {request.group.slug}" if request.group else "approvers of the team"
@@ -407,19 +419,62 @@ def refusal(actor, request: ApprovalRequest, verdict: str) -> str:
     return ""
 
 
+def _refusal_on_behalf(actor, request: ApprovalRequest, verdict: str, delegator) -> str:
+    name = delegator.display_name
+    if not delegation.holds(delegator, actor, request.team_id):
+        return f"{name} has not delegated their decisions in {request.team.name} to you at this time."
+    if refusal(delegator, request, verdict):
+        return f"{name} may not {Verdict(verdict).label.lower()} this request, so nobody can on their behalf."
+    reason = caused_by(request, actor) if _is_approval(request, verdict) else ""
+    if reason and not _self_approval_allowed(request):
+        return (f"You {reason}, so you cannot decide this request, not even on behalf of {name} "
+                f"(separation of duties).")
+    return ""
+
+
+def acting_for(actor, request: ApprovalRequest, verdict: str):
+    """The delegator whose authority `actor` gives `verdict` with: None when they may give it in
+    their own name or hold no delegation here. When no delegation they hold lets them, the first
+    one, so that the decision is refused with the reason it does not."""
+    if verdict not in ((Verdict.APPROVE, Verdict.REJECT) if request.kind == RequestKind.GATE else CHECKPOINT_CHOICES):
+        return None  # the decision function refuses it with the reason
+    if not refusal(actor, request, verdict):
+        return None
+    delegators = delegation.delegators_of(actor, request.team_id)
+    for delegator in delegators:
+        if not refusal(actor, request, verdict, on_behalf_of=delegator) and not _counted(request, delegator):
+            return delegator
+    return delegators[0] if delegators else None
+
+
+def _counted(request: ApprovalRequest, person) -> bool:
+    """Whether `person`'s say on `request` was given, by them or by their delegate."""
+    return request.decisions.filter(Q(person=person) | Q(on_behalf_of=person)).exists()
+
+
 def _record_decision(actor, request: ApprovalRequest, verdict: str, **fields) -> Decision:
     if request.decisions.filter(person=actor).exists():
         raise DecisionConflict("You already decided on this request; quorum counts distinct people, so "
                                "another approver has to give the next approval.")
+    # A delegation counts once: the delegator's say is given by them or by their delegate, not both.
+    if request.decisions.filter(on_behalf_of=actor).exists():
+        raise DecisionConflict("Your delegate already decided this request on your behalf; quorum counts you once.")
+    principal = fields.get("on_behalf_of")
+    if principal is not None and _counted(request, principal):
+        raise DecisionConflict(f"{principal.display_name}'s say on this request was already given; a delegation "
+                               f"counts once.")
     try:
         with transaction.atomic():
             decision = Decision.objects.create(request=request, person=actor, verdict=verdict, **fields)
     except IntegrityError:
         raise DecisionConflict("You already decided on this request.") from None
     forget_badge(actor)  # the decider's inbox changed: their own badge must not lag behind it
+    audited = {key: value for key, value in fields.items() if value not in (None, "", False)}
+    if principal is not None:
+        audited["on_behalf_of"] = principal.username
     record(actor, f"approval.decision.{verdict}", request, team=request.team, after={
         "request": request.pk, "kind": request.kind, "run": request.run_id, "step": request.step_run.step_id,
-        "verdict": verdict, **{key: value for key, value in fields.items() if value not in (None, "", False)},
+        "verdict": verdict, **audited,
     })
     return decision
 
@@ -434,12 +489,13 @@ def _close(actor, request: ApprovalRequest, state: str, outcome: str = "") -> No
 
 @transaction.atomic
 def decide_gate(actor, request: ApprovalRequest, verdict: str, comment: str = "", *, option: str = "",
-                form_values: dict | None = None) -> ApprovalRequest:
+                form_values: dict | None = None, on_behalf_of=None) -> ApprovalRequest:
     """Approve or reject a gate. Approving chooses one of the gate's `options` when it names
     some, and fills in its `form` (the values given over the last approver's, over the form's
     defaults). Once the quorum of distinct approvers is reached the sign-off is done: the next
     sign-off of a chain opens, or the step is queued (on commit). One rejection rejects the
-    gate, and needs a comment; the gate's `on_reject` says what happens to the step."""
+    gate, and needs a comment; the gate's `on_reject` says what happens to the step. A delegate
+    decides `on_behalf_of` the delegator whose delegation they hold."""
     comment = (comment or "").strip()
     request = _lock(request.pk)
     _require_open(request, RequestKind.GATE)
@@ -448,7 +504,7 @@ def decide_gate(actor, request: ApprovalRequest, verdict: str, comment: str = ""
         raise DecisionExpired(request)
     if verdict not in (Verdict.APPROVE, Verdict.REJECT):
         raise InvalidDecision("An approval gate takes approve or reject.")
-    refused = refusal(actor, request, verdict)
+    refused = refusal(actor, request, verdict, on_behalf_of)
     if refused:
         raise PermissionDenied(refused)
     self_approval = bool(caused_by(request, actor))
@@ -459,7 +515,8 @@ def decide_gate(actor, request: ApprovalRequest, verdict: str, comment: str = ""
             raise InvalidDecision("A rejection needs a comment: say why, so the author knows what to change.")
     else:
         given = {"option": _chosen_option(gate, option), "form_values": _filled_form(gate, request, form_values)}
-    _record_decision(actor, request, verdict, comment=comment, self_approval=self_approval, **given)
+    _record_decision(actor, request, verdict, comment=comment, self_approval=self_approval,
+                     on_behalf_of=on_behalf_of, **given)
     finished = True
     try:
         if verdict == Verdict.REJECT:
@@ -541,7 +598,8 @@ def required_role(request: ApprovalRequest, choice: str) -> str:
 
 @transaction.atomic
 def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_code: str, comment: str,
-                      params_override: dict | None = None, skip_output: Any = None) -> ApprovalRequest:
+                      params_override: dict | None = None, skip_output: Any = None,
+                      on_behalf_of=None) -> ApprovalRequest:
     """Retry (optionally with some parameters replaced), skip (optionally with the output the
     downstream steps will see), compensate and abort, or abort a paused run's failed step."""
     comment = (comment or "").strip()
@@ -549,7 +607,7 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
     _require_open(request, RequestKind.CHECKPOINT)
     if choice not in CHECKPOINT_CHOICES:
         raise InvalidDecision("Choose retry, skip, compensate or abort.")
-    refused = refusal(actor, request, choice)
+    refused = refusal(actor, request, choice, on_behalf_of)
     if refused:
         raise PermissionDenied(refused)
     self_approval = required_role(request, choice) == RISKY_SKIP_ROLE and bool(caused_by(request, actor))
@@ -567,7 +625,8 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
                                                                if key in params_override}
     _record_decision(actor, request, choice, reason_code=reason_code, comment=comment,
                      params_override=params_override if choice == Verdict.RETRY else None,
-                     skip_output=skip_output if choice == Verdict.SKIP else None, self_approval=self_approval)
+                     skip_output=skip_output if choice == Verdict.SKIP else None, self_approval=self_approval,
+                     on_behalf_of=on_behalf_of)
     _close(actor, request, RequestState.DECIDED, choice)
     checkpoint_decided.send(sender=ApprovalRequest, request=request, choice=choice, actor=actor,
                             reason=ReasonCode(reason_code).label, comment=comment)
@@ -715,10 +774,12 @@ def bulk_decide(actor, request_ids, verdict: str, *, comment: str = "", reason_c
     for request_id in request_ids:
         try:
             request = get_request_for_user(actor, request_id)
+            on_behalf_of = acting_for(actor, request, verdict)
             if verdict == Verdict.APPROVE:
-                request = decide_gate(actor, request, verdict, comment)
+                request = decide_gate(actor, request, verdict, comment, on_behalf_of=on_behalf_of)
             else:
-                request = decide_checkpoint(actor, request, verdict, reason_code=reason_code, comment=comment)
+                request = decide_checkpoint(actor, request, verdict, reason_code=reason_code, comment=comment,
+                                            on_behalf_of=on_behalf_of)
             results.append(BulkResult(request.pk, True, f"#{request.pk}: {what_happened(request)}"))
         except (ApprovalError, PermissionDenied) as exc:
             results.append(BulkResult(int(request_id), False, f"#{request_id}: {exc}"))
@@ -761,6 +822,7 @@ class ExpiryReport:
     escalated: int = 0
     expired: int = 0
     warned: int = 0
+    reminded: int = 0
     released: int = 0
 
     @property
@@ -802,6 +864,14 @@ def expire_due(now=None) -> ExpiryReport:
                                 f"Step {request.step_run.step_id} of run {request.run_id} still needs "
                                 f"{request.quorum} approval(s){_expiry_phrase(request)}.")
                 report.warned += 1
+    # A late beat may find several of a request's reminders due: one message says it.
+    for request_id in sorted({reminder.request_id for reminder in reminders.claim_due(now)}):
+        request = ApprovalRequest.objects.select_related("run", "step_run", "group", "team").get(pk=request_id)
+        left = _duration(request.expires_at - now)
+        _notify_request(request, "approval.reminder", f"Reminder, {left} left: {_title(request)}",
+                        f"Step {request.step_run.step_id} of run {request.run_id} still needs {request.quorum} "
+                        f"approval(s){_expiry_phrase(request)}, in {left}.")
+        report.reminded += 1
     lost_releases = ApprovalRequest.objects.filter(state__in=UNATTENDED_STATES,
                                                    decided_at__lte=now - WAIVED_RELEASE_GRACE,
                                                    step_run__state=StepState.WAITING_APPROVAL)
@@ -815,8 +885,10 @@ def _escalate(request: ApprovalRequest, now) -> None:
     before = {"group": request.group.slug if request.group else None}
     request.group, request.escalated_at = request.escalate_to, now
     request.expires_at = now + timedelta(seconds=request.timeout_seconds)
-    request.warn_at = request.expires_at - timedelta(seconds=request.timeout_seconds * WARN_AT_SHARE_LEFT)
+    if request.warn_at is not None:
+        request.warn_at = request.expires_at - timedelta(seconds=request.timeout_seconds * WARN_AT_SHARE_LEFT)
     request.warned_at = None
+    reminders.reschedule(request)
     request.due_at = _earliest(request.expires_at, request.run.version.plan.deadline(request.run))
     request.save(update_fields=["group", "escalated_at", "expires_at", "warn_at", "warned_at", "due_at"])
     record(None, "approval.escalated", request, team=request.team, before=before,
@@ -884,22 +956,42 @@ def get_request_for_user(user, pk) -> ApprovalRequest:
 
 def inbox_for(user) -> QuerySet:
     """The open requests `user` may decide, most urgent first (due date, then age): exactly those
-    where `refusal` allows some verdict. The inbox page, its badge and the API all read this."""
-    approver_teams = team_ids_with_role(user, Role.APPROVER)
-    operator_teams = team_ids_with_role(user, Role.OPERATOR)
-    in_group = ApproverGroup.members.through.objects.filter(approvergroup_id=OuterRef("group_id"), user_id=user.pk)
-    caused = RequestCause.objects.filter(request=OuterRef("pk"), person=user)
+    where `refusal` allows some verdict, in their own name or for the people whose delegation they
+    hold now. The inbox page, its badge and the API all read this."""
+    decidable = _decidable_by(user)
+    for held in delegation.held_by(user):
+        # The delegator's requests, minus what separation of duties keeps from the delegate: gates
+        # they caused, and checkpoints they caused that the delegator may only skip as an approver.
+        delegator_operates = team_ids_with_role(held.delegator, Role.OPERATOR)
+        kept_from_delegate = _caused_by_q(user) & (
+            Q(kind=RequestKind.GATE) & ~Q(group__allow_self_approval=True)
+            | Q(kind=RequestKind.CHECKPOINT) & (Q(pk__isnull=True) if delegator_operates is None
+                                                else ~Q(team__in=delegator_operates)))
+        decidable |= (_decidable_by(held.delegator) & (Q(team_id=held.team_id) if held.team_id else Q())
+                      & ~kept_from_delegate)
     already = Decision.objects.filter(request=OuterRef("pk"), person=user)
+    undecidable = Q(expires_at__lte=timezone.now())  # expired, waiting for the expiry task
+    return requests_for(user).filter(state=RequestState.PENDING).exclude(undecidable).filter(decidable) \
+        .exclude(Exists(already)).order_by(F("due_at").asc(nulls_last=True), "created_at", "pk")
+
+
+def _caused_by_q(person) -> Q:
+    return Q(Exists(RequestCause.objects.filter(request=OuterRef("pk"), person=person)))
+
+
+def _decidable_by(person) -> Q:
+    """Requests `person` may decide in their own name and whose say they (or a delegate) did not give yet."""
+    approver_teams = team_ids_with_role(person, Role.APPROVER)
+    operator_teams = team_ids_with_role(person, Role.OPERATOR)
+    in_group = ApproverGroup.members.through.objects.filter(approvergroup_id=OuterRef("group_id"), user_id=person.pk)
+    counted = Decision.objects.filter(Q(person=person) | Q(on_behalf_of=person), request=OuterRef("pk"))
     gate_deciders = Exists(in_group) | Q(group__isnull=True) & _in_teams(approver_teams)
     # Operators take every checkpoint choice; an approver only skips a risky step they did not cause.
     # (An empty Q in an OR would drop the condition, so a platform admin's "every team" is spelt out.)
     checkpoint_deciders = Q(pk__isnull=False) if operator_teams is None else (
-        Q(team__in=operator_teams) | Q(risky=True) & _in_teams(approver_teams) & ~Exists(caused))
-    undecidable = Q(expires_at__lte=timezone.now())  # expired, waiting for the expiry task
-    return requests_for(user).filter(state=RequestState.PENDING).exclude(undecidable).filter(
-        Q(kind=RequestKind.GATE) & gate_deciders & (~Exists(caused) | Q(group__allow_self_approval=True))
-        | Q(kind=RequestKind.CHECKPOINT) & checkpoint_deciders,
-    ).exclude(Exists(already)).order_by(F("due_at").asc(nulls_last=True), "created_at", "pk")
+        Q(team__in=operator_teams) | Q(risky=True) & _in_teams(approver_teams) & ~_caused_by_q(person))
+    return (Q(kind=RequestKind.GATE) & gate_deciders & (~_caused_by_q(person) | Q(group__allow_self_approval=True))
+            | Q(kind=RequestKind.CHECKPOINT) & checkpoint_deciders) & ~Exists(counted)
 
 
 def _in_teams(team_ids: set[int] | None) -> Q:
@@ -944,16 +1036,27 @@ def history_for(user) -> QuerySet:
 
 
 def deciders(request: ApprovalRequest) -> QuerySet:
-    """Who may decide `request` (for notifications), not counting those who caused it."""
+    """Who may decide `request` (for notifications and reminders), with the delegates of those
+    away, not counting those who caused it nor anyone whose say was given."""
     if request.kind == RequestKind.GATE and request.group is not None:
         people = request.group.members.all()
     else:
         role = Role.APPROVER if request.kind == RequestKind.GATE else Role.OPERATOR
         people = User.objects.filter(pk__in=Membership.objects.filter(team_id=request.team_id, role=role)
                                      .values("user_id"))
-    if request.kind == RequestKind.GATE and not _self_approval_allowed(request):
-        people = people.exclude(pk__in=request.causes.values("person_id"))
-    return people.exclude(pk__in=request.decisions.values("person_id")).filter(is_active=True)
+    given = request.decisions.all()
+
+    def undecided(people: QuerySet) -> QuerySet:
+        if request.kind == RequestKind.GATE and not _self_approval_allowed(request):
+            people = people.exclude(pk__in=request.causes.values("person_id"))
+        # (NOT IN over a column with NULLs matches nothing: only the decisions taken on behalf.)
+        return people.exclude(pk__in=given.values("person_id")) \
+            .exclude(pk__in=given.filter(on_behalf_of__isnull=False).values("on_behalf_of_id"))
+
+    people = undecided(people)
+    with_delegates = User.objects.filter(Q(pk__in=people.values("pk"))
+                                         | Q(pk__in=delegation.delegates_of(people.values("pk"), request.team_id)))
+    return undecided(with_delegates).filter(is_active=True)
 
 
 # --- Notification texts ------------------------------------------------------------------------------
@@ -961,6 +1064,13 @@ def deciders(request: ApprovalRequest) -> QuerySet:
 
 def _title(request: ApprovalRequest) -> str:
     return f"{request.run.workflow.name} / {request.step_run.step_id} (run {request.run_id})"
+
+
+def _duration(left: timedelta) -> str:
+    minutes = max(1, round(left.total_seconds() / 60))
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{round(minutes / 60)} hours"
 
 
 def _expiry_phrase(request: ApprovalRequest) -> str:
@@ -983,7 +1093,10 @@ def _request_url(request: ApprovalRequest) -> str:
 
 
 def _notify_request(request: ApprovalRequest, event_kind: str, subject: str, body: str) -> None:
-    notify(event_kind, subject, body, list(deciders(request)), _context(request))
+    """Tell the deciders; each mail carries that person's own decision link, a chat its channel's."""
+    context = {**_context(request), "decide_url": links.url_for(request)}
+    notify(event_kind, subject, body, list(deciders(request)), context,
+           personal_url=lambda person: links.url_for(request, person))
 
 
 def _notify_decided(request: ApprovalRequest, actor, comment: str) -> None:

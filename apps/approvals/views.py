@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import visible_teams
-from apps.approvals import gate_forms, services
+from apps.approvals import delegation, gate_forms, services
 from apps.approvals.forms import checkpoint_choice, decision_form
 from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, Decision, ReasonCode, RequestKind, RequestState
 from apps.approvals.presentation import decision_context
@@ -67,6 +67,7 @@ def inbox(request):
         "workflows": None if request.htmx else mine.order_by("run__workflow__name")
         .values_list("run__workflow_id", "run__workflow__name").distinct(),
         "any_filter": any(filters.values()),
+        "delegations": None if request.htmx else delegation.shown_to(request.user),
     })
 
 
@@ -87,8 +88,8 @@ def history(request):
     if state in RequestState.values:
         requests = requests.filter(state=state)
     filters["state"] = state
-    page = KeyPaginator(requests.prefetch_related("decisions__person"), PAGE_SIZE, count_cap=HISTORY_COUNT_CAP) \
-        .get_page(request.GET.get("page"))
+    page = KeyPaginator(requests.prefetch_related("decisions__person", "decisions__on_behalf_of"), PAGE_SIZE,
+                        count_cap=HISTORY_COUNT_CAP).get_page(request.GET.get("page"))
     return render(request, "approvals/history.html", {
         "page": page, "filters": filters, "kinds": RequestKind.choices, "teams": visible_teams(request.user),
         "states": [choice for choice in RequestState.choices if choice[0] != RequestState.PENDING],
@@ -98,7 +99,8 @@ def history(request):
 def _detail_context(request, approval_request, error: str = "", submitted=None, errors=None,
                     outcome: str = "") -> dict:
     # Read once here: the summary's quorum, the decision list and the form all show them.
-    prefetch_related_objects([approval_request], Prefetch("decisions", Decision.objects.select_related("person")))
+    prefetch_related_objects([approval_request], Prefetch("decisions", Decision.objects.select_related(
+        "person", "on_behalf_of")))
     return {
         "ctx": decision_context(approval_request, request.user), "req": approval_request, "error": error,
         "form": decision_form(approval_request, submitted, errors), "outcome": outcome,
@@ -153,14 +155,16 @@ def _what_follows(approval_request) -> str:
 def _apply(user, approval_request, submitted) -> None:
     # An option's button sends "approve:<option>".
     verdict, _, option = submitted.get("verdict", "").partition(":")
+    on_behalf_of = services.acting_for(user, approval_request, verdict)
     if approval_request.kind == RequestKind.GATE:
         services.decide_gate(user, approval_request, verdict, submitted.get("comment", ""), option=option,
-                             form_values=gate_forms.submitted_values(approval_request, submitted))
+                             form_values=gate_forms.submitted_values(approval_request, submitted),
+                             on_behalf_of=on_behalf_of)
         return
     choice = checkpoint_choice(approval_request, verdict, submitted)
     services.decide_checkpoint(user, approval_request, verdict, reason_code=submitted.get("reason_code", ""),
                                comment=submitted.get("comment", ""), params_override=choice.params_override,
-                               skip_output=choice.skip_output)
+                               skip_output=choice.skip_output, on_behalf_of=on_behalf_of)
 
 
 @login_required

@@ -8,7 +8,7 @@ webhook never holds the engine's row locks and a rolled-back change announces no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import transaction
@@ -25,11 +25,15 @@ class InvalidChannel(ValueError):
     """A channel that could not be delivered to as configured; nothing was saved."""
 
 
-def notify(event_kind: str, subject: str, body: str, recipients: Iterable, context: dict | None = None) -> None:
+def notify(event_kind: str, subject: str, body: str, recipients: Iterable, context: dict | None = None, *,
+           personal_url: Callable[[object], str] | None = None) -> None:
     """Tell `recipients` (users or email addresses) and every enabled channel that wants
-    `event_kind` for `context["team_id"]`. `context` (JSON-able: ids, `url`) goes into the
-    webhook payload. Delivery happens after commit, by Celery tasks retried with backoff."""
+    `event_kind` for `context["team_id"]`. `context` (JSON-able: ids, `url`, `decide_url`) goes
+    into the webhook payload. `personal_url(user)`, when given, is a link made for that one
+    person (a signed decision link): each of them gets their own mail with it. Delivery happens
+    after commit, by Celery tasks retried with backoff."""
     context = context or {}
+    recipients = list(recipients)
     emails = sorted({address for address in map(_address, recipients) if address})
     channel_ids = [channel.pk for channel in NotificationChannel.objects.filter(enabled=True)
                    if channel.wants(event_kind, context.get("team_id"))]
@@ -37,10 +41,19 @@ def notify(event_kind: str, subject: str, body: str, recipients: Iterable, conte
         return
     payload = webhook_payload(event_kind, subject, body, context)
     mail_body = f"{body}\n\n{context['url']}" if context.get("url") else body
+    personal = {}
+    if personal_url is not None:
+        for person in recipients:
+            if not isinstance(person, str) and _address(person):
+                personal[_address(person)] = f"{body}\n\nDecide: {personal_url(person)}" + (
+                    f"\nEverything about it: {context['url']}" if context.get("url") else "")
 
     def enqueue() -> None:
-        if emails:
-            tasks.send_notification_mail.delay(subject, mail_body, emails)
+        shared = [email for email in emails if email not in personal]
+        if shared:
+            tasks.send_notification_mail.delay(subject, mail_body, shared)
+        for email, text in sorted(personal.items()):
+            tasks.send_notification_mail.delay(subject, text, [email])
         for channel_id in channel_ids:
             tasks.deliver_webhook.delay(channel_id, payload)
 
@@ -53,7 +66,8 @@ def _address(recipient) -> str:
 
 def webhook_payload(event_kind: str, subject: str, body: str, context: dict) -> dict:
     """Slack-compatible: `text` is what a chat shows; the rest is for machines."""
-    link = f"\n<{context['url']}|Open in Flowdeck>" if context.get("url") else ""
+    link = f"\n<{context['decide_url']}|Decide>" if context.get("decide_url") else ""
+    link += f"\n<{context['url']}|Open in Flowdeck>" if context.get("url") else ""
     return {"text": f"*{subject}*\n{body}{link}", "event": event_kind, "subject": subject, "context": context}
 
 

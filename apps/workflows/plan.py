@@ -67,6 +67,7 @@ class Gate:
     options: tuple[str, ...] = ()
     auto_approve: str | None = None
     reapprove: str = "on_change"  # in a rerun: keep an approval of unchanged parameters, or ask again always
+    remind: tuple[int, ...] = ()  # seconds before expiry to remind the deciders, latest first
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -92,6 +93,7 @@ def gate_of(approval: dict | None) -> Gate:
         on_expiry=approval.get("on_expiry") or "reject", form=approval.get("form"),
         on_reject=approval.get("on_reject") or OnReject.FAIL, options=tuple(approval.get("options") or ()),
         auto_approve=approval.get("auto_approve"), reapprove=approval.get("reapprove") or "on_change",
+        remind=tuple(approval.get("remind") or ()),
     )
 
 

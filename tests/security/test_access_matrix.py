@@ -49,6 +49,10 @@ class Ref:
     kind: str
 
 
+# A period after the world's own delegation (the approver's), so it does not overlap it.
+DELEGATE_PAGE = {"delegate": "dee-delegate", "starts_at": "2099-06-01T09:00", "ends_at": "2099-06-03T09:00"}
+DELEGATE_API = {"delegate": "dee-delegate", "starts_at": "2099-06-01T09:00:00Z", "ends_at": "2099-06-03T09:00:00Z"}
+DELEGATORS = frozenset({"author", "approver", "operator", "admin"})  # an author decides checkpoints too
 BULK_APPROVE = {"ids": [Ref("gate")], "verdict": "approve", "comment": "checked by the matrix"}
 
 
@@ -138,6 +142,15 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
         Use(post=frozenset({"approver"}), on="gate", body={"verdict": "approve", "comment": "ok"}, label="gate"),
     ),
     "approvals/<int:pk>/suggestions/": Use(get=TEAM, on="checkpoint"),
+    # Whoever decides something may delegate it; a viewer (nothing to delegate) and another team's
+    # member (the colleague is not theirs) get the form back with the reason.
+    "approvals/delegations/": Use(get=SIGNED_IN, post=DELEGATORS, body=DELEGATE_PAGE,
+                                  refused={"viewer": {400}, "outsider": {400}}),
+    "approvals/delegations/<int:pk>/end/": Use(post=frozenset({"approver", "admin"}), on="delegation",
+                                               refused=hidden("author", "operator", "viewer")),
+    # A decision link is no authority: only a signed-in decider of the request uses it.
+    "approvals/link/<str:token>/": Use(get=frozenset({"approver"}), post=frozenset({"approver"}), on="gate_link",
+                                       body={"verdict": "approve"}),
     "incidents/": Use(get=SIGNED_IN),
     "incidents/new/": Use(get=SIGNED_IN, post=OPERATORS, served=frozenset({"approver", "viewer", "outsider"}),
                           body={"team": "billing", "title": "Found by the matrix"}),
@@ -236,6 +249,10 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     ),
     "api/v1/workflows/<int:pk>/runs": Use(post=OPERATORS, on="workflow", body={"inputs": {}}),
     "api/v1/approvals": Use(get=SIGNED_IN),
+    "api/v1/approvals/delegations": Use(get=SIGNED_IN, post=DELEGATORS, body=DELEGATE_API,
+                                        refused={"viewer": {400}, "outsider": {400}}),
+    "api/v1/approvals/delegations/<int:pk>/end": Use(post=frozenset({"approver", "admin"}), on="delegation",
+                                                     refused=hidden("author", "operator", "viewer")),
     "api/v1/approvals/bulk": Use(post=frozenset({"approver"}), served=SIGNED_IN - {"approver"}, body=BULK_APPROVE),
     "api/v1/approvals/<int:pk>": Use(get=TEAM, on="checkpoint"),
     "api/v1/approvals/<int:pk>/decide": (

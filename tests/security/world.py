@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
+from types import SimpleNamespace
 
 from django.apps import apps as django_apps
 from django.db import connection
@@ -86,8 +87,11 @@ def _play(run):
 
 
 def build(artifact_dir) -> World:
+    from django.utils import timezone as django_timezone
+
     from apps.accounts.models import ApproverGroup, Team
     from apps.accounts.services import issue_token
+    from apps.approvals import delegation, links
     from apps.approvals import services as approvals
     from apps.approvals.models import ApprovalRequest
     from apps.catalog.models import AllowedHost, Connection
@@ -143,6 +147,12 @@ def build(artifact_dir) -> World:
         name="payout", author=users["author"])
     objects["gated_run"] = _play(engine.start_run(operator, gated_version))
     objects["gate"] = ApprovalRequest.objects.get(run=objects["gated_run"], kind="gate")
+    # The approver is away: a colleague outside the cast decides for them (so no role's access changes).
+    cover = _member(billing, "dee-delegate", "viewer")
+    now = django_timezone.now()
+    objects["delegation"] = delegation.create_delegation(users["approver"], delegate=cover, starts_at=now,
+                                                         ends_at=now + timedelta(days=30))
+    objects["gate_link"] = SimpleNamespace(token=links.token_for(objects["gate"], users["approver"]))
 
     # A risky step (its approval names the group) approved, then failed: skipping it is an approver's call.
     risky_version = make_version(billing, [step("pay", "test.fail", on_failure="pause", approval={

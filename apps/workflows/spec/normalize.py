@@ -40,7 +40,8 @@ so the engine never has to know about shorthand forms. Durations are whole secon
               "options": [] | ["pay_now", "pay_next_cycle"],
               "auto_approve": None | "inputs.amount < 1000",   # a condition expression, no braces
               "reapprove": "on_change" | "always",  # in a rerun: keep an unchanged step's approval?
-          },                               # form, on_reject, options, auto_approve, reapprove: only when given
+              "remind": [3600, 600],       # seconds before expiry, latest first
+          },                               # form, on_reject, options, auto_approve, reapprove, remind: only when given
           "compensate": None | {"type": "http.request", "with": {...}},
         },
       ],
@@ -155,6 +156,8 @@ def _approval(approval: str | dict[str, Any] | None) -> dict[str, Any] | None:
     for key in ("on_reject", "options", "auto_approve", "reapprove"):
         if key in approval:
             normalized[key] = approval[key]
+    if approval.get("remind"):
+        normalized["remind"] = sorted({parse_duration(before) for before in approval["remind"]}, reverse=True)
     return normalized
 
 

@@ -136,6 +136,9 @@ SPEC_SCHEMA = {
                         "reapprove": {"enum": ["on_change", "always"],
                                       "description": "In a rerun: ask again only when the step's rendered "
                                                      "parameters or version changed (on_change), or always."},
+                        "remind": {"description": "Remind the deciders this long before the approval expires.",
+                                   "type": "array", "minItems": 1, "maxItems": 5,
+                                   "items": {"$ref": "#/$defs/duration"}},
                     },
                 },
                 "compensate": {

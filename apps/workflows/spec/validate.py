@@ -392,6 +392,7 @@ class _SemanticCheck:
                     self.error((*path, "on_expiry"), "there is no group to escalate to",
                                "Add `escalate_to:` with an approver group, or use `on_expiry: reject`.")
                 self.check_gate(index, step, approval)
+                self.check_reminders(index, approval)
         if not wanted:
             return
         from apps.accounts.models import ApproverGroup
@@ -474,6 +475,23 @@ class _SemanticCheck:
             self.error(where, f"step type `{step.get('type')}` may not be approved automatically: {forbidden}",
                        "Remove `auto_approve`: a person decides steps of this type (set by a platform admin).")
 
+    def check_reminders(self, index: int, approval: dict) -> None:
+        remind = approval.get("remind")
+        if not isinstance(remind, list) or not remind:
+            return
+        timeout = approval.get("timeout")
+        if timeout is None:
+            self.error(("steps", index, "approval", "remind"), "reminders come before the approval expires, and it "
+                       "never does", "Add `timeout:` to the approval, or remove `remind`.")
+            return
+        if not _is_duration(timeout):
+            return
+        for position, before in enumerate(remind):
+            if _is_duration(before) and parse_duration(before) >= parse_duration(timeout):
+                self.error(("steps", index, "approval", "remind", position),
+                           f"`{before}` before expiry is not after the request opens (timeout `{timeout}`)",
+                           "Remind a shorter time before expiry than the timeout, such as `10m`.")
+
     def check_triggers(self) -> None:
         for index, trigger in enumerate(_list(self.data.get("triggers"))):
             if not isinstance(trigger, dict):
@@ -550,6 +568,13 @@ class _SemanticCheck:
             problem = _input_problem(declared, declared["default"])
             if problem:
                 self.error(("inputs", name, "default"), f"the default {problem}", "Change the default to match.")
+
+
+def _is_duration(value) -> bool:
+    """A duration the schema accepts (the semantic checks also see specs that failed it)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) and value >= 0 or isinstance(value, str) and re.match(DURATION_PATTERN, value) is not None
 
 
 def _list(value) -> list:
