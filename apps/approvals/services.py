@@ -202,8 +202,12 @@ def _open_stage(run: Run, step_run: StepRun, gate: Gate, index: int, now) -> lis
     of this one: a chain needs different people at each stage (separation of duties)."""
     earlier = Decision.objects.filter(request__step_run=step_run, request__kind=RequestKind.GATE,
                                       request__stage__lt=index, verdict=Verdict.APPROVE)
-    approved_before = {person_id: f"approved stage {stage + 1} of this step"
-                       for person_id, stage in earlier.values_list("person_id", "request__stage")}
+    approved_before = {}
+    # A delegate's approval binds both: neither may approve a later stage.
+    for person_id, for_id, stage in earlier.values_list("person_id", "on_behalf_of_id", "request__stage"):
+        approved_before[person_id] = f"approved stage {stage + 1} of this step"
+        if for_id:
+            approved_before.setdefault(for_id, f"had stage {stage + 1} of this step approved on their behalf")
     timeout = gate.timeout
     expires_at = now + timedelta(seconds=timeout) if timeout else None
     requests = []

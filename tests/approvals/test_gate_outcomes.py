@@ -195,3 +195,22 @@ def test_auto_approve_is_refused_at_run_time_for_a_forbidden_type(team, author, 
     refused = AuditEvent.objects.get(action="approval.auto_approve_refused")
     assert refused.after["reason"] == "moves money" and refused.after["values"] == {"inputs.amount": 250}
     assert not AuditEvent.objects.filter(action="approval.auto_approved").exists()
+
+
+def test_a_stage_approved_on_your_behalf_bars_you_from_the_next(chain, second_approver, viewer):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.approvals import delegation
+
+    run, lena = chain
+    now = timezone.now()
+    delegation.create_delegation(second_approver, delegate=viewer, starts_at=now - timedelta(minutes=1),
+                                 ends_at=now + timedelta(hours=2), team=None, note="away")
+    services.decide_gate(viewer, ApprovalRequest.objects.get(run=run), "approve", on_behalf_of=second_approver)
+    second = ApprovalRequest.objects.get(run=run, stage=1)
+    with pytest.raises(PermissionDenied, match="approved on their behalf"):
+        services.decide_gate(second_approver, second, "approve")
+    assert second.decisions.count() == 0
+    services.decide_gate(lena, second, "approve")
