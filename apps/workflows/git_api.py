@@ -1,22 +1,19 @@
 """REST API of Git sources (mounted under /api/v1/ with the workflows API).
 
 Reads are team-scoped like the pages; creating, syncing and deleting need the author role.
-POST git-sources/<id>/webhook is the Git host's push hook: no user, only the source's token in
-`X-Flowdeck-Token` (or GitLab's `X-Gitlab-Token`); it queues a sync and answers 202.
+The Git host's push hook is a page route (git_views.source_webhook), as the triggers' hooks are.
 """
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.urls import path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import get_for_user, scope_to_user
 from apps.accounts.models import Role
-from apps.workflows import gitsync, services, tasks
+from apps.workflows import gitsync, services
 from apps.workflows.models import GitSource
 
 
@@ -99,24 +96,9 @@ class GitSourceToken(APIView):
         return Response({"webhook_token": gitsync.rotate_token(request.user, _source(request, pk, role=Role.AUTHOR))})
 
 
-class GitSourceWebhook(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(request=None, responses={202: dict, 403: dict})
-    def post(self, request, pk: int):
-        token = request.headers.get("X-Flowdeck-Token") or request.headers.get("X-Gitlab-Token") or ""
-        source = gitsync.source_for_webhook(pk, token)
-        if source is None:
-            return Response({"detail": "Unknown source or wrong token."}, status=status.HTTP_403_FORBIDDEN)
-        transaction.on_commit(lambda: tasks.sync_git_source.delay(source.pk, "webhook"))
-        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
-
-
 urlpatterns = [
     path("workflows/git-sources", GitSourceListCreate.as_view(), name="api-git-sources"),
     path("workflows/git-sources/<int:pk>", GitSourceDetail.as_view(), name="api-git-source"),
     path("workflows/git-sources/<int:pk>/sync", GitSourceSync.as_view(), name="api-git-source-sync"),
     path("workflows/git-sources/<int:pk>/token", GitSourceToken.as_view(), name="api-git-source-token"),
-    path("workflows/git-sources/<int:pk>/webhook", GitSourceWebhook.as_view(), name="api-git-source-webhook"),
 ]

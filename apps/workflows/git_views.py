@@ -7,14 +7,17 @@ admins may do everything). Every action calls one function of `gitsync`.
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.accounts.access import get_for_user, scope_to_user
 from apps.accounts.models import Role
-from apps.workflows import gitsync, services
+from apps.workflows import gitsync, services, tasks
 from apps.workflows.models import GitSource
 
 
@@ -32,6 +35,8 @@ def _get_source(user, pk, *, role=None) -> GitSource:
 @login_required
 def source_list(request):
     authored = services.teams_where_author(request.user)
+    if request.method == "POST" and not authored.exists():
+        raise PermissionDenied("You need the author role in a team to link a repository to it.")
     form = GitSourceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         team = authored.filter(slug=form.cleaned_data["team"]).first()
@@ -61,7 +66,7 @@ def _detail(request, source: GitSource, *, new_token: str = "", dry_run=None):
         "source": source, "new_token": new_token, "dry_run": dry_run,
         "can_manage": services.can_author(request.user, source),
         "workflows": source.workflows.select_related("current_version"),
-        "webhook_url": request.build_absolute_uri(reverse("api-git-source-webhook", args=[source.pk])),
+        "webhook_url": request.build_absolute_uri(reverse("workflows:git_source_webhook", args=[source.pk])),
     })
 
 
@@ -102,3 +107,16 @@ def source_delete(request, pk: int):
     gitsync.delete_source(request.user, source)
     messages.success(request, f"Unlinked {source}: its workflows are now edited in the browser.")
     return redirect("workflows:git_sources")
+
+
+@csrf_exempt
+@require_POST
+def source_webhook(request, pk: int):
+    """The Git host's push hook: no session, only the source's token in `X-Flowdeck-Token` (or
+    GitLab's `X-Gitlab-Token`). Queues a sync and answers 202; a wrong token changes nothing."""
+    token = request.headers.get("X-Flowdeck-Token") or request.headers.get("X-Gitlab-Token") or ""
+    source = gitsync.source_for_webhook(pk, token)
+    if source is None:
+        return JsonResponse({"detail": "Unknown source or wrong token."}, status=403)
+    transaction.on_commit(lambda: tasks.sync_git_source.delay(source.pk, "webhook"))
+    return JsonResponse({"queued": True}, status=202)

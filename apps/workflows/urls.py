@@ -15,6 +15,7 @@ urlpatterns = [
     path("git/<int:pk>/sync/", git_views.source_sync, name="git_source_sync"),
     path("git/<int:pk>/token/", git_views.source_rotate_token, name="git_source_token"),
     path("git/<int:pk>/delete/", git_views.source_delete, name="git_source_delete"),
+    path("git/<int:pk>/hook/", git_views.source_webhook, name="git_source_webhook"),
     path("<int:pk>/", views.workflow_detail, name="detail"),
     path("<int:pk>/edit/", views.workflow_edit, name="edit"),
     path("<int:pk>/diff/", views.version_diff, name="diff"),

@@ -1,7 +1,5 @@
 """Workflows from Git, against real repositories made with `git init` in the test's folder."""
 
-import subprocess
-
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -9,37 +7,7 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent
 from apps.workflows import gitsync, tasks
 from apps.workflows.models import GitSource, SyncStatus, Workflow, WorkflowVersion
-from tests.workflows.conftest import spec_text
-
-
-def flow(name: str, message: str = "hello", step_type: str = "test.spec_echo") -> str:
-    return spec_text(f"""
-        name: {name}
-        description: Synced from Git.
-        steps:
-          - id: greet
-            type: {step_type}
-            with: {{message: "{message}"}}
-    """)
-
-
-class Repo:
-    def __init__(self, path):
-        self.path = path
-        self.git("init", "-q", "-b", "main")
-
-    def git(self, *args) -> str:
-        return subprocess.run(["git", "-c", "user.name=Grace Git", "-c", "user.email=grace@example.com", *args],
-                              cwd=self.path, check=True, capture_output=True, text=True).stdout.strip()
-
-    def commit(self, message: str, files: dict[str, str]) -> str:
-        for name, text in files.items():
-            target = self.path / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
-        return self.git("rev-parse", "HEAD")
+from tests.workflows.gitrepo import Repo, flow
 
 
 @pytest.fixture
@@ -121,7 +89,7 @@ def test_the_dry_run_shows_the_diff_and_changes_nothing(synced, repo, client):
 def test_the_webhook_with_a_bad_token_is_refused_and_a_good_one_syncs(linked, repo, client, monkeypatch,
                                                                      django_capture_on_commit_callbacks):
     source, token = linked
-    url = reverse("api-git-source-webhook", args=[source.pk])
+    url = reverse("workflows:git_source_webhook", args=[source.pk])
     queued = []
     monkeypatch.setattr(tasks.sync_git_source, "delay", lambda *args: queued.append(args))
     with django_capture_on_commit_callbacks(execute=True):
@@ -160,3 +128,16 @@ def test_exported_workflows_sync_back_unchanged(saved_workflow, repo, author, te
     assert [(f.path, f.outcome) for f in report.files] == [("flows/month-end.yaml", "unchanged")]
     saved_workflow.refresh_from_db()
     assert saved_workflow.git_source == source and saved_workflow.versions.count() == 1
+
+
+def test_the_api_dry_run_answers_the_diff_and_the_sync_records_the_commit(linked, repo, author, api_for):
+    source, _ = linked
+    api = api_for(author)
+    url = reverse("api-git-source-sync", args=[source.pk])
+    dry = api.post(url, {"dry_run": True}, format="json").json()
+    assert [(f["path"], f["outcome"]) for f in dry["files"]] == [("flows/a.yaml", "create"), ("flows/b.yaml", "create")]
+    assert "+name: flow-a" in dry["files"][0]["diff"] and not Workflow.objects.exists()
+    synced = api.post(url, {}, format="json").json()
+    assert synced["status"] == "ok" and synced["commit"]["sha"] == repo.git("rev-parse", "HEAD")
+    version = api.get(reverse("api-workflow-version", args=[Workflow.objects.get(name="flow-b").pk, 1])).json()
+    assert version["commit_sha"] == synced["commit"]["sha"] and version["commit_message"] == "Add the first flows"
