@@ -258,6 +258,12 @@ FLOWDECK_SPEC_MAX_NODES = env_int("FLOWDECK_SPEC_MAX_NODES", 20000, minimum=100)
 FLOWDECK_TEMPLATE_MAX_BYTES = env_int("FLOWDECK_TEMPLATE_MAX_BYTES", 1024 * 1024, minimum=1024)
 FLOWDECK_TEMPLATE_MAX_LOOP_ITERATIONS = env_int("FLOWDECK_TEMPLATE_MAX_LOOP_ITERATIONS", 100_000, minimum=10)
 FLOWDECK_TEMPLATE_MAX_SECONDS = env_float("FLOWDECK_TEMPLATE_MAX_SECONDS", 2.0, minimum=0.01)
+# Workflows from Git: where checkouts live, how long one git command may take, and the folders
+# under which a local repository path is allowed (none by default: only remote URLs).
+FLOWDECK_GIT_ROOT = Path(env_str("FLOWDECK_GIT_ROOT", str(VAR_DIR / "git")))
+FLOWDECK_GIT_TIMEOUT_SECONDS = env_int("FLOWDECK_GIT_TIMEOUT_SECONDS", 60, minimum=1)
+FLOWDECK_GIT_LOCAL_ROOTS = [Path(p) for p in env_list("FLOWDECK_GIT_LOCAL_ROOTS", [])]
+FLOWDECK_GIT_SYNC_SECONDS = env_int("FLOWDECK_GIT_SYNC_SECONDS", 300, minimum=30)
 FLOWDECK_DATA_ROOT = Path(env_str("FLOWDECK_DATA_ROOT", str(VAR_DIR / "data")))
 
 # --- Triggers, metrics and lineage ---

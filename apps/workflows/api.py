@@ -18,7 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.workflows import services
+from apps.workflows import git_api, services
 from apps.workflows.models import Workflow, WorkflowVersion
 from apps.workflows.spec import load_spec
 from apps.workflows.spec.schema import SPEC_SCHEMA
@@ -29,7 +29,8 @@ class VersionSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WorkflowVersion
-        fields = ["number", "message", "created_by", "created_at", "source_sha256"]
+        fields = ["number", "message", "created_by", "created_at", "source_sha256", "commit_sha", "commit_author",
+                  "commit_message"]
 
 
 class VersionSerializer(VersionSummarySerializer):
@@ -45,7 +46,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "team", "description", "created_at", "current_version"]
+        fields = ["id", "name", "team", "description", "created_at", "current_version", "git_source", "git_path"]
 
 
 class SpecErrorSerializer(serializers.Serializer):
@@ -126,6 +127,8 @@ class WorkflowListCreate(generics.ListAPIView):
                                             message=body.validated_data["message"])
         except services.SpecInvalid as invalid:
             return Response({"ok": False, "errors": _errors(invalid.errors)}, status=status.HTTP_400_BAD_REQUEST)
+        except services.GitManaged as managed:
+            return Response({"detail": str(managed)}, status=status.HTTP_409_CONFLICT)
         created = version.pk not in already_saved
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -195,3 +198,4 @@ urlpatterns = [
     path("workflows/<int:pk>/versions/<int:number>", VersionDetail.as_view(), name="api-workflow-version"),
     path("workflows/<int:pk>/diff", VersionDiffView.as_view(), name="api-workflow-diff"),
 ]
+urlpatterns += git_api.urlpatterns

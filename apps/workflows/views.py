@@ -136,11 +136,14 @@ def _editor(request, *, teams, workflow, initial_source: str):
                                                 message=form["message"].strip(), workflow=workflow)
             except services.SpecInvalid as invalid:
                 errors = invalid.errors
+            except services.GitManaged as managed:
+                messages.error(request, str(managed))
             else:
                 messages.success(request, f"Saved {version.workflow.name} as version {version.number}.")
                 return redirect("workflows:detail", version.workflow_id)
     return render(request, "workflows/edit.html", {
         "workflow": workflow, "teams": teams, "form": form, "errors": errors, "checked": request.method == "POST",
+        "git_file_url": workflow.git_source.file_url(workflow.git_path) if workflow and workflow.git_source else "",
     })
 
 

@@ -53,6 +53,7 @@ class Ref:
 DELEGATE_PAGE = {"delegate": "dee-delegate", "starts_at": "2099-06-01T09:00", "ends_at": "2099-06-03T09:00"}
 DELEGATE_API = {"delegate": "dee-delegate", "starts_at": "2099-06-01T09:00:00Z", "ends_at": "2099-06-03T09:00:00Z"}
 DELEGATORS = frozenset({"author", "approver", "operator", "admin"})  # an author decides checkpoints too
+GIT_SOURCE = {"team": "billing", "url": "https://git.example.com/billing/flows.git", "branch": "main", "folder": "flows"}
 BULK_APPROVE = {"ids": [Ref("gate")], "verdict": "approve", "comment": "checked by the matrix"}
 
 
@@ -120,6 +121,14 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "workflows/<int:pk>/edit/": Use(get=AUTHORS, post=AUTHORS, on="workflow", body={"source": YAML.replace(
         "matrix-new", "ledger")}),
     "workflows/<int:pk>/diff/": Use(get=TEAM, on="workflow"),
+    # Another team's author is shown the form again: billing is not among the teams offered.
+    "workflows/git/": Use(get=SIGNED_IN, post=AUTHORS, served=frozenset({"outsider"}), body=GIT_SOURCE),
+    "workflows/git/<int:pk>/": Use(get=TEAM, on="git_source"),
+    "workflows/git/<int:pk>/sync/": Use(post=AUTHORS, on="git_source"),
+    "workflows/git/<int:pk>/token/": Use(post=AUTHORS, on="git_source"),
+    "workflows/git/<int:pk>/delete/": Use(post=AUTHORS, on="git_source"),
+    # The Git host's push hook: only the source's token counts, never a session.
+    "workflows/git/<int:pk>/hook/": Use(on="git_source", refused=dict.fromkeys(ROLES, {403})),
     "workflows/<int:pk>/versions/<int:number>/": Use(get=TEAM, on="workflow"),
     "runs/": Use(get=SIGNED_IN),
     "runs/dashboard/": Use(get=SIGNED_IN),
@@ -229,6 +238,10 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     "api/v1/workflows/schema": Use(get=ANYONE),
     "api/v1/workflows/validate": Use(post=SIGNED_IN, body={"source": YAML}),
     "api/v1/workflows/<int:pk>": Use(get=TEAM, on="workflow"),
+    "api/v1/workflows/git-sources": Use(get=SIGNED_IN, post=AUTHORS, body=GIT_SOURCE, refused={"outsider": {400}}),
+    "api/v1/workflows/git-sources/<int:pk>": Use(get=TEAM, delete=AUTHORS, on="git_source"),
+    "api/v1/workflows/git-sources/<int:pk>/sync": Use(post=AUTHORS, on="git_source"),
+    "api/v1/workflows/git-sources/<int:pk>/token": Use(post=AUTHORS, on="git_source"),
     "api/v1/workflows/<int:pk>/versions": Use(get=TEAM, on="workflow"),
     "api/v1/workflows/<int:pk>/versions/<int:number>": Use(get=TEAM, on="workflow"),
     "api/v1/workflows/<int:pk>/diff": Use(get=TEAM, on="workflow", query={"from": 1, "to": 2}),

@@ -101,7 +101,7 @@ def build(artifact_dir) -> World:
     from apps.runs import engine
     from apps.triggers import services as triggers
     from apps.triggers.models import Backfill, DeadLetter
-    from apps.workflows.models import Workflow
+    from apps.workflows.models import GitSource, Workflow
 
     world = World()
     billing = Team.objects.create(slug="billing", name="Billing")
@@ -174,6 +174,10 @@ def build(artifact_dir) -> World:
     objects["connection"] = Connection.objects.create(name="billing-api", kind="http", team=billing,
                                                       url="https://billing.example.com")
     objects["allowed_host"] = AllowedHost.objects.create(pattern="billing.example.com", note="billing API")
+    # A Git source whose local path is outside FLOWDECK_GIT_LOCAL_ROOTS: a sync reports that at
+    # once and git never runs.
+    objects["git_source"] = GitSource.objects.create(team=billing, url=str(artifact_dir / "no-repo"),
+                                                     webhook_token_sha256="0" * 64)
     objects["runbook"] = Runbook.objects.create(path="sftp.md", title="SFTP uploads", content_hash="x",
                                                 body="Check the key.")
     start = datetime(2026, 11, 1, tzinfo=dt_timezone.utc)
