@@ -14,8 +14,10 @@ an approval's wait span when it is decided, each with its real start time.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import os
+import socket
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 
@@ -50,7 +52,10 @@ def configure() -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    _provider = TracerProvider(resource=Resource.create({"service.name": "flowdeck"}), id_generator=_id_generator())
+    # The worker's host and pid describe the process, so they are said once per export, not per span.
+    resource = Resource.create({"service.name": "flowdeck", "host.name": socket.gethostname(),
+                                "process.pid": os.getpid()})
+    _provider = TracerProvider(resource=resource, id_generator=_id_generator())
     _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     _tracer = _provider.get_tracer("flowdeck")
 
@@ -73,6 +78,7 @@ def run_ids(run_id: int) -> tuple[int, int]:
     return int.from_bytes(digest[:16], "big") or 1, int.from_bytes(digest[16:24], "big") or 1
 
 
+@functools.lru_cache(maxsize=64)
 def _run_context(run_id: int):
     from opentelemetry import trace
 
@@ -110,8 +116,7 @@ def _attempt_span(tracer, claimed):
                              kind=trace.SpanKind.INTERNAL, attributes={
                                  "flowdeck.run_id": claimed.run_id, "flowdeck.step_id": claimed.step_id,
                                  "flowdeck.step_type": claimed.step_type, "flowdeck.attempt": claimed.number,
-                                 "flowdeck.attempt_kind": claimed.kind, "flowdeck.queue": claimed.queue,
-                                 "host.name": claimed.worker.rpartition(":")[0], "flowdeck.worker": claimed.worker})
+                                 "flowdeck.attempt_kind": claimed.kind, "flowdeck.queue": claimed.queue})
     with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
         yield span
 

@@ -2,6 +2,7 @@
 attempt a span under the run's span, a gate's wait a span, and http.request passes the trace on."""
 
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,6 +29,7 @@ class _Receiver(BaseHTTPRequestHandler):
             export = ExportTraceServiceRequest.FromString(body)
             self.server.spans += [span for resource in export.resource_spans for scope in resource.scope_spans
                                   for span in scope.spans]
+            self.server.resources += [attributes(resource.resource) for resource in export.resource_spans]
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", "0")
@@ -50,7 +52,7 @@ class _Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.spans, server.calls = [], []
+    server.spans, server.resources, server.calls = [], [], []
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -91,7 +93,9 @@ def test_a_run_is_one_trace_with_a_span_per_attempt_and_the_called_service_joins
     assert all(span.parent_span_id == root.span_id for span in attempts)
     call = attributes(attempts[2])
     assert call["flowdeck.step_type"] == "http.request" and call["flowdeck.queue"] == "steps"
-    assert call["host.name"] and attributes(attempts[0])["error.type"]
+    assert attributes(attempts[0])["error.type"] == "StepError"
+    # The worker that ran them is named once per export, on the resource.
+    assert {resource["host.name"] for resource in receiver.resources} == {socket.gethostname()}
 
     # The called service received the http.request attempt's span as its parent.
     traceparent = receiver.calls[0]["traceparent"]
