@@ -10,8 +10,8 @@ import os
 import statistics
 import sys
 import threading
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from bench.engine import ROOT, machine, prepare_environment, run_workflow, start_workers, stop_workers
 
