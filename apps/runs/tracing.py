@@ -112,11 +112,12 @@ def _nanos(moment: datetime) -> int:
 def _attempt_span(tracer, claimed):
     from opentelemetry import trace
 
-    span = tracer.start_span(f"step {claimed.step_id}", context=_run_context(claimed.run_id),
-                             kind=trace.SpanKind.INTERNAL, attributes={
-                                 "flowdeck.run_id": claimed.run_id, "flowdeck.step_id": claimed.step_id,
-                                 "flowdeck.step_type": claimed.step_type, "flowdeck.attempt": claimed.number,
-                                 "flowdeck.attempt_kind": claimed.kind, "flowdeck.queue": claimed.queue})
+    # Few attributes: each one costs on every attempt, in the span and in its export. The run is the trace.
+    attributes = {"flowdeck.step_id": claimed.step_id, "flowdeck.step_type": claimed.step_type,
+                  "flowdeck.attempt": claimed.number, "flowdeck.queue": claimed.queue}
+    if claimed.kind != "step":
+        attributes["flowdeck.attempt_kind"] = claimed.kind
+    span = tracer.start_span(f"step {claimed.step_id}", context=_run_context(claimed.run_id), attributes=attributes)
     with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
         yield span
 
