@@ -27,7 +27,7 @@ from django.db import transaction
 _provider = None  # this process's TracerProvider, or None while tracing is off
 _tracer = None
 _configured_pid: int | None = None
-# Ids the next span must take (the run's root span), read by _RunIdGenerator.
+# Ids the next span must take (the run's root span), read by RunIdGenerator.
 _forced_ids: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("flowdeck_forced_ids",
                                                                                       default=None)
 
