@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
 
@@ -28,3 +28,18 @@ def _connection_hygiene_in_workers(**kwargs):
     # must not close that process's connection in the middle of its transaction.
     task_prerun.connect(_close_old_connections, weak=False)
     task_postrun.connect(_close_old_connections, weak=False)
+
+
+@worker_process_init.connect
+def _tracing_in_worker_process(**kwargs):
+    # After the fork: each pool process sets up its own tracer provider and batch thread.
+    from apps.runs import tracing
+
+    tracing.configure()
+
+
+@worker_process_shutdown.connect
+def _flush_traces(**kwargs):
+    from apps.runs import tracing
+
+    tracing.shutdown()

@@ -1,4 +1,4 @@
-"""Structured logging: JSON lines through structlog, with request, run, step and attempt ids.
+"""Structured logging: JSON lines through structlog, with request, run, step, attempt and trace ids.
 
 Ids are bound with `structlog.contextvars` (by the request middleware below, and by the engine
 around each step attempt), so every log line written meanwhile carries them. Values of keys
@@ -10,6 +10,7 @@ import re
 import uuid
 
 import structlog
+from opentelemetry import trace
 
 SECRET_KEY_PATTERN = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|credential", re.I)
 REDACTED = "[redacted]"
@@ -22,11 +23,21 @@ def redact_secrets(_logger, _method, event_dict):
     return event_dict
 
 
+def add_trace_ids(_logger, _method, event_dict):
+    """The current OpenTelemetry span's ids, on lines written inside one (apps.runs.tracing)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
 SHARED_PROCESSORS = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
+    add_trace_ids,
     redact_secrets,
 ]
 

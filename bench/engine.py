@@ -65,14 +65,15 @@ def prepare_environment() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
 
 
-def start_workers(count: int, *, label: str = "bench", include: str = "bench.engine") -> list[subprocess.Popen]:
-    """`count` single-process workers on the steps and default queues, `include` imported in each."""
+def start_workers(count: int, *, label: str = "bench", include: str = "bench.engine",
+                  queues: str = "steps,default") -> list[subprocess.Popen]:
+    """`count` single-process workers on `queues`, `include` imported in each."""
     workers = []
     for number in range(count):
         log = VAR / f"{label}-worker-{number}.log"
         workers.append(subprocess.Popen(
             [str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "-I", include,
-             "--pool=prefork", "--concurrency=1", "-Q", "steps,default", "-n", f"{label}{number}-{os.getpid()}@%h",
+             "--pool=prefork", "--concurrency=1", "-Q", queues, "-n", f"{label}{number}-{os.getpid()}@%h",
              "--without-gossip", "--without-mingle", "--loglevel=INFO"],
             cwd=ROOT, env=os.environ.copy(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
         deadline = time.monotonic() + 60

@@ -25,7 +25,7 @@ from django.db import connection
 from apps.catalog.registry import PermanentStepError, Reason, StepError, get_step_type
 from apps.logging import get_logger
 from apps.paths import scrub
-from apps.runs import engine
+from apps.runs import engine, tracing
 from apps.runs.engine.contract import RUN_ATTEMPT_TASK
 from apps.runs.context import AttemptContext, AttemptRevoked
 from apps.runs.retention import purge_runs
@@ -52,11 +52,17 @@ def run_attempt(self, attempt_id: int) -> None:
         handoff = _handoff(claimed, started, soft_limit) if in_worker else None
         with structlog.contextvars.bound_contextvars(run_id=claimed.run_id, step_id=claimed.step_id,
                                                      attempt=claimed.number, attempt_kind=claimed.kind):
-            with _time_limit(claimed.timeout_seconds) if in_worker else nullcontext():
-                outcome = execute(claimed)
-            if outcome is not None and not engine.finish_attempt(claimed, outcome, handoff):
-                logger.info("attempt result discarded: it was cancelled or taken over")
-                return
+            with tracing.attempt_span(claimed) as span:
+                with _time_limit(claimed.timeout_seconds) if in_worker else nullcontext():
+                    outcome = execute(claimed)
+                if outcome is None:
+                    tracing.set_outcome(span, "revoked")
+                elif not engine.finish_attempt(claimed, outcome, handoff):
+                    tracing.set_outcome(span, "discarded")
+                    logger.info("attempt result discarded: it was cancelled or taken over")
+                    return
+                else:
+                    tracing.set_outcome(span, "failed" if outcome.failed else "succeeded", outcome.error_type)
         claimed = handoff.kept if handoff is not None else None
 
 

@@ -9,6 +9,7 @@ from apps.catalog.builtins.common import connection_named
 from apps.catalog.netpolicy import HostRefused, checked_client
 from apps.catalog.registry import PermanentStepError, Reason, StepContext, StepError, checked_params, step_type
 from apps.logging import REDACTED, SECRET_KEY_PATTERN
+from apps.runs import tracing
 
 MAX_BODY_BYTES = 1_000_000
 MAX_TEXT_CHARS = 16_000
@@ -117,6 +118,7 @@ def http_request(ctx: StepContext):
     method = params["method"]
     url, auth = _request_target(ctx, params)
     headers = {**params["headers"], **auth, "Idempotency-Key": ctx.idempotency_key}
+    tracing.inject_traceparent(headers)
     ctx.log("http request", method=method, url=url, headers=redacted_headers(headers))
     body = {"json": params["json"]} if "json" in params else {"content": params.get("body")}
     try:
