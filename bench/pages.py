@@ -160,7 +160,7 @@ def generate() -> None:
             error = "ConnectionError" if step_state == "failed" else ""
             step_runs.append((step_run_id, run_id, f"s{position}", position, "echo", step_state, "",
                               1 if ran else 0, 1, error, "connection refused" if error else "",
-                              begin if ran else None, end))
+                              begin if ran else None, end, ""))
             if ran:
                 attempt_id += 1
                 attempts.append((attempt_id, step_run_id, "step", 1, f"{run_id}:s{position}:1", "echo", "steps",
@@ -171,7 +171,11 @@ def generate() -> None:
             if step_state == "waiting_approval":
                 requests.append(("gate", "pending", version.workflow.team_id, run_id, step_run_id,
                                  groups[teams.index(version.workflow.team)].pk, 1, "reject", True, "", "", "", "",
-                                 created + timedelta(seconds=15)))
+                                 created + timedelta(seconds=15), 0, ""))
+            if step_state == "failed" and state == "paused":
+                requests.append(("checkpoint", "pending", version.workflow.team_id, run_id, step_run_id, None, 1,
+                                 "reject", False, "ConnectionError", "connection refused",
+                                 "ConnectionError: connection refused", "", end, 0, ""))
         if state == "running" and rng.random() < 0.3:
             slas.append((run_id, version.workflow.team_id, "at_risk", created + timedelta(hours=1), 0, 60, 0, now))
     with connection.cursor() as django_cursor:
@@ -181,7 +185,7 @@ def generate() -> None:
               runs)
         _copy(cursor, "runs_steprun", ["id", "run_id", "step_id", "position", "step_type", "state", "skip_reason",
                                        "attempt", "retry_budget_from", "error_type", "error_message", "started_at",
-                                       "finished_at"], step_runs)
+                                       "finished_at", "decision"], step_runs)
         _copy(cursor, "runs_stepattempt", ["id", "step_run_id", "kind", "number", "idempotency_key", "step_type",
                                            "queue", "params", "timeout_seconds", "state", "queued_at", "not_before",
                                            "deliveries", "worker", "output_artifact", "error_type", "error_message",
@@ -189,7 +193,8 @@ def generate() -> None:
                                            "log_lines_dropped", "started_at", "ended_at", "duration_ms"], attempts)
         _copy(cursor, "approvals_approvalrequest", ["kind", "state", "team_id", "run_id", "step_run_id", "group_id",
                                                     "quorum", "on_expiry", "risky", "error_type", "error_message",
-                                                    "error_signature", "outcome", "created_at"], requests)
+                                                    "error_signature", "outcome", "created_at", "stage",
+                                                    "params_digest"], requests)
         _copy(cursor, "monitoring_slastatus", ["run_id", "team_id", "state", "deadline", "waiting_for_people_seconds",
                                                "running_seconds", "predicted_wait_seconds", "evaluated_at"], slas)
         for table in ("runs_run", "runs_steprun", "runs_stepattempt"):
@@ -253,19 +258,25 @@ def session_cookie(username: str) -> str:
 def page_paths(username: str) -> dict[str, list[str]]:
     from apps.accounts.access import scope_to_user
     from apps.accounts.models import User
+    from apps.approvals.models import ApprovalRequest
     from apps.runs.models import Run
     from apps.workflows.models import Workflow
 
     user = User.objects.get(username=username)
     run_ids = list(scope_to_user(Run.objects.order_by("-pk"), user).values_list("pk", flat=True)[:2000])
     workflow_ids = list(scope_to_user(Workflow.objects.order_by("pk"), user).values_list("pk", flat=True)[:40])
+    requests = scope_to_user(ApprovalRequest.objects.filter(state="pending").order_by("-pk"), user)
     return {"runs list": ["/runs/", "/runs/?page=2", "/runs/?state=failed"],
             "run detail": [f"/runs/{pk}/" for pk in run_ids],
             "inbox": ["/approvals/"], "home": ["/"],
             # Run history: each workflow's last runs, rates and percentiles, the charts' grouped queries.
             "workflows list": ["/workflows/", "/workflows/?page=2"],
             "workflow detail": [f"/workflows/{pk}/" for pk in workflow_ids],
-            "team dashboard": ["/runs/dashboard/"]}
+            "team dashboard": ["/runs/dashboard/"],
+            # The decision pages: the summary, the rendered parameters, the diff; suggestions load apart.
+            "gate": [f"/approvals/{pk}/" for pk in requests.filter(kind="gate").values_list("pk", flat=True)[:200]],
+            "checkpoint": [f"/approvals/{pk}/"
+                           for pk in requests.filter(kind="checkpoint").values_list("pk", flat=True)[:200]]}
 
 
 @dataclass
