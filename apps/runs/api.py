@@ -37,7 +37,7 @@ class AttemptSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "number", "state", "step_type", "queue", "params", "worker", "deliveries",
                   "queued_at", "started_at", "ended_at", "heartbeat_at", "duration_ms", "output", "output_artifact",
                   "error_type", "error_message", "error_signature", "records_in", "records_out",
-                  "records_rejected", "log_lines_dropped"]
+                  "records_rejected", "log_lines_dropped", "retry_verdict"]
 
 
 class StepRunSerializer(serializers.ModelSerializer):

@@ -175,6 +175,9 @@ class StepAttempt(models.Model):
     # its fix needs; db_default because the engine inserts attempts in plain SQL (statements.py).
     error_reason = models.CharField(max_length=40, blank=True, default="", db_default="")
     error_detail = models.JSONField(null=True, blank=True)
+    # Under `retries: {when: transient}`: whether this failure was retried, and why
+    # (apps.knowledge.transience.RetryVerdict, with "retried").
+    retry_verdict = models.JSONField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     records_in = models.PositiveBigIntegerField(default=0)
     records_out = models.PositiveBigIntegerField(default=0)

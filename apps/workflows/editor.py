@@ -26,7 +26,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from apps.catalog.presentation import ParameterRow, parameter_rows
 from apps.catalog.registry import Risk, StepType, all_step_types, get_step_type
 from apps.runs.graph import StepGraph, step_graph
-from apps.workflows.plan import OnReject, gate_of
+from apps.workflows.plan import OnReject, RetryWhen, gate_of
 
 # --- Graph ------------------------------------------------------------------------------------
 
@@ -325,7 +325,9 @@ def options_from_form(fields: list[FormField], submitted) -> dict[str, Any]:
         "needs": [need for need in submitted.getlist("needs") if need] or None,
         "when": submitted.get("when", "").strip() or None,
         "with": {form_field.name: params.get(form_field.name) for form_field in fields},
-        "retries": int(retries) if retries else None,
+        # A count alone reads as "retry any failure"; the full form when only transient ones.
+        "retries": ({"count": int(retries), "when": RetryWhen.TRANSIENT}
+                    if submitted.get("retry_when") == RetryWhen.TRANSIENT else int(retries)) if retries else None,
         "timeout": (int(timeout) if timeout.isdigit() else timeout) or None,
         "on_failure": submitted.get("on_failure", "") or None,
         "approval": submitted.get("approval", "").strip() or None,
@@ -344,6 +346,7 @@ def form_values(written: dict | None, step: StepType | None, fields: list[FormFi
         "step_id": written.get("id", ""), "needs": [needs] if isinstance(needs, str) else list(needs),
         "when": written.get("when") or "", "timeout": written.get("timeout") or "",
         "retries": retries.get("count", "") if isinstance(retries, dict) else "" if retries is None else retries,
+        "retry_when": retries.get("when", "") if isinstance(retries, dict) else "",
         "on_failure": written.get("on_failure") or "",
         "approval": approval.get("group", "") if isinstance(approval, dict) else approval or "",
     }
@@ -451,7 +454,13 @@ def put_step(source: str, values: dict[str, Any], *, replacing: str | None = Non
         elif key == "approval" and isinstance(step.get("approval"), dict):
             step["approval"]["group"] = value  # the full form keeps its quorum, timeout and escalation
         elif key == "retries" and isinstance(step.get("retries"), dict):
-            step["retries"]["count"] = value
+            # The full form keeps its backoff and delays; `when` follows the form's checkbox.
+            count, when = (value["count"], value["when"]) if isinstance(value, dict) else (value, None)
+            step["retries"]["count"] = count
+            if when:
+                step["retries"]["when"] = when
+            else:
+                step["retries"].pop("when", None)
         else:
             step[key] = value
     text = io.StringIO()

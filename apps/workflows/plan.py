@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from django.apps import apps
 
+from apps.workflows.spec.normalize import DEFAULT_RETRIES
 from apps.workflows.spec.templating import template_references, template_sources
 
 
@@ -22,6 +23,11 @@ class OnFailure:
     FAIL = "fail"
     CONTINUE = "continue"
     PAUSE = "pause"
+
+
+class RetryWhen:
+    ALWAYS = "always"  # any failure that is not permanent
+    TRANSIENT = "transient"  # only what apps.knowledge.transience classes as passing trouble
 
 
 class OnReject:
@@ -155,9 +161,6 @@ class Plan:
         return min(candidates) if candidates else None
 
 
-_DEFAULT_RETRIES = {"count": 0, "backoff": "fixed", "delay": 5, "max_delay": 300, "jitter": True}
-
-
 def build_plan(version_id: int, spec: dict) -> Plan:
     dependents: dict[str, list[str]] = {step["id"]: [] for step in spec["steps"]}
     for step in spec["steps"]:
@@ -174,7 +177,7 @@ def build_plan(version_id: int, spec: dict) -> Plan:
             needs=tuple(step.get("needs") or ()),
             dependents=tuple(dependents[step["id"]]),
             when=step.get("when"),
-            retries={**_DEFAULT_RETRIES, **(step.get("retries") or {})},
+            retries={**DEFAULT_RETRIES, "when": RetryWhen.ALWAYS, **(step.get("retries") or {})},
             timeout=step.get("timeout"),
             on_failure=step.get("on_failure") or OnFailure.FAIL,
             queue=step.get("queue"),

@@ -196,3 +196,24 @@ def test_graph_boxes_name_conditions_retries_timeouts_and_approvals(approver_gro
     labels = {node.step_id: node.state_label for node in spec_graph(load_spec(source.replace(
         "name: month-end\n", "name: month-end\ninputs:\n  x: {type: boolean, default: true}\n")).spec).nodes}
     assert labels["check"] == "if … · ↻3 · ⏱5m" and labels["pay"] == "approval" and labels["extract"] == "test.echo"
+
+
+def test_form_mode_retries_only_transient_failures_when_ticked_and_keeps_the_backoff(client_for, author,
+                                                                                    approver_group):
+    source = SPEC.replace("  - id: check", "  - id: check\n    retries: {count: 1, backoff: exponential}", 1)
+    client = client_for(author)
+    fields = {"type": "test.echo", "mode": "form", "edit": "check", "step_id": "check", "timeout": "", "when": "",
+              "on_failure": "", "approval": ""}
+    ticked = json.loads(client.post(reverse("workflows:editor_add_step"), {
+        **fields, "retries": "3", "retry_when": "transient", "source": source})["HX-Trigger"])["fd:step-added"]
+    check = next(s for s in load_spec(ticked["source"]).spec["steps"] if s["id"] == "check")
+    assert (check["retries"]["count"], check["retries"]["when"], check["retries"]["backoff"]) == \
+        (3, "transient", "exponential")
+    form = client.get(reverse("workflows:editor_step_form"), {"edit": "check", "source": ticked["source"]},
+                      HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER="sf-edit").content.decode()
+    assert 'value="transient" checked' in form
+
+    unticked = json.loads(client.post(reverse("workflows:editor_add_step"), {
+        **fields, "retries": "3", "source": ticked["source"]})["HX-Trigger"])["fd:step-added"]
+    check = next(s for s in load_spec(unticked["source"]).spec["steps"] if s["id"] == "check")
+    assert "when" not in check["retries"] and check["retries"]["backoff"] == "exponential"

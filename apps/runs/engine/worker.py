@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.audit.log import batched
+from apps.knowledge.transience import Evidence, RetryVerdict, classify
 from apps.runs import signals, statements
 from apps.runs.engine.advancing import (
     advance, announce, audit_step, compensate_or_finish, fail_step, fail_unstartable, set_run_state, settle_run,
@@ -24,7 +25,7 @@ from apps.runs.engine.attempts import queue_compensation, queue_step_attempt
 from apps.runs.engine.contract import AttemptOutcome, ClaimedAttempt, Handoff, MissingStepType, current_handoff
 from apps.runs.engine.transitions import ADVANCING_RUN_STATES, RETRYING_RUN_STATES
 from apps.runs.models import AttemptKind, AttemptState, Run, RunState, StepAttempt, StepRun, StepState
-from apps.workflows.plan import OnFailure, Plan, plan_for
+from apps.workflows.plan import OnFailure, Plan, RetryWhen, plan_for
 from apps.runs.signatures import error_signature
 
 
@@ -94,6 +95,7 @@ def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome, handoff: Ha
 
 
 def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
+    verdict = _retry_verdict(claimed, outcome)
     now = timezone.now()
     with batched():
         # A step's success is recorded on its step run at once.
@@ -114,7 +116,7 @@ def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
         if claimed.kind == AttemptKind.COMPENSATION:
             _compensation_ended(run, plan, claimed, outcome)
         elif outcome.failed:
-            _step_attempt_failed(run, plan, claimed, outcome)
+            _step_attempt_failed(run, plan, claimed, outcome, verdict)
         else:
             _step_succeeded(run, plan, claimed)
     return True
@@ -132,12 +134,49 @@ def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt) -> None:
         settle_run(run, plan, None)
 
 
-def _step_attempt_failed(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: AttemptOutcome) -> None:
+def _retry_verdict(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> RetryVerdict | None:
+    """Under `retries: {when: transient}`, whether this failure is passing trouble (recorded on
+    the attempt, permanent ones included, so the run page says why it was not retried); None
+    when the step retries any failure, or has no retry left to give. Asked before the run's
+    lock is taken: the assistant may read its index."""
+    if not outcome.failed or claimed.kind != AttemptKind.STEP:
+        return None
+    version_id, team_id = Run.objects.values_list("version_id", "team_id").get(pk=claimed.run_id)
+    retries = plan_for(version_id).steps[claimed.step_id].retries
+    if retries["when"] != RetryWhen.TRANSIENT or not retries["count"]:
+        return None
+    budget_from = StepRun.objects.values_list("retry_budget_from", flat=True).get(pk=claimed.step_run_id)
+    if claimed.number - budget_from >= retries["count"]:
+        return None
+    if outcome.permanent and not outcome.error_reason:
+        return RetryVerdict("", "", None, "step type", False, [Evidence("The step type marked this failure permanent")])
+    try:
+        verdict = classify(outcome.error_type, outcome.error_message, reason=outcome.error_reason,
+                           detail=outcome.error_detail, team_id=team_id,
+                           error_signature=error_signature(outcome.error_type, outcome.error_message))
+    except Exception as exc:  # noqa: BLE001  (no verdict: the failure goes to the checkpoint)
+        return RetryVerdict("", "", None, "none", False, [Evidence(f"The failure could not be classed: {exc}")])
+    verdict.transient = verdict.transient and not outcome.permanent
+    return verdict
+
+
+def _step_attempt_failed(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome: AttemptOutcome,
+                         verdict: RetryVerdict | None) -> None:
     step = plan.steps[claimed.step_id]
     row = StepRun.objects.get(pk=claimed.step_run_id)
     retries_used = claimed.number - row.retry_budget_from
     # Retries are mechanical: they go on even while the run is paused by another branch.
-    if not outcome.permanent and retries_used < step.retries["count"] and run.state in RETRYING_RUN_STATES:
+    retryable = (not outcome.permanent and retries_used < step.retries["count"]
+                 and run.state in RETRYING_RUN_STATES)
+    if verdict is not None:
+        StepAttempt.objects.filter(pk=claimed.attempt_id).update(
+            retry_verdict={**verdict.as_dict(), "retried": retryable and verdict.transient})
+        if retryable and not verdict.transient:
+            retryable = False
+            audit_step(None, run, row.pk, row.step_id, "retry_withheld", {
+                "attempt": claimed.number, "category": verdict.category, "confidence": verdict.confidence,
+                "source": verdict.source})
+    if retryable:
         delay = retry_delay(step.retries, retries_used + 1)
         try:
             queue_step_attempt(run, plan, step, row, params=claimed.params, countdown=delay)
@@ -146,7 +185,8 @@ def _step_attempt_failed(run: Run, plan: Plan, claimed: ClaimedAttempt, outcome:
             settle_run(run, plan, None)
             return
         audit_step(None, run, row.pk, row.step_id, "retry_scheduled", {
-            "attempt": claimed.number + 1, "delay_seconds": round(delay, 3), "error_type": outcome.error_type})
+            "attempt": claimed.number + 1, "delay_seconds": round(delay, 3), "error_type": outcome.error_type,
+            **({"category": verdict.category, "source": verdict.source} if verdict else {})})
         return
     fail_step(run, plan, row, outcome.error_type, outcome.error_message, None)
     if step.on_failure == OnFailure.CONTINUE and run.state in ADVANCING_RUN_STATES:

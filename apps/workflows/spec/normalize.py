@@ -26,7 +26,8 @@ so the engine never has to know about shorthand forms. Durations are whole secon
           "with": {...},                   # parameters, may hold {{ templates }}
           "needs": ["other-step-id"],
           "when": "inputs.amount > 100" | None,    # a condition expression, no braces
-          "retries": {"count": 0, "backoff": "fixed" | "exponential", "delay": 5, "max_delay": 300, "jitter": True},
+          "retries": {"count": 0, "backoff": "fixed" | "exponential", "delay": 5, "max_delay": 300, "jitter": True,
+                      "when": "always" | "transient"},
           "timeout": 300 | None,           # None: the step type's default
           "on_failure": "fail" | "continue" | "pause",
           "queue": None | "name",          # None: the step type's queue
@@ -57,6 +58,8 @@ from __future__ import annotations
 from typing import Any
 
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# `when` is not filled in (versions saved before it existed would all read as changed): a
+# missing one means "always", see plan.StepPlan.retries.
 DEFAULT_RETRIES = {"count": 0, "backoff": "fixed", "delay": 5, "max_delay": 300, "jitter": True}
 # `defaults` may set these; a step's own value wins.
 DEFAULTABLE = ("retries", "timeout", "on_failure", "queue")

@@ -15,6 +15,7 @@ CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 INPUT_TYPES = ["string", "integer", "number", "boolean", "object", "array"]
 ON_FAILURE = ["fail", "continue", "pause"]
 BACKOFF = ["fixed", "exponential"]
+RETRY_WHEN = ["always", "transient"]
 CATCH_UP = ["skip", "once", "each"]
 AFTER_STATUS = ["succeeded", "failed", "finished"]
 ON_REJECT = ["fail", "skip", "continue"]
@@ -94,6 +95,9 @@ SPEC_SCHEMA = {
                 "delay": {"$ref": "#/$defs/duration"},
                 "max_delay": {"$ref": "#/$defs/duration"},
                 "jitter": {"type": "boolean"},
+                "when": {"enum": RETRY_WHEN,
+                         "description": "always: any failure that is not permanent; transient: only network, "
+                                        "outage, rate-limit, lock and capacity failures."},
             },
         },
         "step": {
