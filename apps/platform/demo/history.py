@@ -45,19 +45,27 @@ def _failure(entry: dict, people: dict) -> PastFailure:
                        comment=entry.get("comment", ""), after_minutes=entry.get("after_minutes", 30))
 
 
+def _nearest(run_days: list[int], days_ago: int) -> int:
+    """The run a failure written for `days_ago` happens to: that day's, else the closest earlier
+    run, else the closest later one (a workflow on Tuesdays and Thursdays has no run on most days,
+    and which days those are depends on today's weekday)."""
+    earlier = [days for days in run_days if days >= days_ago]
+    return min(earlier) if earlier else max(run_days)
+
+
 def past_runs(config: dict, workflows: dict, people: dict, now: datetime) -> list[PastRun]:
     today = now.date()
     runs = []
     for name, story in config["workflows"].items():
         version = workflows[name].current_version
         hour, minute = (int(part) for part in story["at"].split(":"))
-        failures = {entry["days_ago"]: entry for entry in story.get("failures", [])}
+        run_days = [days_ago for days_ago in range(config["days"], 0, -1)
+                    if _runs_on(story["every"], today - timedelta(days=days_ago))]
+        failures = {_nearest(run_days, entry["days_ago"]): entry for entry in story.get("failures", []) if run_days}
         ran_anyway = {days: step for step, days_list in story.get("ran_on", {}).items() for days in days_list}
         n = 0
-        for days_ago in range(config["days"], 0, -1):
+        for days_ago in run_days:
             day = today - timedelta(days=days_ago)
-            if not _runs_on(story["every"], day):
-                continue
             n += 1
             runs.append(PastRun(
                 version=version, created_at=datetime.combine(day, time(hour, minute), tzinfo=UTC),
