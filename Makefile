@@ -60,12 +60,15 @@ test-sqlite:
 	$(PY) -m pytest -q
 
 # On PostgreSQL and Redis: always in CI (a missing service fails), otherwise when they answer.
-# The accessibility checks read the pages' markup, which no backend changes: the first pass runs them.
+# The first pass alone runs what no backend changes: the accessibility checks and the phone-width
+# check read the pages' markup, and the learned-weights evaluation is arithmetic over fixtures.
 test-services:
 	@if [ "$$CI" = "true" ] || $(PY) scripts/services_up.py --quiet; then \
 		$(PY) scripts/services_up.py && \
 		DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -q \
-			--deselect tests/browser/test_accessibility.py; \
+			--deselect tests/browser/test_accessibility.py \
+			--deselect tests/browser/test_editor_and_phone.py::test_main_pages_fit_a_phone_and_log_no_console_errors \
+			--deselect tests/knowledge/test_fusion.py::test_knowledge_eval_learns_weights_per_fold_and_beats_the_fixed_ones_on_a_foreign_taxonomy; \
 	else echo "PostgreSQL or Redis not reachable: skipping the services pass (CI=true makes this a failure)."; fi
 
 bench: migrate
