@@ -24,8 +24,8 @@ from datetime import datetime
 from django.utils import timezone
 
 from apps.accounts.access import visible_team_ids
-from apps.approvals.models import ApprovalRequest, RequestKind, RequestState, Verdict
-from apps.approvals.services import BulkResult, bulk_decide, requests_for
+from apps.approvals.models import ApprovalRequest, RequestState, Verdict
+from apps.approvals.services import BulkResult, bulk_decide, requests_for, waiting_checkpoints_for
 from apps.incidents.access import visible_incidents
 from apps.runs.models import AttemptKind, Run, RunState, StepAttempt, StepRun, StepState, Trigger
 from apps.runs.signatures import error_signature
@@ -115,8 +115,7 @@ def group_key(workflow_id: int, step_id: str, signature: str) -> str:
 
 def failure_groups(user) -> list[FailureGroup]:
     """The open failures `user` sees, one group per root failure, the largest first."""
-    checkpoints = list(requests_for(user).filter(kind=RequestKind.CHECKPOINT, state=RequestState.PENDING)
-                       .order_by("-pk")[:MAX_FAILURES])
+    checkpoints = list(waiting_checkpoints_for(user)[:MAX_FAILURES])
     return _grouped(user, checkpoints)
 
 
