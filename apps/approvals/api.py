@@ -57,11 +57,12 @@ class DecideSerializer(serializers.Serializer):
 
 class BulkSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=200)
-    verdict = serializers.ChoiceField(choices=[(Verdict.APPROVE, "Approve"), (Verdict.RETRY, "Retry")])
+    verdict = serializers.ChoiceField(choices=[(verdict, Verdict(verdict).label) for verdict in services.BULK_VERDICTS])
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     reason_code = serializers.ChoiceField(choices=ReasonCode.choices, required=False, allow_blank=True, default="")
     confirm = serializers.BooleanField(required=False, default=False,
-                                       help_text="Approve: needed, with a comment, when a selected step is high-risk.")
+                                       help_text="Approve: needed, with a comment, when a selected step is high-risk. "
+                                                 "Skip and abort: always needed.")
 
 
 class Conflict(ValidationError):

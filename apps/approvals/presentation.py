@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, RequestKind, RequestState, Verdict
+from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, ReasonCode, RequestKind, RequestState, Verdict
 from apps.approvals.services import acting_for, last_params, refusal
 from apps.audit.log import redact
 from apps.catalog.registry import Risk, StepType, get_step_type
@@ -212,3 +212,12 @@ def _choices_for(request: ApprovalRequest, user, decisions: list) -> tuple[list[
             refusals[choice] = refusal(user, request, choice, acting_for(user, request, choice))
     allowed = [choice for choice in choices if not refusals[choice]]
     return allowed, "" if allowed else refusals[choices[0]]
+
+
+def bulk_confirmation(ids, verdict: str, high_risk: list[ApprovalRequest], *, comment: str = "",
+                      reason_code: str = "", asked_again: bool = False, **where) -> dict:
+    """The context of approvals/confirm_bulk.html, the one confirmation of bulk decisions (the
+    inbox's and an incident group's; `where` may set action, back_url and back_label)."""
+    return {"ids": list(ids), "verdict": verdict, "verdict_label": Verdict(verdict).label, "high_risk": high_risk,
+            "comment": comment, "reason_code": reason_code, "asked_again": asked_again,
+            "reason_label": ReasonCode(reason_code).label if reason_code in ReasonCode.values else "", **where}

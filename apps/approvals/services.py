@@ -87,14 +87,22 @@ class InvalidDecision(ApprovalError):
 
 
 class ConfirmationNeeded(InvalidDecision):
-    """A bulk approval includes high-risk steps: it is taken only when confirmed, with a comment."""
+    """A bulk decision that needs a confirmation first: approving high-risk steps (with a
+    comment), or skipping or aborting several failures at once. `high_risk` names the risky
+    requests among them, for the confirmation to list."""
 
-    def __init__(self, high_risk: list[ApprovalRequest]):
-        self.high_risk = high_risk
+    def __init__(self, high_risk: list[ApprovalRequest], verdict: str = Verdict.APPROVE, count: int = 0):
+        self.high_risk, self.verdict, self.count = high_risk, verdict, count
         names = ", ".join(f"#{request.pk} {request.step_run.step_id} ({request.step_run.step_type})"
                           for request in high_risk)
-        super().__init__(f"Approving {names} runs high-risk steps: confirm that you checked each of them, and say "
-                         f"why in the comment.", {"comment": "A bulk approval of high-risk steps needs a comment."})
+        if verdict == Verdict.APPROVE:
+            super().__init__(f"Approving {names} runs high-risk steps: confirm that you checked each of them, and "
+                             f"say why in the comment.",
+                             {"comment": "A bulk approval of high-risk steps needs a comment."})
+            return
+        risky = f" ({len(high_risk)} of them risky: {names})" if high_risk else ""
+        super().__init__(f"To {Verdict(verdict).label.lower()} {count} failed step(s) at once{risky}, confirm it "
+                         f"(`confirm`): it cannot be undone.")
 
 
 class InvalidFormValues(InvalidDecision):
@@ -615,10 +623,7 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
     if refused:
         raise PermissionDenied(refused)
     self_approval = required_role(request, choice) == RISKY_SKIP_ROLE and bool(caused_by(request, actor))
-    if reason_code not in ReasonCode.values:
-        raise InvalidDecision("Pick a reason from the list, so later operators learn from this decision.")
-    if not comment:
-        raise InvalidDecision("Add a comment saying what you checked or changed.")
+    require_reason(reason_code, comment)
     if choice == Verdict.SKIP and skip_output is not None:
         _check_output(request.step_run, skip_output)
     approve_again = False
@@ -648,6 +653,13 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
         raise DecisionConflict(str(exc)) from None
     _notify_decided(request, actor, comment)
     return request
+
+
+def require_reason(reason_code: str, comment: str) -> None:
+    if reason_code not in ReasonCode.values:
+        raise InvalidDecision("Pick a reason from the list, so later operators learn from this decision.")
+    if not comment:
+        raise InvalidDecision("Add a comment saying what you checked or changed.")
 
 
 def open_checkpoints(run: Run) -> list[ApprovalRequest]:
@@ -763,17 +775,31 @@ class BulkResult:
     message: str
 
 
+# What a bulk decision may do: approve gates, or retry, skip or abort failed steps (not compensate:
+# what it undoes differs per run, so it is decided one by one).
+BULK_VERDICTS = (Verdict.APPROVE, Verdict.RETRY, Verdict.SKIP, Verdict.ABORT)
+# Bulk verdicts that cannot be taken back: asked to be confirmed first, the risky steps named.
+CONFIRMED_VERDICTS = (Verdict.SKIP, Verdict.ABORT)
+
+
 def bulk_decide(actor, request_ids, verdict: str, *, comment: str = "", reason_code: str = "",
                 confirmed: bool = False) -> list[BulkResult]:
-    """Apply one verdict (approve a gate, or retry a checkpoint) to several requests, each checked,
-    decided and audited on its own; one refusal does not stop the others. Approving high-risk
-    steps in bulk needs `confirmed` and a comment (ConfirmationNeeded, before anything is decided)."""
-    if verdict not in (Verdict.APPROVE, Verdict.RETRY):
-        raise InvalidDecision("Bulk actions approve gates or retry checkpoints; decide others one by one.")
+    """Apply one verdict (approve a gate; retry, skip or abort a checkpoint) to several requests,
+    each checked, decided and audited on its own; one refusal does not stop the others. Approving
+    high-risk steps in bulk needs `confirmed` and a comment, skipping or aborting needs
+    `confirmed` (ConfirmationNeeded, before anything is decided). The inbox's bulk action and an
+    incident group's decision both come here."""
+    if verdict not in BULK_VERDICTS:
+        raise InvalidDecision("Bulk actions approve gates, or retry, skip or abort checkpoints; decide others one "
+                              "by one.")
     if verdict == Verdict.APPROVE:
         high_risk = high_risk_gates(actor, request_ids)
         if high_risk and not (confirmed and comment.strip()):
             raise ConfirmationNeeded(high_risk)
+    else:
+        require_reason(reason_code, comment.strip())
+        if verdict in CONFIRMED_VERDICTS and not confirmed:
+            raise ConfirmationNeeded(risky_checkpoints(actor, request_ids), verdict, len(request_ids))
     results = []
     for request_id in request_ids:
         try:
@@ -797,6 +823,13 @@ def high_risk_gates(actor, request_ids) -> list[ApprovalRequest]:
     gates = requests_for(actor).filter(pk__in=[int(pk) for pk in request_ids], kind=RequestKind.GATE).order_by("pk")
     return [gate for gate in gates if (step_type := get_step_type(gate.step_run.step_type)) is not None
             and step_type.risk == Risk.HIGH]
+
+
+def risky_checkpoints(actor, request_ids) -> list[ApprovalRequest]:
+    """The checkpoints among `request_ids` (of the teams `actor` sees) of risky steps (an approval
+    gate or a high-risk type): skipping them needs an approver."""
+    return list(requests_for(actor).filter(pk__in=[int(pk) for pk in request_ids], kind=RequestKind.CHECKPOINT,
+                                           risky=True).order_by("pk"))
 
 
 def what_happened(request: ApprovalRequest) -> str:
@@ -951,6 +984,18 @@ def requests_for(user) -> QuerySet:
     """Every request of the teams `user` may see."""
     return scope_to_user(ApprovalRequest.objects.select_related(
         "run", "run__workflow", "run__version", "run__started_by", "step_run", "group", "team", "escalate_to"), user)
+
+
+def waiting_checkpoints_for(user) -> QuerySet:
+    """The checkpoints waiting for a decision in the teams `user` sees, newest first, with only
+    what a list of failures shows (their run, workflow, step and team): incident groups read
+    hundreds at once."""
+    return scope_to_user(ApprovalRequest.objects.filter(kind=RequestKind.CHECKPOINT, state=RequestState.PENDING)
+                         .select_related("run__workflow", "step_run", "team").only(
+        "run_id", "step_run_id", "team_id", "risky", "error_signature", "created_at", "team__name",
+        "run__state", "run__team_id", "run__version_id", "run__trigger", "run__trigger_detail", "run__workflow_id",
+        "run__workflow__name", "step_run__run_id", "step_run__step_id", "step_run__position",
+        "step_run__finished_at", "step_run__error_type", "step_run__error_message"), user).order_by("-pk")
 
 
 def get_request_for_user(user, pk) -> ApprovalRequest:

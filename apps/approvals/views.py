@@ -21,7 +21,7 @@ from apps.accounts.access import visible_teams
 from apps.approvals import delegation, gate_forms, services
 from apps.approvals.forms import checkpoint_choice, decision_form
 from apps.approvals.models import CHECKPOINT_CHOICES, ApprovalRequest, Decision, ReasonCode, RequestKind, RequestState
-from apps.approvals.presentation import decision_context
+from apps.approvals.presentation import bulk_confirmation, decision_context
 from apps.pagination import KeyPaginator
 from apps.runs.models import StepState
 
@@ -181,9 +181,9 @@ def bulk(request):
                                        confirmed=request.POST.get("confirm") == "yes")
     except services.ConfirmationNeeded as needed:
         # Asked, not refused: the same selection again, with the high-risk steps named.
-        return render(request, "approvals/confirm_bulk.html", {
-            "ids": ids, "high_risk": needed.high_risk, "comment": request.POST.get("comment", ""),
-            "asked_again": request.POST.get("confirm") == "yes"})
+        return render(request, "approvals/confirm_bulk.html", bulk_confirmation(
+            ids, needed.verdict, needed.high_risk, comment=request.POST.get("comment", ""),
+            reason_code=request.POST.get("reason_code", ""), asked_again=request.POST.get("confirm") == "yes"))
     except services.InvalidDecision as exc:
         messages.error(request, str(exc))
         return redirect("approvals:inbox")

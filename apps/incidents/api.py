@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.access import has_role
 from apps.accounts.models import Role, Team
-from apps.incidents import services
+from apps.incidents import group_api, services
 from apps.incidents.access import get_incident_for_user, visible_incidents
 from apps.incidents.models import Incident, RootCauseCategory
 
@@ -94,6 +94,7 @@ class IncidentResolve(APIView):
 
 
 urlpatterns = [
+    *group_api.urlpatterns,
     path("incidents", IncidentList.as_view(), name="api-incidents"),
     path("incidents/<int:pk>", IncidentDetail.as_view(), name="api-incident"),
     path("incidents/<int:pk>/own", IncidentOwn.as_view(), name="api-incident-own"),

@@ -12,6 +12,7 @@ from apps.accounts.models import Role, Team
 from apps.incidents import services
 from apps.incidents.access import get_incident_for_user, may_triage, visible_incidents
 from apps.incidents.forms import CategoryForm, IncidentFilterForm, OpenIncidentForm, ResolveForm
+from apps.incidents.groups import failure_groups
 from apps.incidents.models import RootCauseCategory
 
 
@@ -31,11 +32,21 @@ def incident_list(request):
     page = Paginator(incidents, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    template = "incidents/list.html#results" if request.htmx else "incidents/list.html"
-    return render(request, template, {
+    groups = failure_groups(request.user)
+    _mark_grouped(page, groups)
+    if request.htmx:
+        return render(request, "incidents/list.html#results", {"page": page, "query": query.urlencode()})
+    return render(request, "incidents/list.html", {
         "form": form, "page": page, "query": query.urlencode(), "teams": visible_teams(request.user),
-        "categories": RootCauseCategory.objects.all(),
+        "categories": RootCauseCategory.objects.all(), "groups": groups,
     })
+
+
+def _mark_grouped(page, groups) -> None:
+    """Each incident of the page that belongs to an open failure group (`failure_group`), so its row links the group."""
+    group_of = {incident_id: group for group in groups for incident_id in group.incident_ids}
+    for incident in page.object_list:
+        incident.failure_group = group_of.get(incident.pk)
 
 
 @login_required

@@ -32,11 +32,13 @@ class HomePanels:
     attention: list[Run]
     at_risk: list
     recent_runs: list[Run]
+    failure_groups: list  # apps.incidents.groups.FailureGroup, the largest first
 
 
 def home_panels(user, now=None) -> HomePanels:
     from apps.approvals.models import ApprovalRequest
     from apps.approvals.services import inbox_for
+    from apps.incidents.groups import failure_groups
     from apps.monitoring.models import SlaState, SlaStatus
 
     now = now or timezone.now()
@@ -62,6 +64,7 @@ def home_panels(user, now=None) -> HomePanels:
         attention=list(attention[:PANEL_SIZE]),
         at_risk=at_risk.object_list,
         recent_runs=list(runs[:PANEL_SIZE]),
+        failure_groups=failure_groups(user)[:PANEL_SIZE],
     )
 
 

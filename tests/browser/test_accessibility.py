@@ -16,7 +16,7 @@ ADMIN_PAGES = ["/", "/workflows/", "/workflows/{workflow}/", "/workflows/{workfl
                "/catalog/", "/catalog/types/http.request/", "/catalog/types/example.convert_amounts/",
                "/catalog/connections/", "/catalog/connections/new/",
                "/runs/", "/runs/{run}/", "/runs/{run}/steps/load/", "/runs/dashboard/",
-               "/incidents/", "/knowledge/runbooks/", "/platform/", "/platform/workers/", "/platform/step-types/",
+               "/incidents/", "/incidents/groups/{group}/", "/knowledge/runbooks/", "/platform/", "/platform/workers/", "/platform/step-types/",
                "/platform/people/", "/platform/search/?q=ledger", "/audit/", "/approvals/history/"]
 APPROVER_PAGES = ["/approvals/", "/approvals/{request}/"]
 
@@ -42,8 +42,12 @@ def console_data(team, author, operator, approver, approver_group, platform_admi
                            name="ledger-load", author=author)
     paused = drive(engine.start_run(operator, failing))
     gated = drive(engine.start_run(operator, workflow.current_version))
+    from apps.incidents.groups import group_key
+
+    checkpoint = ApprovalRequest.objects.get(run=paused, kind="checkpoint")
     return {"workflow": workflow.pk, "run": paused.pk,
-            "request": ApprovalRequest.objects.filter(run=gated).values_list("pk", flat=True).first()}
+            "request": ApprovalRequest.objects.filter(run=gated).values_list("pk", flat=True).first(),
+            "group": group_key(failing.workflow_id, "load", checkpoint.error_signature)}
 
 
 LAPTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}

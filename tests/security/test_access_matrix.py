@@ -55,6 +55,8 @@ DELEGATE_API = {"delegate": "dee-delegate", "starts_at": "2099-06-01T09:00:00Z",
 DELEGATORS = frozenset({"author", "approver", "operator", "admin"})  # an author decides checkpoints too
 GIT_SOURCE = {"team": "billing", "url": "https://git.example.com/billing/flows.git", "branch": "main", "folder": "flows"}
 BULK_APPROVE = {"ids": [Ref("gate")], "verdict": "approve", "comment": "checked by the matrix"}
+GROUP_RETRY = {**DECIDE_RETRY, "confirm": "yes"}
+GROUP_RETRY_API = DECIDE_RETRY
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,11 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
                           body={"team": "billing", "title": "Found by the matrix"}),
     "incidents/categories/": Use(get=ADMIN, post=ADMIN, body={
         "slug": "matrix", "name": "Matrix", "description": "Made by the matrix", "is_active": "on"}),
+    # A failure group is seen by the team; its decision answers everyone who sees it, each member
+    # refused (in the answer) for whoever may not decide it.
+    "incidents/groups/<str:key>/": Use(get=TEAM, on="failure_group"),
+    "incidents/groups/<str:key>/decide/": Use(post=OPERATORS, on="failure_group", body=GROUP_RETRY,
+                                              served=TEAM - OPERATORS),
     "incidents/<int:pk>/": Use(get=TEAM, on="incident"),
     "incidents/<int:pk>/own/": Use(post=OPERATORS, on="incident"),
     "incidents/<int:pk>/resolve/": Use(post=OPERATORS, on="incident", body={
@@ -274,6 +281,10 @@ ACCESS: dict[str, Use | tuple[Use, ...]] = {
     ),
     "api/v1/incidents": Use(get=SIGNED_IN, post=OPERATORS, body={"team": "billing", "title": "Found by the matrix"},
                             refused={"outsider": {403}}),
+    "api/v1/incidents/groups": Use(get=SIGNED_IN),
+    "api/v1/incidents/groups/<str:key>": Use(get=TEAM, on="failure_group"),
+    "api/v1/incidents/groups/<str:key>/decide": Use(post=OPERATORS, on="failure_group", body=GROUP_RETRY_API,
+                                                    served=TEAM - OPERATORS),
     "api/v1/incidents/<int:pk>": Use(get=TEAM, on="incident"),
     "api/v1/incidents/<int:pk>/own": Use(post=OPERATORS, on="incident"),
     "api/v1/incidents/<int:pk>/resolve": Use(post=OPERATORS, on="incident", body={
@@ -361,6 +372,8 @@ def path_values(world, route, use: Use) -> dict:
             values[name] = objects["artifact"]
         elif name == "token":
             values[name] = target.token
+        elif name == "key":
+            values[name] = target.key
         elif name == "slug":
             values[name] = target.slug
         elif name == "route":

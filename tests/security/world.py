@@ -95,6 +95,7 @@ def build(artifact_dir) -> World:
     from apps.approvals import services as approvals
     from apps.approvals.models import ApprovalRequest
     from apps.catalog.models import AllowedHost, Connection
+    from apps.incidents.groups import group_key
     from apps.incidents.models import Incident
     from apps.knowledge.models import Runbook
     from apps.monitoring.models import Alert, AlertKind
@@ -140,6 +141,8 @@ def build(artifact_dir) -> World:
     objects["paused_run"] = _play(engine.start_run(operator, paused_version))
     objects["step_run"] = objects["paused_run"].step_runs.get(step_id="load")
     objects["checkpoint"] = ApprovalRequest.objects.get(run=objects["paused_run"], kind="checkpoint")
+    objects["failure_group"] = SimpleNamespace(key=group_key(paused_version.workflow_id, "load",
+                                                             objects["checkpoint"].error_signature))
     failed_version = make_version(billing, [step("load", "test.fail")], name="export", author=users["author"])
     objects["failed_run"] = _play(engine.start_run(operator, failed_version))
     gated_version = make_version(billing, [step("pay", params={"amount": 10}, approval={
