@@ -322,6 +322,7 @@ SPECTACULAR_SETTINGS = {
         "SlaStateEnum": "apps.monitoring.models.SlaState",
         "BatchStateEnum": "apps.triggers.models.BatchState",
         "DeadLetterStateEnum": "apps.triggers.models.DeadLetterState",
+        "IncidentSourceEnum": "apps.incidents.models.IncidentSource",
     },
 }
 

@@ -3,8 +3,9 @@
 First the summary: the step, its type and risk, its parameters as the step will receive them
 (rendered by the engine's own `step_params` for a gate; as the failed attempt ran them for a
 checkpoint; secrets redacted), who asked, how long it waited, when it expires, the quorum so far,
-and the value-level changes since the last approved run. Then the evidence: inputs, upstream
-outputs, the version diff, and for a checkpoint the error, the log tail, what compensation
+and the value-level changes since the last approved run. Then the evidence: for a checkpoint first
+what changed before the step failed (apps.runs.investigation), then inputs, upstream outputs, the
+version diff, and for a checkpoint the error, the log tail, what compensation
 would undo and what operators did last time. And the decision form's fields, generated from
 the step type's schemas (apps.approvals.forms). Nothing here loads a model: suggestions come later, by htmx.
 """
@@ -12,7 +13,6 @@ the step type's schemas (apps.approvals.forms). Nothing here loads a model: sugg
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,9 @@ from apps.approvals.services import acting_for, last_params, refusal
 from apps.audit.log import redact
 from apps.catalog.registry import Risk, StepType, get_step_type
 from apps.runs import engine
-from apps.runs.models import AttemptKind, RunState, StepAttempt, StepLogLine, StepRun, StepState
+from apps.runs.changes import ValueChange, params_of, value_changes
+from apps.runs.investigation import Fact, investigate
+from apps.runs.models import AttemptKind, RunState, StepLogLine, StepRun, StepState
 from apps.workflows.services import VersionDiff, diff_versions
 from apps.workflows.spec.templating import TemplateEvaluationError
 
@@ -33,16 +35,6 @@ class CompensationStep:
     step_id: str
     finished_at: Any
     compensate_type: str | None  # None: the step declares no compensation, so it stays done
-
-
-@dataclass(frozen=True)
-class ValueChange:
-    """One value that differs from the last approved run (`before` None: it was not there)."""
-
-    where: str  # "parameter" or "input"
-    name: str
-    before: str | None
-    now: str | None
 
 
 @dataclass
@@ -61,6 +53,7 @@ class DecisionContext:
     approvals_given: int = 0
     log_tail: list[StepLogLine] = field(default_factory=list)
     compensation: list[CompensationStep] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)  # a checkpoint's: what changed before the step failed
     past: list[ApprovalRequest] = field(default_factory=list)
     allowed: list[str] = field(default_factory=list)
     cannot_decide_because: str = ""
@@ -108,13 +101,14 @@ def decision_context(request: ApprovalRequest, user) -> DecisionContext:
     decisions = list(request.decisions.all())  # prefetched by the view: the form lists them too
     context.approvals_given = sum(1 for decision in decisions if decision.verdict == Verdict.APPROVE)
     if previous is not None:
-        context.changes = _value_changes(redact(_params_of(previous.pk, step_run.step_id)), context.params,
+        context.changes = value_changes(redact(params_of(previous.pk, step_run.step_id)), context.params,
                                          redact(previous.inputs), redact(run.inputs))
     if request.kind == RequestKind.CHECKPOINT:
         attempt = step_run.attempts.filter(kind=AttemptKind.STEP).order_by("-number").first()
         if attempt is not None:
             context.log_tail = list(reversed(attempt.log_lines.order_by("-at", "-id")[:LOG_TAIL_LINES]))
         context.compensation = compensation_preview(request)
+        context.facts = investigate(step_run)
         context.past = past_decisions(request)
     context.allowed, context.cannot_decide_because = _choices_for(request, user, decisions)
     return context
@@ -152,27 +146,6 @@ def _last_approved_run(request: ApprovalRequest):
     else:
         earlier = earlier.filter(state=RunState.SUCCEEDED)
     return earlier.order_by("-created_at").first()
-
-
-def _params_of(run_id: int, step_id: str) -> dict:
-    params = StepAttempt.objects.filter(step_run__run_id=run_id, step_run__step_id=step_id, kind=AttemptKind.STEP) \
-        .order_by("-number").values_list("params", flat=True).first()
-    return dict(params or {})
-
-
-def _value_changes(params_before: dict, params_now: dict, inputs_before: Mapping, inputs_now: Mapping
-                   ) -> list[ValueChange]:
-    changes = []
-    for where, before, now in (("parameter", params_before, params_now), ("input", inputs_before or {},
-                                                                             inputs_now or {})):
-        for name in sorted(set(before) | set(now)):
-            if before.get(name) != now.get(name) or (name in before) != (name in now):
-                changes.append(ValueChange(where, name, _shown(before, name), _shown(now, name)))
-    return changes
-
-
-def _shown(values: Mapping, name: str) -> str | None:
-    return json.dumps(values[name], ensure_ascii=False, default=str) if name in values else None
 
 
 def _pretty(value: Any) -> str:

@@ -121,9 +121,11 @@ def update_connection(actor, connection_id: int, *, secret: str | None = None, *
     _validated(connection)
     if secret is not None:
         connection.set_secret(secret)
-    connection.updated_at = timezone.now()
-    connection.save()
     after = _public_fields(connection)
+    if after != before or secret is not None or _who(sharing) != _who(current_sharing):
+        # Only a real change moves it: the investigation of a failure reads it as "changed since".
+        connection.updated_at = timezone.now()
+    connection.save()
     if after != before:
         record(actor, "connection.updated", connection,
                before={k: v for k, v in before.items() if after[k] != v},

@@ -1,7 +1,9 @@
 """REST API of the incidents app (mounted under /api/v1/): list, read, open, own, resolve."""
 
+from dataclasses import asdict
+
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
@@ -12,6 +14,7 @@ from apps.accounts.models import Role, Team
 from apps.incidents import group_api, services
 from apps.incidents.access import get_incident_for_user, visible_incidents
 from apps.incidents.models import Incident, RootCauseCategory
+from apps.runs.api import FactSerializer
 
 
 class IncidentSerializer(serializers.ModelSerializer):
@@ -64,10 +67,26 @@ class IncidentList(generics.ListAPIView):
         return Response(IncidentSerializer(incident).data, status=status.HTTP_201_CREATED)
 
 
+class IncidentDetailSerializer(IncidentSerializer):
+    investigation = serializers.SerializerMethodField(
+        help_text="What changed before its failure: since the last success of the same step, the steps it "
+                  "needs, other runs failing with the same error (empty when its run is no longer kept).")
+
+    class Meta(IncidentSerializer.Meta):
+        fields = [*IncidentSerializer.Meta.fields, "investigation"]
+        read_only_fields = fields
+
+    @extend_schema_field(FactSerializer(many=True))
+    def get_investigation(self, incident: Incident) -> list[dict]:
+        from apps.knowledge.incident_ranking import investigation_of
+
+        return [asdict(fact) for fact in investigation_of(incident)]
+
+
 class IncidentDetail(APIView):
-    @extend_schema(responses=IncidentSerializer)
+    @extend_schema(responses=IncidentDetailSerializer)
     def get(self, request, pk: int):
-        return Response(IncidentSerializer(get_incident_for_user(request.user, pk)).data)
+        return Response(IncidentDetailSerializer(get_incident_for_user(request.user, pk)).data)
 
 
 class IncidentOwn(APIView):

@@ -52,11 +52,13 @@ def _mark_grouped(page, groups) -> None:
 @login_required
 @require_safe
 def incident_detail(request, pk: int):
-    from apps.knowledge.incident_ranking import ranking_for
+    from apps.knowledge.incident_ranking import investigation_of, ranking_for
 
     incident = get_incident_for_user(request.user, pk)
+    facts = investigation_of(incident)
     return render(request, "incidents/detail.html", {
-        "incident": incident, "suggestions": ranking_for(incident), "can_triage": may_triage(request.user, incident),
+        "incident": incident, "facts": facts, "investigated": bool(incident.run_id and incident.step_id),
+        "suggestions": ranking_for(incident, facts=facts), "can_triage": may_triage(request.user, incident),
         "resolve_form": ResolveForm(), "occurrences": incident.occurrence_log.all()[:20],
         "summary": getattr(incident, "llm_summary", None),
     })

@@ -33,7 +33,7 @@ def _features(top: np.ndarray, second: np.ndarray) -> np.ndarray:
 def calibrated(top: float, second: float, platt=PLATT) -> float:
     """The probability that the top hypothesis is the root cause."""
     logit = float((_features(np.array([top]), np.array([second])) @ np.array(platt))[0])
-    return min(MAX_CONFIDENCE, 1 / (1 + np.exp(-logit)))
+    return min(MAX_CONFIDENCE, float(1 / (1 + np.exp(-logit))))
 
 
 def fit_platt(top, second, correct) -> tuple[float, float, float]:

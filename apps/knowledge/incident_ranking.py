@@ -26,11 +26,18 @@ from apps.knowledge.embedding import encoder_loaded
 from apps.knowledge.indexing import incident_query, reader
 from apps.knowledge.known_causes import known_cause, runbook_links
 from apps.knowledge.models import Feedback, SuggestionSnapshot
-from apps.knowledge.suggest import Suggestions, similar_entries, suggest_for_failure
+from apps.knowledge.suggest import Citation, Suggestions, similar_entries, suggest_for_failure
+from apps.runs.investigation import Fact, investigate
+from apps.runs.models import StepRun
 
 RANK_INCIDENT_TASK = "apps.knowledge.tasks.rank_incident"
 
 LIMIT = 5
+# The most a failure's investigation adds to one category's log-odds, whatever it found: its odds
+# grow at most e-fold (×2.7). Facts are circumstantial (versions change often, for unrelated
+# reasons), so they reorder close hypotheses and settle a tie, but a category the error text and
+# history point at clearly keeps its place. Not calibrated: the labelled sets have no run history.
+MAX_PRIOR = 1.0
 # A page asks for a missing ranking at most this often per incident (the worker may be busy).
 REQUEST_EVERY_SECONDS = 60
 
@@ -44,18 +51,42 @@ def _shared_dependencies() -> list:
             HEADLINE_THRESHOLD]
 
 
-def dependencies(incident: Incident, shared: list | None = None) -> str:
+def dependencies(incident: Incident, shared: list | None = None, prior: dict[str, float] | None = None) -> str:
     """The key of what the incident's ranking depends on: when it changes, the ranking is stale."""
     parts = (shared or _shared_dependencies()) + [
         incident_query(incident), incident.error_reason, incident.error_detail, incident.team_id,
         incident.workflow_id, incident.run_id, incident.step_id]
+    if prior:
+        parts.append(prior)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def ranking_for(incident: Incident, *, compute: bool | None = None) -> Suggestions | None:
+def investigation_of(incident: Incident) -> list[Fact]:
+    """What changed before the incident's failure (apps.runs.investigation), while its run is kept."""
+    if not (incident.run_id and incident.step_id):
+        return []
+    step_run = StepRun.objects.filter(run_id=incident.run_id, step_id=incident.step_id).first()
+    return investigate(step_run) if step_run is not None else []
+
+
+def category_prior(facts: list[Fact]) -> dict[str, float]:
+    """The facts' category hints summed per category, each capped at MAX_PRIOR (rounded: it is part
+    of the ranking's key)."""
+    summed: dict[str, float] = {}
+    for fact in facts:
+        for category, weight in fact.hints.items():
+            summed[category] = summed.get(category, 0.0) + weight
+    return {category: round(min(MAX_PRIOR, weight), 2) for category, weight in sorted(summed.items()) if weight > 0}
+
+
+def ranking_for(incident: Incident, *, compute: bool | None = None, facts: list[Fact] | None = None
+                ) -> Suggestions | None:
     """The incident's ranking: stored, or computed now when that needs no model load (or
-    `compute` says so, in a worker); None while a worker computes it."""
-    key = dependencies(incident)
+    `compute` says so, in a worker); None while a worker computes it. `facts`: the failure's
+    investigation when the caller has it already."""
+    facts = investigation_of(incident) if facts is None else facts
+    prior = category_prior(facts)
+    key = dependencies(incident, prior=prior)
     snapshot = SuggestionSnapshot.objects.filter(incident=incident, dependencies=key).first()
     if snapshot is not None and snapshot.suggestions:
         return Suggestions.from_dict(snapshot.suggestions)
@@ -65,7 +96,7 @@ def ranking_for(incident: Incident, *, compute: bool | None = None) -> Suggestio
     if not compute:
         _request(incident.pk, key)
         return None
-    suggestions = _compute(incident)
+    suggestions = _compute(incident, facts, prior)
     if not suggestions.index_ready:
         return suggestions  # nothing ranked yet, and cheap to say again
     SuggestionSnapshot.objects.update_or_create(incident=incident, defaults={
@@ -75,15 +106,16 @@ def ranking_for(incident: Incident, *, compute: bool | None = None) -> Suggestio
     return suggestions
 
 
-def _compute(incident: Incident) -> Suggestions:
+def _compute(incident: Incident, facts: list[Fact], prior: dict[str, float]) -> Suggestions:
     known = known_cause(incident.error_reason, incident.error_detail, workflow_id=incident.workflow_id,
                         run_id=incident.run_id, step_id=incident.step_id,
                         runbook_sections=runbook_links() if incident.error_reason else None)
     if known is not None:
         return Suggestions(known_cause=known, similar_incidents=_same_reason(incident))
     team_ids = set() if incident.team_id is None else {incident.team_id}
+    evidence = [(category, Citation(f"Found: {fact.text}", fact.url)) for fact in facts for category in fact.hints]
     return suggest_for_failure(incident_query(incident), team_ids=team_ids, exclude_incident_id=incident.pk,
-                               limit=LIMIT)
+                               limit=LIMIT, prior=prior, evidence=evidence)
 
 
 def _same_reason(incident: Incident):
@@ -114,6 +146,10 @@ def rankings_of_step_runs(step_run_ids) -> dict[int, Suggestions]:
     found = {}
     for step_run_id, incident_id in latest.items():
         snapshot = snapshots.get(incident_id)
-        if snapshot is not None and snapshot.dependencies == dependencies(snapshot.incident, shared):
+        if snapshot is None:
+            continue
+        # With the prior it was ranked with: a list does not investigate each row again (a
+        # failure's investigation hardly changes once it failed, see apps.runs.investigation).
+        if snapshot.dependencies == dependencies(snapshot.incident, shared, snapshot.suggestions.get("prior")):
             found[step_run_id] = Suggestions.from_dict(snapshot.suggestions)
     return found

@@ -12,6 +12,7 @@ another weighs more among neighbours, one marked not helpful weighs less.
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 
@@ -25,8 +26,8 @@ from apps.knowledge.fusion import label_vectors, weights_from_meta
 from apps.knowledge.indexing import failure_query, reader
 from apps.knowledge.models import RunbookSection
 from apps.knowledge.learning import category_names, feedback_weights
-from apps.knowledge.ranking import (allowed_mask, candidate_categories, category_history, category_prototypes, rank,
-                                    score_categories)
+from apps.knowledge.ranking import (CategoryScore, allowed_mask, candidate_categories, category_history,
+                                    category_prototypes, rank, score_categories, softmax)
 from apps.monitoring.counters import count_index_query  # /metrics counts the queries served
 
 
@@ -78,6 +79,8 @@ class Suggestions:
     known_cause: KnownCause | None = None
     # The top hypothesis's calibrated confidence reached HEADLINE_THRESHOLD: it is the headline guess.
     sure: bool = False
+    # Log-odds the failure's investigation added to categories (apps.knowledge.incident_ranking.category_prior).
+    prior: dict[str, float] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -94,7 +97,7 @@ class Suggestions:
                         for h in data["hypotheses"]],
             similar_incidents=[cited(s, SimilarIncident) for s in data["similar_incidents"]],
             runbook_sections=[cited(r, RunbookMatch) for r in data["runbook_sections"]],
-            index_ready=data["index_ready"], sure=data["sure"],
+            index_ready=data["index_ready"], sure=data["sure"], prior=data.get("prior") or {},
             known_cause=KnownCause(**data["known_cause"]) if data.get("known_cause") else None)
 
 
@@ -120,10 +123,13 @@ def _evidence_context(index: KnowledgeIndex) -> dict:
 
 
 def suggest_for_failure(text: str, error_signature: str | None = None, *, user=None, team_ids=None,
-                        exclude_incident_id=None, limit: int = 5) -> Suggestions:
+                        exclude_incident_id=None, limit: int = 5, prior: dict[str, float] | None = None,
+                        evidence: list[tuple[str, Citation]] | None = None) -> Suggestions:
     """Ranked root-cause hypotheses, similar resolved incidents and runbook sections for a failure.
 
     With `user` (or explicit `team_ids`), only incidents of those teams are cited, plus shared history.
+    `prior`: log-odds added to categories before calibration, from what the failure's investigation
+    found; `evidence`: (category, citation) of those findings, cited by the hypotheses they raised.
     """
     index = reader().get()
     if not len(index):
@@ -140,6 +146,8 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     scores = score_categories(index, ranked, vector, context["candidates"], weights_by_doc=feedback_weights(),
                               prototypes=context["prototypes"], history=context["history"],
                               label_vectors=context["label_vectors"], fusion=context["fusion"])
+    if prior:
+        scores = with_prior(scores, prior)
     names = dict(RootCauseCategory.objects.values_list("slug", "name"))
     section_by_category = _runbook_sections_by_category()
     hypotheses = []
@@ -150,11 +158,23 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
         citations = [Citation(f"Incident #{index.docs[p].ref}: {index.docs[p].title}",
                               _url("incidents:detail", int(index.docs[p].ref))) for p in neighbours]
         citations += [Citation(f"Runbook: {title}", url) for title, url in section_by_category.get(score.category, [])]
+        citations += [citation for category, citation in evidence or () if category == score.category]
         hypotheses.append(Hypothesis(category=score.category, name=names.get(score.category, score.category),
                                      confidence=confidence, citations=citations))
     return Suggestions(hypotheses=hypotheses, similar_incidents=_similar(index, ranked, limit),
                        runbook_sections=_runbooks(index, ranked, limit),
-                       sure=bool(hypotheses) and hypotheses[0].confidence >= HEADLINE_THRESHOLD)
+                       sure=bool(hypotheses and hypotheses[0].confidence >= HEADLINE_THRESHOLD), prior=dict(prior or {}))
+
+
+def with_prior(scores: list[CategoryScore], prior: dict[str, float]) -> list[CategoryScore]:
+    """The scores with `prior` added to their logits, confidences the softmax again, best first:
+    the odds of a category grow by exp(prior), the others' shrink only through the renormalization."""
+    for score in scores:
+        score.score += prior.get(score.category, 0.0)
+    logits = np.array([score.score for score in scores])
+    for score, probability in zip(scores, softmax(logits)):
+        score.confidence = float(probability)
+    return sorted(scores, key=lambda s: (-s.score, s.category))
 
 
 def _calibrated_confidences(probabilities: list[float]) -> list[float]:

@@ -11,6 +11,8 @@ A step's log lines are read forward from a cursor (`after`, the last line's id),
 follows them polls for what is new and never misses a line written between two polls.
 """
 
+from dataclasses import asdict
+
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
@@ -23,6 +25,7 @@ from apps.accounts.models import Role
 from apps.approvals import services as approvals
 from apps.approvals.models import ReasonCode, Verdict
 from apps.runs import engine, history
+from apps.runs.investigation import HINTS, investigate
 from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepRun, StepState, Trigger
 from apps.runs.services import (
     LOG_LEVELS_FROM, get_run_for_user, get_step_of_run, get_step_run_for_user, runs_for, start_workflow_run,
@@ -40,14 +43,32 @@ class AttemptSerializer(serializers.ModelSerializer):
                   "records_rejected", "log_lines_dropped", "retry_verdict"]
 
 
+class FactSerializer(serializers.Serializer):
+    """One thing that changed before a step failed (apps.runs.investigation.Fact)."""
+
+    kind = serializers.ChoiceField(choices=sorted(HINTS))
+    text = serializers.CharField()
+    url = serializers.CharField(help_text="Where to look (a path of this site), or empty.")
+    link_label = serializers.CharField()
+    hints = serializers.DictField(child=serializers.FloatField(),
+                                  help_text="Root-cause category slug -> log-odds it adds in the ranking.")
+
+
 class StepRunSerializer(serializers.ModelSerializer):
     attempts = AttemptSerializer(many=True, read_only=True)
+    investigation = serializers.SerializerMethodField(
+        help_text="A failed step's: what changed since the last success of the same step, the steps it needs, "
+                  "other runs failing with the same error. Empty for a step that has not failed.")
 
     class Meta:
         model = StepRun
         fields = ["id", "step_id", "position", "step_type", "state", "skip_reason", "attempt", "params_override",
                   "output", "decision", "decision_input", "progress", "reused_from", "error_type", "error_message",
-                  "started_at", "finished_at", "attempts"]
+                  "started_at", "finished_at", "attempts", "investigation"]
+
+    @extend_schema_field(FactSerializer(many=True))
+    def get_investigation(self, row: StepRun) -> list[dict]:
+        return [asdict(fact) for fact in investigate(row)] if row.state == StepState.FAILED else []
 
 
 class RunSerializer(serializers.ModelSerializer):

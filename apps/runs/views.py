@@ -31,6 +31,7 @@ from apps.pagination import KeyPaginator
 from apps.paths import scrub, scrub_traceback
 from apps.runs import engine, history
 from apps.runs.graph import step_graph
+from apps.runs.investigation import investigate
 from apps.runs.models import Run, RunState, StepAttempt, StepLogLine, StepState, Trigger
 from apps.runs.services import (
     checked_inputs, get_run_for_user, get_step_of_run, runs_for, start_workflow_run, step_log_lines,
@@ -142,7 +143,10 @@ def step_detail(request, pk: int, step_id: str):
     tail = list(lines.order_by("-at", "-id")[:LOG_TAIL])[::-1]
     output = row.output if isinstance(row.output, dict) else {}
     template = "runs/step.html#live" if request.htmx else "runs/step.html"
+    # Outside the live part, which polls: investigated once per page.
+    facts = investigate(row) if row.state == StepState.FAILED and not request.htmx else []
     return render(request, template, {
+        "facts": facts,
         "run": run, "row": row, "attempts": attempts, "latest": latest, "log_lines": [_log_line(line) for line in tail],
         "chosen": chosen, "query": urlencode({key: value for key, value in chosen.items() if value}),
         "log_tail": LOG_TAIL, "progress": row.progress or {}, "progress_bar": progress_bar(row.progress),

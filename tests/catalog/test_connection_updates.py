@@ -61,3 +61,13 @@ def test_a_refused_update_changes_nothing(api_for, client_for, platform_admin, a
     unchanged = Connection.objects.get(pk=people_db.pk)
     assert (unchanged.description, unchanged.team, unchanged.updated_at) == ("", team, people_db.updated_at)
     assert actions() == []
+
+
+def test_saving_a_connection_unchanged_keeps_its_changed_time(client_for, platform_admin, people_db, team):
+    # A failure's investigation reads `updated_at` as "changed since the last success".
+    assert client_for(platform_admin).post(reverse("catalog:connection_edit", args=["people-db"]),
+                                           form(team)).status_code == 302
+    assert Connection.objects.get(pk=people_db.pk).updated_at == people_db.updated_at
+    assert actions() == []
+    client_for(platform_admin).post(reverse("catalog:connection_edit", args=["people-db"]), form(team, description="HR"))
+    assert Connection.objects.get(pk=people_db.pk).updated_at > people_db.updated_at
