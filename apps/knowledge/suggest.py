@@ -78,6 +78,9 @@ class Suggestions:
     known_cause: KnownCause | None = None
     # The top hypothesis's calibrated confidence reached HEADLINE_THRESHOLD: it is the headline guess.
     sure: bool = False
+    # The root cause an operator confirmed for this failure (a category slug): it heads the list,
+    # the model's numbers beside it (apps.knowledge.confirmation).
+    confirmed: str = ""
 
     @property
     def is_empty(self) -> bool:
@@ -94,7 +97,7 @@ class Suggestions:
                         for h in data["hypotheses"]],
             similar_incidents=[cited(s, SimilarIncident) for s in data["similar_incidents"]],
             runbook_sections=[cited(r, RunbookMatch) for r in data["runbook_sections"]],
-            index_ready=data["index_ready"], sure=data["sure"],
+            index_ready=data["index_ready"], sure=data["sure"], confirmed=data.get("confirmed", ""),
             known_cause=KnownCause(**data["known_cause"]) if data.get("known_cause") else None)
 
 
@@ -105,7 +108,7 @@ def _url(name: str, *args, anchor: str = "") -> str:
         return ""
 
 
-def _evidence_context(index: KnowledgeIndex) -> dict:
+def evidence_context(index: KnowledgeIndex) -> dict:
     """What scoring needs besides the query, once per loaded index (a reload or new weights drop it):
     centroids, incident counts, candidates, and with learned weights the vectors of the labels'
     names (embedded when the weights were learned)."""
@@ -136,7 +139,7 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     excluded = {doc_id("incident", exclude_incident_id)} if exclude_incident_id else set()
     allowed = allowed_mask(index, team_ids=team_ids, excluded_ids=excluded)
     ranked = rank(index, query[:QUERY_LIMIT], vector, mode="hybrid", allowed=allowed)
-    context = _evidence_context(index)
+    context = evidence_context(index)
     scores = score_categories(index, ranked, vector, context["candidates"], weights_by_doc=feedback_weights(),
                               prototypes=context["prototypes"], history=context["history"],
                               label_vectors=context["label_vectors"], fusion=context["fusion"])
