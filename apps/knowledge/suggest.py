@@ -154,10 +154,10 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
                               _url("incidents:detail", int(index.docs[p].ref))) for p in neighbours]
         citations += [Citation(f"Runbook: {title}", url) for title, url in section_by_category.get(score.category, [])]
         hypotheses.append(Hypothesis(category=score.category, name=names.get(score.category, score.category),
-                                     confidence=confidence, citations=citations))
+                                     confidence=float(confidence), citations=citations))
     return Suggestions(hypotheses=hypotheses, similar_incidents=_similar(index, ranked, limit),
                        runbook_sections=_runbooks(index, ranked, limit),
-                       sure=bool(hypotheses) and hypotheses[0].confidence >= HEADLINE_THRESHOLD)
+                       sure=bool(hypotheses and hypotheses[0].confidence >= HEADLINE_THRESHOLD))
 
 
 def _calibrated_confidences(probabilities: list[float]) -> list[float]:

@@ -156,3 +156,16 @@ def test_the_knowledge_page_shows_the_rates_week_by_week_and_the_last_evaluation
     last = page[page.index('id="last-eval-h"'):]
     for figure in ("0.812", "0.954", "0.041", "0.871", "0.655"):
         assert f"<td>{figure}" in last
+
+
+def test_a_ranking_with_numpy_confidences_is_stored_as_json(failed_checkpoint, monkeypatch):
+    import numpy as np
+
+    from apps.knowledge.incident_ranking import ranking_for
+
+    # The real calibration answers numpy numbers below its cap (a HashingEncoder's guesses reach the cap).
+    monkeypatch.setattr(suggest, "calibrated", lambda top, second: np.float64(0.7))
+    incident = Incident.objects.get(run_id=failed_checkpoint.run_id)
+    ranking = ranking_for(incident, compute=True)
+    stored = incident.suggestion_snapshot.suggestions
+    assert ranking.sure is True and stored["sure"] is True and stored["hypotheses"][0]["confidence"] == 0.7
