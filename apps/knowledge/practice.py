@@ -38,7 +38,7 @@ def _week_of(moment: datetime) -> date:
 
 
 def weeks_in_practice(weeks: int = WEEKS, today: date | None = None) -> list[Week]:
-    """The last `weeks` weeks (Monday first), newest first."""
+    """The last `weeks` weeks (each from its Monday), newest first, from the first with anything to count."""
     this_week = _week_of(timezone.now()) if today is None else today - timedelta(days=today.weekday())
     found = {this_week - timedelta(weeks=n): Week(this_week - timedelta(weeks=n)) for n in range(weeks)}
     since = timezone.make_aware(datetime.combine(min(found), time.min))
@@ -66,7 +66,10 @@ def weeks_in_practice(weeks: int = WEEKS, today: date | None = None) -> list[Wee
         else:
             week.decisions += 1
             week.followed += followed
-    return [found[start] for start in sorted(found, reverse=True)]
+    newest_first = [found[start] for start in sorted(found, reverse=True)]
+    while newest_first and not (newest_first[-1].headlines or newest_first[-1].decisions or newest_first[-1].untold):
+        newest_first.pop()  # the weeks before the first verdict or decision say nothing
+    return newest_first
 
 
 def last_evaluation() -> list[EvaluationResult]:
