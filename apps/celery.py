@@ -38,6 +38,15 @@ def _tracing_in_worker_process(**kwargs):
     tracing.configure()
 
 
+@worker_process_init.connect
+def _knowledge_warm_up(**kwargs):
+    # After the fork (threads do not survive one): each pool process loads the model and the
+    # index in the background, so ranking a failure does not start with a load.
+    from apps.knowledge.warmup import start_warm_up
+
+    start_warm_up()
+
+
 @worker_process_shutdown.connect
 def _flush_traces(**kwargs):
     from apps.runs import tracing

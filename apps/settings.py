@@ -284,6 +284,11 @@ FLOWDECK_OPENLINEAGE_URL = env_str("FLOWDECK_OPENLINEAGE_URL")
 # Queries are encoded by ONNX Runtime with 8-bit weights (half the time, same accuracy in
 # knowledge_eval); "float32" gives the model's exact vectors.
 FLOWDECK_QUERY_PRECISION = env_choice("FLOWDECK_QUERY_PRECISION", "int8", ("int8", "float32"))
+# Web and worker processes load the model and the index in a background thread when they start
+# (apps/knowledge/warmup.py), so no page waits for them; 0 leaves them to the first query.
+FLOWDECK_KNOWLEDGE_WARMUP = env_bool("FLOWDECK_KNOWLEDGE_WARMUP", True)
+# Where the knowledge index lives (empty: VAR_DIR/knowledge); the page benchmark keeps its own.
+FLOWDECK_KNOWLEDGE_DIR = env_str("FLOWDECK_KNOWLEDGE_DIR")
 
 # --- Optional LLM summary (knowledge) ---
 FLOWDECK_LLM_BASE_URL = env_str("FLOWDECK_LLM_BASE_URL")

@@ -2,14 +2,23 @@
 
 PostgreSQL database fd_bench_pages (on the server of DATABASE_URL, else 127.0.0.1:5432) holds
 100,000 runs, 1,000,000 step runs and as many step attempts, written with COPY once and kept
-between runs of the benchmark (BENCH_PAGES_REBUILD=1 rebuilds it). A real server (gunicorn,
+between runs of the benchmark (BENCH_PAGES_REBUILD=1 rebuilds it; BENCH_PAGES_DB, BENCH_PAGES_RUNS
+and BENCH_PAGES_INCIDENTS try the generation small elsewhere). A real server (gunicorn,
 BENCH_SERVER_WORKERS sync processes) serves the console; BENCH_CLIENTS threads (default 20) with
 httpx open the runs list, a run's page, the approval inbox, home, the workflows list, a
 workflow's page and the team dashboard (whose run history reads the same runs), each client
 pausing BENCH_THINK_SECONDS between pages as a person does. Reported per page and person: p50, p95,
 p99 and max latency seen by the client, and p95 inside the server (gunicorn's request time,
 which leaves out waiting for a free worker), first for one client alone (the pages' service
-time), then for all clients at once; the goal is p95 under 150 ms. The load generator shares
+time), then for all clients at once; the goal is p95 under 150 ms.
+
+It also holds BENCH_PAGES_INCIDENTS (default 100,000) resolved incidents, their wordings drawn
+from fixtures/incidents/demo_history.jsonl (one wording per row and SYSTEMS name, so some 4,000 texts are
+embedded), indexed in var/fd_bench_pages-knowledge (its own knowledge index), and an open incident
+for each paused run's failure, ranked once as the worker does when a failure is recorded: the
+checkpoint's suggestions and the incident page are timed with suggestions, the server's workers
+having loaded the model and the index at start (the benchmark waits for each to say so). A history
+built before the incidents existed gets them added, its runs kept. The load generator shares
 the machine with the server and PostgreSQL: it reports its own CPU use, and the machine's load
 average is printed before and after, so run it on an otherwise idle machine.
 """
@@ -31,12 +40,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
-DB_NAME = "fd_bench_pages"
-RUNS = 100_000
+# Another name and smaller counts try the history's generation quickly (BENCH_PAGES_DB, _RUNS).
+DB_NAME = os.environ.get("BENCH_PAGES_DB", "fd_bench_pages")
+RUNS = int(os.environ.get("BENCH_PAGES_RUNS", "100000"))
 STEPS_PER_RUN = 10
 TEAMS = 10
 WORKFLOWS_PER_TEAM = 20
 GOAL_P95_MS = 150
+INCIDENTS = int(os.environ.get("BENCH_PAGES_INCIDENTS", "100000"))
+# Wordings of each past failure: its title and text with one of these systems named.
+SYSTEMS = ["orders", "billing", "ledger", "payments", "crm", "inventory", "events", "analytics", "partners",
+           "shipping", "reports", "identity"]
+INCIDENT_POOL = ROOT / "fixtures" / "incidents" / "demo_history.jsonl"
+KNOWLEDGE_DIR = VAR / f"{DB_NAME}-knowledge"
+WARM_UP_SECONDS = 600  # the server workers' model and index load, all at once on a small machine
 PORT = int(os.environ.get("BENCH_PAGES_PORT", "8765"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "20"))
 REQUESTS_PER_PAGE = int(os.environ.get("BENCH_REQUESTS_PER_PAGE", "200"))
@@ -65,6 +82,8 @@ def database_url() -> str:
 
 def setup_django() -> None:
     os.environ["DATABASE_URL"] = database_url()
+    # The benchmark's index is its own (the server inherits this): the console's stays untouched.
+    os.environ["FLOWDECK_KNOWLEDGE_DIR"] = str(KNOWLEDGE_DIR)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
     import django
@@ -212,10 +231,120 @@ def ensure_history() -> None:
 
     if Run.objects.count() >= RUNS:
         print(f"reusing the history in {DB_NAME} (BENCH_PAGES_REBUILD=1 rebuilds it)", flush=True)
-        return
-    if Run.objects.exists():
+    elif Run.objects.exists():
         raise SystemExit(f"{DB_NAME} holds a partial history: run with BENCH_PAGES_REBUILD=1")
-    generate()
+    else:
+        generate()
+    ensure_incidents()
+
+
+# --- Incidents and their suggestions --------------------------------------------------------------
+
+def _pool() -> list[dict]:
+    """(title, text, category, root cause, resolution) of each past failure, by its known category."""
+    import json
+
+    from apps.incidents.models import RootCauseCategory
+    from apps.incidents.taxonomy import canonical_slug
+
+    categories = dict(RootCauseCategory.objects.values_list("slug", "pk"))
+    pool = []
+    for line in INCIDENT_POOL.read_text().splitlines():
+        row = json.loads(line)
+        slug = canonical_slug(row["root_cause_category"])
+        if slug in categories:
+            pool.append({"title": row["title"], "text": row["text"], "category_id": categories[slug],
+                         "root_cause": row.get("root_cause", ""), "resolution": row.get("resolution", "")})
+    return pool
+
+
+def _worded(row: dict, system: str) -> tuple[str, str]:
+    return f"{row['title']} ({system})", f"{row['text']}\nSystem: {system}."
+
+
+def generate_incidents(count: int) -> None:
+    """`count` resolved incidents spread over the teams and the past year, and an open one for
+    each paused run's failed step (with its occurrence, as a failure records it)."""
+    from django.db import connection
+
+    from apps.accounts.models import Team
+    from apps.runs.models import StepRun
+    from apps.runs.signatures import error_signature
+
+    rng = random.Random(11)
+    started = time.monotonic()
+    pool = _pool()
+    team_ids = sorted(Team.objects.values_list("pk", flat=True)) or [None]
+    now = datetime.now(timezone.utc)
+    incidents, occurrences = [], []
+    for number in range(count):
+        row = pool[number % len(pool)]
+        title, text = _worded(row, SYSTEMS[(number // len(pool)) % len(SYSTEMS)])
+        occurred = now - timedelta(seconds=int(365 * 86400 * rng.random()))
+        incidents.append((team_ids[number % len(team_ids)], None, None, title, text, "resolved", "run_failure", "", "",
+                          "{}", "", text.splitlines()[0][:500], "", "", "{}", "", 1, row["category_id"],
+                          row["root_cause"], row["resolution"], occurred + timedelta(hours=2), occurred, occurred,
+                          "", occurred))
+    failed = (StepRun.objects.filter(state="failed", approval_requests__kind="checkpoint",
+                                     approval_requests__state="pending")
+              .select_related("run__workflow").order_by("pk").distinct())
+    next_id = count
+    for step_run in failed.iterator():
+        row = pool[rng.randrange(len(pool))]
+        title, text = _worded(row, SYSTEMS[rng.randrange(len(SYSTEMS))])
+        next_id += 1
+        message = text.splitlines()[0][:500]
+        incidents.append((step_run.run.team_id, step_run.run.workflow_id, step_run.run_id,
+                          f"{step_run.run.workflow.name} · {step_run.step_id}: {title}", text,
+                          "open", "run_failure", step_run.step_id, step_run.step_type, "{}", "StepError", message,
+                          error_signature("StepError", message), "", "{}", "", 1, None, "", "", None,
+                          step_run.finished_at or now, step_run.finished_at or now, "", step_run.finished_at or now))
+        occurrences.append((next_id, step_run.run_id, step_run.pk, message, step_run.finished_at or now))
+    columns = ["team_id", "workflow_id", "run_id", "title", "description", "status", "source", "step_id", "step_type", "inputs",
+               "error_type", "error_message", "error_signature", "error_reason", "error_detail", "log_tail",
+               "occurrences", "root_cause_category_id", "root_cause_description", "resolution", "resolved_at",
+               "occurred_at", "last_seen_at", "source_url", "created_at"]
+    with connection.cursor() as django_cursor:
+        cursor = django_cursor.cursor
+        # Ids in order: the open incidents follow the resolved ones, so occurrences can name them.
+        _copy(cursor, "incidents_incident", ["id", *columns],
+              ((number + 1, *values) for number, values in enumerate(incidents)))
+        cursor.execute("SELECT setval(pg_get_serial_sequence('incidents_incident', 'id'), "
+                       "(SELECT max(id) FROM incidents_incident))")
+        _copy(cursor, "incidents_incidentoccurrence", ["incident_id", "run_id", "step_run_id", "error_message",
+                                                       "occurred_at"], occurrences)
+        cursor.execute("ANALYZE incidents_incident; ANALYZE incidents_incidentoccurrence")
+    print(f"generated {count:,} resolved incidents ({len({_worded(r, s) for r in pool for s in SYSTEMS}):,} "
+          f"wordings) and {len(occurrences):,} open ones at checkpoints in {time.monotonic() - started:.0f} s",
+          flush=True)
+
+
+def ensure_incidents(count: int = INCIDENTS) -> None:
+    """The incidents (added to a history built without them), their index, and the open ones' rankings."""
+    from apps.incidents.models import Incident
+    from apps.knowledge.incident_ranking import ranking_for
+    from apps.knowledge.indexing import build_index, reader
+    from apps.knowledge.runbooks import sync_runbooks
+
+    resolved = Incident.objects.filter(status="resolved").count()
+    if not resolved:
+        generate_incidents(count)
+    elif resolved != count:
+        raise SystemExit(f"{DB_NAME} holds {resolved:,} resolved incidents, not {count:,}: run with "
+                         f"BENCH_PAGES_REBUILD=1 (or set BENCH_PAGES_INCIDENTS={resolved})")
+    index = reader().get()
+    if len(index.positions_by_kind.get("incident", [])) != count:
+        began = time.monotonic()
+        sync_runbooks()
+        build = build_index()
+        index = reader().get()
+        print(f"indexed {build.documents:,} documents ({build.embedded:,} texts embedded, the rest cached) in "
+              f"{time.monotonic() - began:.0f} s", flush=True)
+    began, ranked = time.monotonic(), 0
+    for incident in Incident.objects.filter(status="open").order_by("pk").iterator():
+        ranked += ranking_for(incident, compute=True) is not None
+    print(f"{ranked:,} open incidents ranked (or their stored ranking current) in {time.monotonic() - began:.0f} s",
+          flush=True)
 
 
 # --- Server and load ------------------------------------------------------------------------------
@@ -237,12 +366,29 @@ def start_server() -> subprocess.Popen:
         try:
             httpx.get(f"http://127.0.0.1:{PORT}/accounts/login/", timeout=2)
             print(f"server: gunicorn, {SERVER_WORKERS} sync workers", flush=True)
+            _wait_for_warm_up(log, server)
             return server
         except httpx.HTTPError:
             if server.poll() is not None:
                 break
             time.sleep(0.3)
     raise SystemExit(f"the server did not start:\n{log.read_text()}")
+
+
+def _wait_for_warm_up(log: Path, server: subprocess.Popen) -> None:
+    """Until every worker logged that it loaded the model and the index (gunicorn.conf.py)."""
+    import re
+
+    began = time.monotonic()
+    while time.monotonic() - began < WARM_UP_SECONDS and server.poll() is None:
+        seconds = [float(s) for s in re.findall(r"knowledge warm-up done in ([0-9.]+) s", log.read_text())]
+        if len(seconds) >= SERVER_WORKERS:
+            print(f"server workers warmed up (model and index loaded) in {', '.join(f'{s:.1f}' for s in seconds)} "
+                  f"s each, {time.monotonic() - began:.0f} s after the server answered", flush=True)
+            return
+        time.sleep(1)
+    print(f"warning: not every server worker warmed up within {WARM_UP_SECONDS} s; suggestions may be "
+          f"computed by no one (no Celery worker runs here)", flush=True)
 
 
 def session_cookie(username: str) -> str:
@@ -259,6 +405,7 @@ def page_paths(username: str) -> dict[str, list[str]]:
     from apps.accounts.access import scope_to_user
     from apps.accounts.models import User
     from apps.approvals.models import ApprovalRequest
+    from apps.incidents.models import Incident
     from apps.runs.models import Run
     from apps.workflows.models import Workflow
 
@@ -266,6 +413,9 @@ def page_paths(username: str) -> dict[str, list[str]]:
     run_ids = list(scope_to_user(Run.objects.order_by("-pk"), user).values_list("pk", flat=True)[:2000])
     workflow_ids = list(scope_to_user(Workflow.objects.order_by("pk"), user).values_list("pk", flat=True)[:40])
     requests = scope_to_user(ApprovalRequest.objects.filter(state="pending").order_by("-pk"), user)
+    checkpoints = list(requests.filter(kind="checkpoint").values_list("pk", flat=True)[:200])
+    incident_ids = list(scope_to_user(Incident.objects.filter(status="open").order_by("-pk"), user)
+                        .values_list("pk", flat=True)[:200])
     return {"runs list": ["/runs/", "/runs/?page=2", "/runs/?state=failed"],
             "run detail": [f"/runs/{pk}/" for pk in run_ids],
             "inbox": ["/approvals/"], "home": ["/"],
@@ -275,8 +425,10 @@ def page_paths(username: str) -> dict[str, list[str]]:
             "team dashboard": ["/runs/dashboard/"],
             # The decision pages: the summary, the rendered parameters, the diff; suggestions load apart.
             "gate": [f"/approvals/{pk}/" for pk in requests.filter(kind="gate").values_list("pk", flat=True)[:200]],
-            "checkpoint": [f"/approvals/{pk}/"
-                           for pk in requests.filter(kind="checkpoint").values_list("pk", flat=True)[:200]]}
+            "checkpoint": [f"/approvals/{pk}/" for pk in checkpoints],
+            # With suggestions: the ranking the checkpoint loads apart, and the failure's incident page.
+            "checkpoint suggestions": [f"/approvals/{pk}/suggestions/" for pk in checkpoints],
+            "incident detail": [f"/incidents/{pk}/" for pk in incident_ids]}
 
 
 @dataclass

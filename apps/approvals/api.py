@@ -24,7 +24,8 @@ class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Decision
         fields = ["person", "on_behalf_of", "verdict", "option", "form_values", "reason_code", "comment",
-                  "params_override", "skip_output", "self_approval", "decided_at"]
+                  "params_override", "skip_output", "self_approval", "suggestions_shown", "followed_suggestion",
+                  "decided_at"]
 
 
 class ApprovalRequestSerializer(serializers.ModelSerializer):

@@ -138,6 +138,11 @@ class Decision(models.Model):
     # A delegate decides in their own name for the person who delegated to them (see delegation.py).
     on_behalf_of = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="+", help_text="Whose delegated authority this decision used.")
+    # Checkpoints: what the assistant showed the person (apps.knowledge.decision_record says what is
+    # kept and what "followed" means), for audit and for the knowledge page's followed rate.
+    suggestions_shown = models.JSONField(null=True, blank=True, help_text="The ranking shown at the decision.")
+    followed_suggestion = models.BooleanField(null=True, blank=True,
+                                              help_text="Whether the decision followed it (empty: cannot be told).")
     decided_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

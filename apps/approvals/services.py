@@ -49,6 +49,7 @@ from apps.approvals.signals import checkpoint_decided
 from apps.audit.log import canonical, record
 from apps.catalog.registry import Risk, get_step_type, params_errors
 from apps.catalog.schema_form import errors_by_field
+from apps.knowledge.decision_record import suggestions_at_decision
 from apps.notifications.services import absolute_url, notify
 from apps.runs import engine
 from apps.runs.models import AttemptKind, Run, RunState, StepRun, StepState
@@ -632,10 +633,11 @@ def decide_checkpoint(actor, request: ApprovalRequest, choice: str, *, reason_co
         # Edited parameters of a risky step are a new request to run it: approved again, by others.
         approve_again = request.risky and params_override != {key: value for key, value in ran_with.items()
                                                                if key in params_override}
+    shown = suggestions_at_decision(request.step_run_id, choice)  # auditable AI: what it said, if followed
     _record_decision(actor, request, choice, reason_code=reason_code, comment=comment,
                      params_override=params_override if choice == Verdict.RETRY else None,
                      skip_output=skip_output if choice == Verdict.SKIP else None, self_approval=self_approval,
-                     on_behalf_of=on_behalf_of)
+                     on_behalf_of=on_behalf_of, suggestions_shown=shown.shown, followed_suggestion=shown.followed)
     _close(actor, request, RequestState.DECIDED, choice)
     checkpoint_decided.send(sender=ApprovalRequest, request=request, choice=choice, actor=actor,
                             reason=ReasonCode(reason_code).label, comment=comment)

@@ -209,6 +209,7 @@ def suggestions(request, pk: int):
     from apps.knowledge.incident_ranking import ranking_for
 
     incident = incident_of_step_run(approval_request.step_run_id)
+    # With `incident`, the decider can confirm the root cause here (kept beside their decision).
     return render(request, "knowledge/_suggestions.html", {
         "suggestions": ranking_for(incident) if incident else None, "failure_incident": incident,
-        "poll_url": reverse("approvals:suggestions", args=[pk]), "req": approval_request})
+        "incident": incident, "poll_url": reverse("approvals:suggestions", args=[pk]), "req": approval_request})

@@ -1,7 +1,9 @@
 """The sentence encoder, loaded lazily once per process, and the embedding cache.
 
-Loading all-MiniLM-L6-v2 costs several seconds, so nothing loads it at Django start-up: the
-first call to `get_encoder()` does, under a lock, and every later call in the process reuses it.
+Loading all-MiniLM-L6-v2 costs several seconds, so nothing loads it at Django start-up: web and
+worker processes load it in a background thread when they start (apps/knowledge/warmup.py), else
+the first call to `get_encoder()` does, under a lock; every later call in the process reuses it.
+A query's vector is kept in a bounded LRU by content hash (`encode_query`).
 Vectors are cached by content hash in a small SQLite file under var/knowledge, so a rebuild or
 a second worker never embeds the same text twice. The model reads at most 256 word pieces, so
 a long text (a post-mortem of several pages) is embedded passage by passage and its vector is
@@ -15,6 +17,7 @@ import os
 import sqlite3
 import threading
 import warnings
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -193,10 +196,12 @@ def use_encoder(encoder: Encoder):
     """Run a block with `encoder` in place of the real model (tests, benchmarks)."""
     global _encoder
     previous, _encoder = _encoder, encoder
+    forget_query_vectors()  # another model's vectors, or the same name's from another test
     try:
         yield encoder
     finally:
         _encoder = previous
+        forget_query_vectors()
 
 
 class EmbeddingCache:
@@ -272,8 +277,33 @@ def embed_documents(texts: list[str], *, encoder: Encoder | None = None, cache: 
     return _pooled(passage_lists, dict(zip(unique, vectors)), encoder.dimension)
 
 
+# Query vectors kept in each process, by model and content hash (1.5 KB each): a failure is asked
+# again by its checkpoint, its incident page, the API and the worker that ranks it.
+QUERY_CACHE_SIZE = 2048
+_query_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_query_vectors_lock = threading.Lock()
+
+
 def encode_query(text: str, encoder: Encoder | None = None) -> np.ndarray:
-    """The vector of a query, pooled like a document's (no cache: a query is rarely seen twice)."""
+    """The vector of a query, pooled like a document's; the same text again is answered from a
+    bounded LRU in the process without the model (the vector is read-only: it is shared)."""
     encoder = encoder or get_encoder()
+    key = (encoder.name, content_hash(text))
+    with _query_vectors_lock:
+        vector = _query_vectors.get(key)
+        if vector is not None:
+            _query_vectors.move_to_end(key)
+            return vector
     pieces = passages(text) or [text]
-    return _pooled([pieces], dict(zip(pieces, encoder.encode(pieces))), encoder.dimension)[0]
+    vector = _pooled([pieces], dict(zip(pieces, encoder.encode(pieces))), encoder.dimension)[0]
+    vector.setflags(write=False)
+    with _query_vectors_lock:
+        _query_vectors[key] = vector
+        while len(_query_vectors) > QUERY_CACHE_SIZE:
+            _query_vectors.popitem(last=False)
+    return vector
+
+
+def forget_query_vectors() -> None:
+    with _query_vectors_lock:
+        _query_vectors.clear()

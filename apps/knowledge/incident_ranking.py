@@ -5,9 +5,9 @@ It is computed once for what it depends on (the index's version and learned weig
 feedback, the calibration, the failure's text and reason, the team) and stored on the incident's
 SuggestionSnapshot with that key. It is scoped to the incident's team and shared history, not to
 the person looking, so everyone who may see the incident sees the same list. A known cause needs
-no model and is computed at once; otherwise, when this process has not loaded the model, a page
-gets None and the ranking is computed by a worker (`tasks.rank_incident`), which the page polls:
-no request waits for the model to load.
+no model and is computed at once; otherwise, when this process has not loaded the model and the
+newest index (apps.knowledge.warmup loads them when it starts), a page gets None and the ranking
+is computed by a worker (`tasks.rank_incident`), which the page polls: no request waits for a load.
 """
 
 import hashlib
@@ -22,11 +22,12 @@ from django.utils import timezone
 from apps.celery import app as celery_app
 from apps.incidents.models import Incident, IncidentOccurrence, IncidentStatus
 from apps.knowledge.calibration import HEADLINE_THRESHOLD, PLATT
-from apps.knowledge.embedding import encoder_loaded
+from apps.knowledge.confirmation import confirmed_cause, with_confirmation
 from apps.knowledge.indexing import incident_query, reader
 from apps.knowledge.known_causes import known_cause, runbook_links
 from apps.knowledge.models import Feedback, SuggestionSnapshot
 from apps.knowledge.suggest import Citation, Suggestions, similar_entries, suggest_for_failure
+from apps.knowledge.warmup import ready_to_rank
 from apps.runs.investigation import Fact, investigate
 from apps.runs.models import StepRun
 
@@ -92,18 +93,37 @@ def ranking_for(incident: Incident, *, compute: bool | None = None, facts: list[
         return Suggestions.from_dict(snapshot.suggestions)
     if compute is None:
         # Nothing to load without an index either: the page says how to build one.
-        compute = bool(incident.error_reason) or encoder_loaded() or not reader().disk_meta().get("version")
+        compute = bool(incident.error_reason) or not reader().disk_meta().get("version") or ready_to_rank()
     if not compute:
         _request(incident.pk, key)
         return None
     suggestions = _compute(incident, facts, prior)
     if not suggestions.index_ready:
         return suggestions  # nothing ranked yet, and cheap to say again
+    # The model's order, kept apart from what is shown: where a confirmed cause ranked is measured on it.
+    categories = ([suggestions.known_cause.category] if suggestions.known_cause
+                  else [h.category for h in suggestions.hypotheses])
+    suggestions = with_confirmation(suggestions, confirmed_cause(incident))
     SuggestionSnapshot.objects.update_or_create(incident=incident, defaults={
-        "dependencies": key, "suggestions": asdict(suggestions),
-        "categories": [suggestions.known_cause.category] if suggestions.known_cause
-        else [h.category for h in suggestions.hypotheses], "created_at": timezone.now()})
+        "dependencies": key, "suggestions": asdict(suggestions), "categories": categories,
+        "created_at": timezone.now()})
     return suggestions
+
+
+def show_confirmation(incident: Incident, key_before: str) -> None:
+    """After a root cause was confirmed (or withdrawn) on `incident`: its stored ranking shows that
+    at once, on every page. A ranking that was current (`key_before`: its key before the verdict)
+    stays current: the verdict changed the feedback every key depends on, but not what the model
+    says about this failure (it re-weighs this incident as others' neighbour)."""
+    snapshot = SuggestionSnapshot.objects.select_for_update().filter(incident=incident).first()
+    if snapshot is None or not snapshot.suggestions:
+        return  # ranked later, with the confirmation
+    shown = with_confirmation(Suggestions.from_dict(snapshot.suggestions), confirmed_cause(incident),
+                              model_order=snapshot.categories)
+    snapshot.suggestions = asdict(shown)
+    if snapshot.dependencies == key_before:
+        snapshot.dependencies = dependencies(incident, prior=category_prior(investigation_of(incident)))
+    snapshot.save(update_fields=["suggestions", "dependencies"])
 
 
 def _compute(incident: Incident, facts: list[Fact], prior: dict[str, float]) -> Suggestions:

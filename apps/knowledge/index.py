@@ -257,6 +257,11 @@ class IndexReader:
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
 
+    def is_current(self) -> bool:
+        """Whether the index in memory is the newest on disk, so `get` would not load one."""
+        index = self._index
+        return index is not None and index.version == self.disk_meta().get("version", 0)
+
     def get(self) -> KnowledgeIndex:
         with self._lock:
             meta = self.disk_meta()

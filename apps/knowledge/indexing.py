@@ -18,7 +18,7 @@ from apps.knowledge.textproc import content_hash, normalize_signature
 
 
 def index_directory() -> Path:
-    return Path(settings.VAR_DIR) / "knowledge" / "index"
+    return Path(settings.FLOWDECK_KNOWLEDGE_DIR or Path(settings.VAR_DIR) / "knowledge") / "index"
 
 
 _reader: IndexReader | None = None

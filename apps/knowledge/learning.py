@@ -1,8 +1,8 @@
 """Learning the evidence weights from the database's resolved incidents (see fusion.py for why).
 
 `learn_fusion()` runs after every full rebuild and once a day: it asks a stratified sample of the
-indexed resolved incidents as queries (each as its incident page would, with its fold held out
-of the index), fits the weights, and records them in the index's meta.json, which every process
+indexed resolved incidents, and of the open ones whose root cause an operator confirmed, as
+queries (each as its incident page would, with its fold held out of the index), fits the weights, and records them in the index's meta.json, which every process
 takes over on its next query without reloading the documents. With too little history the index
 keeps the fixed ranking.
 """
@@ -39,8 +39,10 @@ def category_names(slugs) -> dict[str, str]:
     return {slug: names.get(slug) or slug.replace("-", " ") for slug in slugs}
 
 
-def _sample(index) -> list[Incident]:
-    """Up to SAMPLE indexed resolved incidents, the newest of each category first, categories in turn."""
+def _sample(index) -> list[tuple[Incident, str]]:
+    """Up to SAMPLE labelled incidents with their root cause, the newest of each category first,
+    categories in turn: the indexed resolved ones, and the open ones whose root cause an operator
+    confirmed (not in the index yet, so nothing of theirs needs holding out)."""
     indexed = {int(index.docs[p].ref) for p in index.positions_by_kind.get("incident", [])}
     by_category = defaultdict(list)
     rows = (Incident.objects.filter(status=IncidentStatus.RESOLVED, root_cause_category__isnull=False)
@@ -48,23 +50,38 @@ def _sample(index) -> list[Incident]:
     for incident in rows.iterator():
         if incident.pk in indexed:
             by_category[incident.root_cause_category.slug].append(incident)
+    for incident, category in _confirmed_open():
+        by_category[category].append(incident)
     chosen = []
     while len(chosen) < SAMPLE and any(by_category.values()):
         for slug in sorted(by_category):
             if by_category[slug] and len(chosen) < SAMPLE:
-                chosen.append(by_category[slug].pop(0))
+                chosen.append((by_category[slug].pop(0), slug))
     return chosen
+
+
+def _confirmed_open() -> list[tuple[Incident, str]]:
+    """Unresolved incidents whose root cause someone confirmed, with the latest one confirmed."""
+    latest: dict[int, str] = {}
+    known = set(RootCauseCategory.objects.values_list("slug", flat=True))
+    for incident_id, category in (Feedback.objects.filter(target_kind=TargetKind.HYPOTHESIS, verdict=Verdict.ROOT_CAUSE)
+                                  .exclude(incident__status=IncidentStatus.RESOLVED)
+                                  .order_by("created_at", "pk").values_list("incident_id", "target_ref")):
+        if category in known:
+            latest[incident_id] = category
+    incidents = Incident.objects.in_bulk(list(latest))
+    return [(incidents[pk], category) for pk, category in latest.items() if pk in incidents]
 
 
 def learn_fusion() -> LearnedFusion:
     index = reader().get()
-    incidents = _sample(index)
-    if len({i.root_cause_category_id for i in incidents}) < 2:
-        return LearnedFusion(examples=len(incidents), weights=None)
-    queries = [incident_query(incident) for incident in incidents]
+    sample = _sample(index)
+    if len({label for _, label in sample}) < 2:
+        return LearnedFusion(examples=len(sample), weights=None)
+    queries = [incident_query(incident) for incident, _ in sample]
     vectors = embed_documents(queries)
-    examples = [Example(doc_id("incident", incident.pk), incident.root_cause_category.slug, query, vector)
-                for incident, query, vector in zip(incidents, queries, vectors)]
+    examples = [Example(doc_id("incident", incident.pk), label, query, vector)
+                for (incident, label), query, vector in zip(sample, queries, vectors)]
     candidates = candidate_categories(index)
     evidence = held_out_evidence(index, examples, candidates_for=lambda allowed: candidate_categories(index, allowed),
                                  label_vectors=label_vectors(category_names(candidates)),
@@ -75,7 +92,7 @@ def learn_fusion() -> LearnedFusion:
     learned = dict(zip(FEATURES, (round(float(w), 4) for w in weights)))
     record_meta(index_directory(), fusion={"features": list(FEATURES), "weights": list(learned.values()),
                                            "examples": len(evidence), "learned_at": timezone.now().isoformat()})
-    logger.info("evidence weights learned from %d resolved incidents: %s", len(evidence), learned)
+    logger.info("evidence weights learned from %d labelled incidents: %s", len(evidence), learned)
     return LearnedFusion(examples=len(evidence), weights=learned)
 
 

@@ -60,6 +60,9 @@ class Feedback(models.Model):
     verdict = models.CharField(max_length=16, choices=Verdict.choices)
     # Rank of the confirmed category among the hypotheses shown (for the top-3 rate), if any.
     category_rank = models.PositiveIntegerField(null=True, blank=True)
+    # A root cause: the headline guess shown for the incident then (blank: none was sure enough,
+    # or a known cause was shown), so the admin page can tell how often the headline was right.
+    headline = models.SlugField(max_length=80, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -130,6 +133,11 @@ class EvaluationResult(models.Model):
     mrr = models.FloatField()
     same_category_in_top5 = models.FloatField()
     baseline_top1 = models.FloatField()
+    # Calibration and the headline guess at the threshold in use (None: recorded before they were).
+    ece = models.FloatField(null=True, blank=True, help_text="Expected calibration error of the headline.")
+    threshold = models.FloatField(null=True, blank=True)
+    headline_precision = models.FloatField(null=True, blank=True, help_text="Right headline guesses / guesses made.")
+    coverage = models.FloatField(null=True, blank=True, help_text="Share of failures given a headline guess.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

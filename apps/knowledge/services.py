@@ -23,16 +23,34 @@ def give_feedback(user, incident, *, target_kind: str, target_ref: str, verdict:
         raise KnowledgeError("Unknown feedback; use the buttons beside a suggestion.")
     if verdict == Verdict.ROOT_CAUSE and target_kind == TargetKind.RUNBOOK:
         raise KnowledgeError("A runbook section cannot be a root cause; mark it helpful instead.")
-    category_rank = None
+    from apps.knowledge import incident_ranking
+
+    category_rank, headline = None, ""
     if verdict == Verdict.ROOT_CAUSE:
         category = target_ref if target_kind == TargetKind.HYPOTHESIS else _category_of_incident(target_ref)
-        category_rank = _rank_shown(incident, category)
+        category_rank, headline = _rank_shown(incident, category), headline_shown(incident)
+    previous = Feedback.objects.filter(incident=incident, user=user, target_kind=target_kind,
+                                       target_ref=str(target_ref)).values_list("verdict", flat=True).first()
+    key_before = incident_ranking.dependencies(incident)
     feedback, _ = Feedback.objects.update_or_create(
         incident=incident, user=user, target_kind=target_kind, target_ref=str(target_ref),
-        defaults={"verdict": verdict, "category_rank": category_rank, "created_at": timezone.now()})
+        defaults={"verdict": verdict, "category_rank": category_rank, "headline": headline,
+                  "created_at": timezone.now()})
+    if Verdict.ROOT_CAUSE in (verdict, previous):
+        incident_ranking.show_confirmation(incident, key_before)
     record(user, "suggestion.feedback", feedback, team=incident.team, after={
         "incident": incident.pk, "target_kind": target_kind, "target_ref": str(target_ref), "verdict": verdict})
     return feedback
+
+
+def headline_shown(incident) -> str:
+    """The category of the headline guess the incident's stored ranking makes ("" when it makes
+    none: not sure, or a known cause), in the model's own order, before any confirmation."""
+    snapshot = SuggestionSnapshot.objects.filter(incident=incident).first()
+    if snapshot is None or not snapshot.categories or not snapshot.suggestions.get("sure") \
+            or snapshot.suggestions.get("known_cause"):
+        return ""
+    return snapshot.categories[0]
 
 
 def _category_of_incident(incident_id: str) -> str | None:

@@ -81,6 +81,9 @@ class Suggestions:
     sure: bool = False
     # Log-odds the failure's investigation added to categories (apps.knowledge.incident_ranking.category_prior).
     prior: dict[str, float] = field(default_factory=dict)
+    # The root cause an operator confirmed for this failure (a category slug): it heads the list,
+    # the model's numbers beside it (apps.knowledge.confirmation).
+    confirmed: str = ""
 
     @property
     def is_empty(self) -> bool:
@@ -98,6 +101,7 @@ class Suggestions:
             similar_incidents=[cited(s, SimilarIncident) for s in data["similar_incidents"]],
             runbook_sections=[cited(r, RunbookMatch) for r in data["runbook_sections"]],
             index_ready=data["index_ready"], sure=data["sure"], prior=data.get("prior") or {},
+            confirmed=data.get("confirmed", ""),
             known_cause=KnownCause(**data["known_cause"]) if data.get("known_cause") else None)
 
 
@@ -108,7 +112,7 @@ def _url(name: str, *args, anchor: str = "") -> str:
         return ""
 
 
-def _evidence_context(index: KnowledgeIndex) -> dict:
+def evidence_context(index: KnowledgeIndex) -> dict:
     """What scoring needs besides the query, once per loaded index (a reload or new weights drop it):
     centroids, incident counts, candidates, and with learned weights the vectors of the labels'
     names (embedded when the weights were learned)."""
@@ -142,7 +146,7 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     excluded = {doc_id("incident", exclude_incident_id)} if exclude_incident_id else set()
     allowed = allowed_mask(index, team_ids=team_ids, excluded_ids=excluded)
     ranked = rank(index, query[:QUERY_LIMIT], vector, mode="hybrid", allowed=allowed)
-    context = _evidence_context(index)
+    context = evidence_context(index)
     scores = score_categories(index, ranked, vector, context["candidates"], weights_by_doc=feedback_weights(),
                               prototypes=context["prototypes"], history=context["history"],
                               label_vectors=context["label_vectors"], fusion=context["fusion"])
@@ -160,7 +164,7 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
         citations += [Citation(f"Runbook: {title}", url) for title, url in section_by_category.get(score.category, [])]
         citations += [citation for category, citation in evidence or () if category == score.category]
         hypotheses.append(Hypothesis(category=score.category, name=names.get(score.category, score.category),
-                                     confidence=confidence, citations=citations))
+                                     confidence=float(confidence), citations=citations))
     return Suggestions(hypotheses=hypotheses, similar_incidents=_similar(index, ranked, limit),
                        runbook_sections=_runbooks(index, ranked, limit),
                        sure=bool(hypotheses and hypotheses[0].confidence >= HEADLINE_THRESHOLD), prior=dict(prior or {}))

@@ -8,13 +8,14 @@ from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
+from django_htmx.http import reswap, retarget
 
 from apps.accounts.access import require_platform_admin
 from apps.incidents.access import get_incident_for_user, may_triage
-from apps.knowledge import llm, services
+from apps.knowledge import llm, practice, services, warmup
 from apps.knowledge.embedding import MODEL_NAME, encoder_loaded
 from apps.knowledge.indexing import reader
-from apps.knowledge.models import EvaluationResult, Feedback, Runbook, TargetKind
+from apps.knowledge.models import EvaluationResult, Feedback, Runbook, TargetKind, Verdict
 from apps.knowledge.suggest import search_runbook_sections
 
 
@@ -47,6 +48,13 @@ def feedback(request, incident_id: int):
         return HttpResponseBadRequest(str(exc))
     context = {"incident": incident, "kind": target_kind, "ref": target_ref, "verdict": saved.verdict,
                "can_confirm": target_kind != TargetKind.RUNBOOK}
+    if request.htmx and saved.verdict == Verdict.ROOT_CAUSE:
+        # The confirmed cause heads the list at once: the whole list is swapped, not the buttons.
+        from apps.knowledge.incident_ranking import ranking_for
+
+        response = render(request, "knowledge/_suggestions.html",
+                          {"incident": incident, "suggestions": ranking_for(incident)})
+        return reswap(retarget(response, "#suggestions"), "outerHTML")
     if request.htmx:
         return render(request, "knowledge/_feedback.html", context)
     messages.success(request, "Thanks: your feedback will shape the next suggestions.")
@@ -92,8 +100,9 @@ def admin_page(request):
         kinds[doc.kind] = kinds.get(doc.kind, 0) + 1
     return render(request, "knowledge/admin.html", {
         "index": index, "kinds": kinds, "model": index.meta.get("model", MODEL_NAME),
-        "model_loaded": encoder_loaded(), "last_build": services.last_build(),
+        "model_loaded": encoder_loaded(), "warmup": warmup.status(), "last_build": services.last_build(),
         "evaluations": EvaluationResult.objects.all()[:6], "top3_rate": rate, "confirmed": confirmed,
+        "weeks": practice.weeks_in_practice(), "last_evaluation": practice.last_evaluation(),
         "feedback_count": Feedback.objects.count(), "llm_configured": llm.is_configured(),
         "fusion": index.meta.get("fusion"), "fusion_weights": services.learned_weights(index.meta),
     })

@@ -68,7 +68,8 @@ def test_incident_page_shows_suggestions_and_htmx_feedback_is_stored(client_for,
                            {"target_kind": "hypothesis", "target_ref": "lock-contention", "verdict": "root_cause"},
                            HTTP_HX_REQUEST="true")
     assert response.status_code == 200
-    assert "this was the root cause" in response.content.decode()
+    # The whole list is swapped in, the confirmed cause at its head (test_learning_shows.py).
+    assert response["HX-Retarget"] == "#suggestions" and "Confirmed root cause" in response.content.decode()
     feedback = Feedback.objects.get(incident=incident)
     assert feedback.verdict == Verdict.ROOT_CAUSE and feedback.category_rank == 1
 

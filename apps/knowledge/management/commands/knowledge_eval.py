@@ -66,7 +66,7 @@ class Command(BaseCommand):
                 if reliability:
                     self._reliability(calibrated.reliability)
                 if not no_save:
-                    no_save = not self._save(path, name, folds, report)
+                    no_save = not self._save(path, name, folds, report, calibrated)
             if fit:
                 temperature, report = fit_temperature(prepared, folds=folds)
                 self.stdout.write(f"Best temperature {temperature}: log loss {report.mean_log_loss:.3f}, "
@@ -109,12 +109,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  {name}: precision {'—' if precision is None else f'{precision:.3f}'} "
                               f"at coverage {coverage:.3f}")
 
-    def _save(self, path: Path, mode: str, folds: int, report) -> bool:
+    def _save(self, path: Path, mode: str, folds: int, report, calibrated) -> bool:
         try:
             EvaluationResult.objects.create(
                 dataset=path.name, mode=mode, folds=folds, incidents=report.incidents, top1=report.top1,
                 top3=report.top3, mrr=report.mrr, same_category_in_top5=report.same_category_in_top5,
-                baseline_top1=report.baseline_top1)
+                baseline_top1=report.baseline_top1, ece=calibrated.ece, threshold=calibrated.threshold,
+                headline_precision=calibrated.precision, coverage=calibrated.coverage)
         except DatabaseError:
             self.stderr.write("Result not recorded for the admin page: run `manage.py migrate` first.")
             return False
