@@ -116,6 +116,9 @@ try:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL={DATABASE_URL!r} cannot be read: {exc}") from None
+# Behind PgBouncer in transaction mode a server-side cursor (QuerySet.iterator()) can outlive the
+# server connection it was declared on; this makes Django fetch such results client-side.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several worker processes write the same file: WAL lets readers run beside a writer,
     # IMMEDIATE makes writers queue on the busy timeout instead of failing "database is locked".
