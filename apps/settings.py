@@ -153,6 +153,11 @@ else:
         # kombu's Redis transport, surviving a Redis restart while steps run (see apps/broker.py).
         CELERY_BROKER_TRANSPORT = "apps.broker:RedisTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    if CELERY_BROKER_URL.startswith("sentinel://"):
+        # Redis behind Sentinel (sentinel://host:26379;sentinel://host2:26379): asked for the
+        # current master of this group on every connect, with the same fixes as plain Redis.
+        CELERY_BROKER_TRANSPORT = "apps.broker:RedisSentinelTransport"
+        CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = env_str("CELERY_BROKER_SENTINEL_MASTER", "mymaster")
 # State lives in the database; Celery results are never read.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
