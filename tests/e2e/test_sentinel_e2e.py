@@ -59,7 +59,8 @@ def sentinel(tmp_path):
             pytest.fail(message)
         pytest.skip(message)
     master_port, replica_port, sentinel_port = free_port(), free_port(), free_port()
-    plain = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+    # The replica writes the copy it syncs from to its folder: the test's, not the working tree.
+    plain = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path))
     config = tmp_path / "sentinel.conf"  # the sentinel rewrites its file as it learns
     config.write_text(f"port {sentinel_port}\nbind 127.0.0.1\n"
                       f"sentinel monitor {GROUP} 127.0.0.1 {master_port} 1\n"
@@ -70,7 +71,7 @@ def sentinel(tmp_path):
         servers.append(_redis_server("--port", str(replica_port), *plain, "--replicaof", "127.0.0.1", str(master_port)))
         replica = redis.Redis(port=replica_port, socket_timeout=1)
         _wait_until(lambda: replica.info("replication")["master_link_status"] == "up", "the replica never synced")
-        servers.append(_redis_server(str(config), "--sentinel"))
+        servers.append(_redis_server(str(config), "--sentinel", "--dir", str(tmp_path)))
         watcher = redis.Redis(port=sentinel_port, socket_timeout=1)
         _wait_until(lambda: watcher.sentinel_slaves(GROUP), "the sentinel never saw the replica")
         yield sentinel_port, servers[0], replica_port
