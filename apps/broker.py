@@ -86,3 +86,14 @@ class RedisChannel(redis.Channel):
 
 class RedisTransport(redis.Transport):
     Channel = RedisChannel
+
+
+class RedisSentinelChannel(redis.SentinelChannel):
+    QoS = RedisQoS
+
+
+class RedisSentinelTransport(redis.SentinelTransport):
+    """Redis behind Sentinel: each connection asks the sentinels for the current master, so a
+    failover is a reconnect like a Redis restart, with the same fixes."""
+
+    Channel = RedisSentinelChannel

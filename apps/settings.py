@@ -116,6 +116,9 @@ try:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL={DATABASE_URL!r} cannot be read: {exc}") from None
+# Behind PgBouncer in transaction mode a server-side cursor (QuerySet.iterator()) can outlive the
+# server connection it was declared on; this makes Django fetch such results client-side.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several worker processes write the same file: WAL lets readers run beside a writer,
     # IMMEDIATE makes writers queue on the busy timeout instead of failing "database is locked".
@@ -150,6 +153,11 @@ else:
         # kombu's Redis transport, surviving a Redis restart while steps run (see apps/broker.py).
         CELERY_BROKER_TRANSPORT = "apps.broker:RedisTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    if CELERY_BROKER_URL.startswith("sentinel://"):
+        # Redis behind Sentinel (sentinel://host:26379;sentinel://host2:26379): asked for the
+        # current master of this group on every connect, with the same fixes as plain Redis.
+        CELERY_BROKER_TRANSPORT = "apps.broker:RedisSentinelTransport"
+        CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = env_str("CELERY_BROKER_SENTINEL_MASTER", "mymaster")
 # State lives in the database; Celery results are never read.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

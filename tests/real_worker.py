@@ -61,13 +61,14 @@ def _use_broker(tmp_path_factory) -> dict:
     return {}
 
 
-def start_worker(env: dict, logdir: Path, name: str, queues=QUEUES) -> subprocess.Popen:
-    """A prefork worker (two children) with `env`, started and consuming, or the test fails."""
+def start_worker(env: dict, logdir: Path, name: str, queues=QUEUES, prefix=()) -> subprocess.Popen:
+    """A prefork worker (two children) with `env`, started and consuming, or the test fails.
+    `prefix` is a command that runs it elsewhere and execs it (on a test host: tests/e2e/hosts.py)."""
     logfile = logdir / "worker.log"
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "--pool=prefork", "--concurrency=2",
-         "-Q", ",".join(queues), "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
-         "--loglevel=INFO"],
+        [*prefix, str(Path(sys.executable).parent / "celery"), "-A", "apps", "worker", "--pool=prefork",
+         "--concurrency=2", "-Q", ",".join(queues), "-n", f"{name}-{os.getpid()}@%h", "--without-gossip",
+         "--without-mingle", "--loglevel=INFO"],
         cwd=ROOT, env=env, stdout=logfile.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 60

@@ -65,13 +65,14 @@ def _locked_run(sql: str, params: list, run_id: int) -> Run:
 def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
     """Compare-and-swap a queued attempt to running for `worker` and mark its step run running;
     returns (step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds,
-    queue, run_id, step_id), or None when it was not queued."""
+    queue, deliveries, run_id, step_id), or None when it was not queued; `deliveries` is the
+    claim's fencing token."""
     started = _when(now)
     # The run and step ids come back in the same statement (subqueries in RETURNING work on both).
     claim_sql = (f"UPDATE {ATTEMPT} SET state = %s, started_at = %s, heartbeat_at = %s, worker = %s, "
                  f"deliveries = deliveries + 1 WHERE id = %s AND state = %s "
                  f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds, queue, "
-                 f"(SELECT s.run_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id), "
+                 f"deliveries, (SELECT s.run_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id), "
                  f"(SELECT s.step_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id)")
     claim_params = [AttemptState.RUNNING, started, started, worker, attempt_id, AttemptState.QUEUED]
     mark_sql = (f"UPDATE {STEP} SET state = %s, started_at = COALESCE(started_at, %s) "
@@ -94,24 +95,25 @@ def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
     return (*found[:4], params, *found[5:])
 
 
-def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, now: datetime, *, failed: bool,
+def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, claim: int, now: datetime, *, failed: bool,
                              output: Any, output_artifact: str, error_type: str, error_message: str,
                              error_signature: str, duration_ms: int | None, records: tuple[int, int, int],
                              log_lines_dropped: int, succeeded_step_run_id: int | None = None,
                              error_reason: str = "", error_detail: dict | None = None) -> tuple[Run, bool]:
-    """Lock the run (as `lock_run`), then end a running attempt that `worker` still holds; with
+    """Lock the run (as `lock_run`), then end a running attempt that `worker` still holds under
+    `claim` (its delivery count at the claim: the fencing token); with
     `succeeded_step_run_id`, also mark that step run succeeded with the attempt's output. Returns
     the run and whether the attempt was still ours."""
     end_sql = (f"UPDATE {ATTEMPT} SET state = %s, ended_at = %s, output = %s, output_artifact = %s, "
                f"error_type = %s, error_message = %s, error_signature = %s, error_reason = %s, error_detail = %s, "
                f"duration_ms = %s, records_in = %s, "
                f"records_out = %s, records_rejected = %s, log_lines_dropped = %s "
-               f"WHERE id = %s AND state = %s AND worker = %s")
+               f"WHERE id = %s AND state = %s AND worker = %s AND deliveries = %s")
     ended = _when(now)
     end_params = [AttemptState.FAILED if failed else AttemptState.SUCCEEDED, ended,
                   _json(StepAttempt, "output", None if failed else output), output_artifact, error_type,
                   error_message, error_signature, error_reason, _json(StepAttempt, "error_detail", error_detail),
-                  duration_ms, *records, log_lines_dropped, attempt_id, AttemptState.RUNNING, worker]
+                  duration_ms, *records, log_lines_dropped, attempt_id, AttemptState.RUNNING, worker, claim]
     succeed_sql = (f"UPDATE {STEP} SET state = %s, output = %s, finished_at = %s, error_type = '', "
                    f"error_message = '' WHERE id = %s")
     succeed_params = [StepState.SUCCEEDED, _json(StepRun, "output", output), ended, succeeded_step_run_id]

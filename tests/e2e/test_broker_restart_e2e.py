@@ -20,13 +20,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def worker_on(redis_broker, tmp_path):
+def worker_on(redis_broker, tmp_path, monkeypatch):
     """A worker on the throwaway Redis, and this process publishing there too."""
     from apps.celery import app
 
     url = f"redis://127.0.0.1:{redis_broker.port}/0"
     keys = ("broker_url", "broker_transport", "broker_transport_options")
     previous = {key: app.conf[key] for key in keys}
+    # Celery reads the broker's URL from this variable before its own settings (the services pass sets it).
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
     # The embedded default names its own transport class and folders: none of that applies here.
     app.conf.update(broker_url=url, broker_transport="apps.broker:RedisTransport",
                     broker_transport_options={"visibility_timeout": 3600})
@@ -34,6 +36,7 @@ def worker_on(redis_broker, tmp_path):
     process = start_worker(worker_env({"CELERY_BROKER_URL": url}), tmp_path, "restart")
     yield process
     stop_worker(process)
+    monkeypatch.undo()
     app.conf.update(previous)
     app._after_fork()
 

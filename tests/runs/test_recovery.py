@@ -53,6 +53,27 @@ def test_redelivery_takes_over_from_a_dead_worker_on_the_same_host(team, operato
     assert first_attempt(run).deliveries == 2
 
 
+def test_the_late_result_of_a_claim_taken_over_is_refused_even_under_the_same_worker_name(team, operator):
+    """Each claim is its own fencing token: the name `host:pid` alone is not one (the threads of a
+    thread pool share it, and so can two hosts with one hostname)."""
+    run = engine.start_run(operator, make_version(team, [step("a"), step("b", needs=["a"])]))
+    attempt = first_attempt(run)
+    lost = engine.claim_attempt(attempt.pk, "host:1")
+    assert engine.take_over({"host:1"}) == 1  # its worker went silent
+    current = engine.claim_attempt(attempt.pk, "host:1")
+
+    assert engine.heartbeat(lost) is False
+    assert engine.finish_attempt(lost, engine.AttemptOutcome(output={"late": True})) is False
+    attempt.refresh_from_db()
+    assert (attempt.state, attempt.output, attempt.deliveries) == (AttemptState.RUNNING, None, 2)
+    assert dict(run.step_runs.values_list("step_id", "state")) == {"a": StepState.RUNNING, "b": StepState.PENDING}
+
+    assert engine.heartbeat(current) is True
+    assert engine.finish_attempt(current, engine.AttemptOutcome(output={"current": True})) is True
+    attempt.refresh_from_db()
+    assert (attempt.state, attempt.output) == (AttemptState.SUCCEEDED, {"current": True})
+
+
 def test_a_repeated_effect_is_detected_by_the_ledger(team, operator):
     run = engine.start_run(operator, make_version(team, [step("a", "test.effect", params={"target": "acct-1"})]))
     claimed = engine.claim_attempt(first_attempt(run).pk, "host:1")

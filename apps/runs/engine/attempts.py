@@ -101,7 +101,7 @@ def queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_nam
         handoff.kept = ClaimedAttempt(
             attempt_id=attempt.pk, step_run_id=row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number,
             step_type=type_name, params=params, idempotency_key=attempt.idempotency_key, timeout_seconds=timeout,
-            worker=handoff.worker, queue=queue)
+            worker=handoff.worker, queue=queue, claim=attempt.deliveries)
     else:
         send_on_commit(attempt.pk, queue, timeout, countdown)
     return attempt

@@ -64,6 +64,11 @@ class ClaimedAttempt:
     timeout_seconds: int
     worker: str
     queue: str = "steps"
+    # The fencing token of this claim: the attempt's delivery count when it was claimed. Every
+    # claim counts one more, so a worker that lost its claim (taken over while cut off) is refused
+    # even when the next claimant has the same `worker` name (a thread pool shares one pid; two
+    # hosts may share a hostname and, in containers, pids).
+    claim: int = 1
 
 
 @dataclass

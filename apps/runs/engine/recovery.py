@@ -104,10 +104,12 @@ def take_over(dead_workers: set[str]) -> int:
 
 def _requeue(attempt: StepAttempt) -> bool:
     """Give a silent worker's attempt to another worker: same attempt, same idempotency key, so
-    effects the lost worker already recorded are not repeated."""
+    effects the lost worker already recorded are not repeated. Only the claim that was read is
+    given up (a newer one, under the same worker name, stands)."""
     with batched():
         run = lock_run(attempt.step_run.run_id)
-        if not StepAttempt.objects.filter(pk=attempt.pk, state=AttemptState.RUNNING, worker=attempt.worker) \
+        if not StepAttempt.objects.filter(pk=attempt.pk, state=AttemptState.RUNNING, worker=attempt.worker,
+                                          deliveries=attempt.deliveries) \
                 .update(state=AttemptState.QUEUED, queued_at=timezone.now(), worker=""):
             return False
         if attempt.kind == AttemptKind.STEP:

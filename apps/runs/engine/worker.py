@@ -2,8 +2,11 @@
 and move the run on (keeping one successor for the worker when it offered, contract.Handoff).
 
 Crash safety: a worker claims an attempt with a compare-and-swap update (queued -> running, one
-winner) and may finish it only while it is still the claimant; a redelivered message for a
-finished attempt does nothing. The per-step statements are plain SQL in apps.runs.statements.
+winner, the delivery count one higher) and may beat for it and finish it only while that claim
+stands: the worker's name and the delivery count it claimed at are its fencing token, so a
+worker whose attempt was taken over while it was cut off has its late result refused, whoever
+claimed next. A redelivered message for a finished attempt does nothing. The per-step statements
+are plain SQL in apps.runs.statements.
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ def claim_attempt(attempt_id: int, worker: str) -> ClaimedAttempt | None:
     now = timezone.now()
     found = statements.claim(attempt_id, worker, now)
     if found is not None:
-        step_run_id, kind, number, step_type, params, idempotency_key, timeout, queue, run_id, step_id = found
+        (step_run_id, kind, number, step_type, params, idempotency_key, timeout, queue, deliveries, run_id,
+         step_id) = found
         return ClaimedAttempt(attempt_id=attempt_id, step_run_id=step_run_id, run_id=run_id, step_id=step_id,
                               kind=kind, number=number, step_type=step_type, params=params,
-                              idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker, queue=queue)
+                              idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker, queue=queue,
+                              claim=deliveries)
     if not _take_over_from_dead_local_worker(attempt_id, worker, now):
         return None
     claimed = claimed_from(StepAttempt.objects.select_related("step_run").get(pk=attempt_id))
@@ -76,8 +81,8 @@ def _pid_alive(pid: int) -> bool:
 
 def heartbeat(claimed: ClaimedAttempt, progress: dict | None = None) -> bool:
     """Note that the attempt is alive; False when it is no longer ours (cancelled, taken over)."""
-    alive = StepAttempt.objects.filter(pk=claimed.attempt_id, state=AttemptState.RUNNING,
-                                       worker=claimed.worker).update(heartbeat_at=timezone.now())
+    alive = StepAttempt.objects.filter(pk=claimed.attempt_id, state=AttemptState.RUNNING, worker=claimed.worker,
+                                       deliveries=claimed.claim).update(heartbeat_at=timezone.now())
     if alive and progress is not None and claimed.kind == AttemptKind.STEP:
         StepRun.objects.filter(pk=claimed.step_run_id).update(progress=progress)
     return bool(alive)
@@ -101,8 +106,8 @@ def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
         # A step's success is recorded on its step run at once.
         succeeded = claimed.kind == AttemptKind.STEP and not outcome.failed
         run, ours = statements.lock_run_and_end_attempt(
-            claimed.run_id, claimed.attempt_id, claimed.worker, now, failed=outcome.failed, output=outcome.output,
-            output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
+            claimed.run_id, claimed.attempt_id, claimed.worker, claimed.claim, now, failed=outcome.failed,
+            output=outcome.output, output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
             error_message=outcome.error_message,
             error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
             duration_ms=outcome.duration_ms,
@@ -233,6 +238,6 @@ def claimed_from(attempt: StepAttempt) -> ClaimedAttempt:
         attempt_id=attempt.pk, step_run_id=attempt.step_run_id, run_id=attempt.step_run.run_id,
         step_id=attempt.step_run.step_id, kind=attempt.kind, number=attempt.number, step_type=attempt.step_type,
         params=attempt.params, idempotency_key=attempt.idempotency_key, timeout_seconds=attempt.timeout_seconds,
-        worker=attempt.worker, queue=attempt.queue,
+        worker=attempt.worker, queue=attempt.queue, claim=attempt.deliveries,
     )
 
