@@ -37,13 +37,13 @@ def plain_hop(remaining: int, done_file: str) -> None:
         Path(done_file).write_text(repr(time.time()))
 
 
-def bench_database_url() -> str:
+def bench_database_url(bench: str = "engine") -> str:
     configured = os.environ.get("DATABASE_URL", "")
     if not configured.startswith(("postgres://", "postgresql://")):
         (VAR / "bench.sqlite3").unlink(missing_ok=True)
         return f"sqlite:///{VAR / 'bench.sqlite3'}"
     parts = urlsplit(configured)
-    name = parts.path.lstrip("/") + "_bench_engine"
+    name = parts.path.lstrip("/") + f"_bench_{bench}"
     import psycopg
 
     admin = urlunsplit(parts._replace(path="/postgres"))
@@ -53,9 +53,9 @@ def bench_database_url() -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def prepare_environment() -> None:
+def prepare_environment(bench: str = "engine") -> None:
     VAR.mkdir(exist_ok=True)
-    os.environ["DATABASE_URL"] = bench_database_url()
+    os.environ["DATABASE_URL"] = bench_database_url(bench)
     os.environ["FLOWDECK_TEST_STEP_TYPES"] = "1"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     if os.environ.get("CELERY_BROKER_URL", "filesystem://").startswith("filesystem://"):

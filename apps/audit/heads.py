@@ -1,10 +1,12 @@
-"""Signed chain heads: the audit chain's latest event, signed and kept outside the database.
+"""Signed chain heads: each audit chain's latest event, signed and kept outside the database.
 
-A head names the last event's sequence and hash, the number of events, when it was taken and the
-id of the key whose HMAC signs it. Checked later against the database, it detects what the chain
-alone cannot: the tail deleted, or the whole chain rewritten (even as plain, unkeyed hashes) by
-someone who can write the database but holds no key. Heads are JSON lines, so a file of them (or
-an external store fed with `audit_verify --export-head -`) accumulates one per export.
+A head names, for every chain, the last event's position and hash, and the number of events, when
+it was taken and the id of the key whose HMAC signs it. Checked later against the database, it
+detects what the chains alone cannot: a tail deleted, a whole chain rewritten (even as plain,
+unkeyed hashes) or removed by someone who can write the database but holds no key. Heads are JSON
+lines, so a file of them (or an external store fed with `audit_verify --export-head -`)
+accumulates one per export. Heads exported before chains were split per team name one event
+(`sequence`, `event_hash`): they are read as the platform chain's, which those events became.
 """
 
 import hmac
@@ -12,32 +14,36 @@ import json
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from apps.audit.log import ChainVerdict, canonical, hmac_sha256, signing_key
-from apps.audit.models import AuditEvent, AuditPurge
+from apps.audit.log import ChainVerdict, canonical, hmac_sha256, latest_purges, signing_key
+from apps.audit.models import PLATFORM_CHAIN, AuditEvent
 
-_FIELDS = ("sequence", "event_hash", "events", "exported_at", "key_id")
+_FIELDS = ("chains", "events", "exported_at", "key_id")
+_SINGLE_CHAIN_FIELDS = ("sequence", "event_hash", "events", "exported_at", "key_id")
 
 
 def signed_head(verdict: ChainVerdict) -> dict:
-    """The head of a chain that `verify_chain()` just found intact, signed with the signing key."""
+    """The heads of the chains that `verify_chain()` just found intact, signed with the signing key."""
     key_id, key = signing_key()
-    # `sequence` names the last event; `events` counts those the database holds (fewer after a purge).
-    head = {"sequence": verdict.head_sequence, "event_hash": verdict.head_hash, "events": verdict.events_checked,
-            "exported_at": timezone.now().isoformat(), "key_id": key_id}
+    # `position` names each chain's last event; `events` counts those the database holds (fewer after a purge).
+    chains = {chain.name: {"position": chain.head_position, "event_hash": chain.head_hash}
+              for chain in verdict.chains.values() if chain.head_position}
+    head = {"chains": chains, "events": verdict.events_checked, "exported_at": timezone.now().isoformat(),
+            "key_id": key_id}
     return {**head, "signature": hmac_sha256(key, canonical(head))}
 
 
 @dataclass
 class HeadsVerdict:
     checked: int = 0
-    purged: int = 0  # heads naming events that retention removed (before its signed checkpoint)
+    purged: int = 0  # chain heads naming events that retention removed (before its signed checkpoint)
     problems: list[str] = field(default_factory=list)
 
 
 def check_heads(lines) -> HeadsVerdict:
-    """Check each exported head's signature, then that the database still holds the event it names."""
+    """Check each exported head's signature, then that the database still holds every event it names."""
     verdict = HeadsVerdict()
     heads = []
     for number, line in enumerate(lines, start=1):
@@ -47,36 +53,52 @@ def check_heads(lines) -> HeadsVerdict:
                 verdict.problems.append(problem)
             else:
                 heads.append((number, head))
-    stored = dict(AuditEvent.objects.filter(sequence__in=[head["sequence"] for _, head in heads])
-                  .values_list("sequence", "event_hash"))
-    # verify_chain() checked the purge checkpoint's signature; a head inside the purged range
-    # names an event retention removed on purpose (its hash is known only at the checkpoint).
-    purge = AuditPurge.objects.first()
-    purged_through = purge.through_sequence if purge else 0
-    if purge:
-        stored.setdefault(purge.through_sequence, purge.through_hash)
+    named = {(chain, int(end["position"])) for _, head in heads for chain, end in head["chains"].items()}
+    stored = {}
+    if named:
+        wanted = Q()
+        for chain, position in named:
+            wanted |= Q(chain=chain, position=position)
+        stored = {(chain, position): event_hash for chain, position, event_hash
+                  in AuditEvent.objects.filter(wanted).values_list("chain", "position", "event_hash")}
+    # verify_chain() checked the checkpoints' signatures; a head inside a purged range names an
+    # event retention removed on purpose (its hash is known only at the checkpoint).
+    purged_through = {}
+    for chain, purge in latest_purges().items():
+        purged_through[chain] = purge.through_position
+        stored.setdefault((chain, purge.through_position), purge.through_hash)
     for number, head in heads:
         verdict.checked += 1
-        sequence, taken = head["sequence"], f"line {number} (exported {head['exported_at']})"
-        if sequence and sequence < purged_through and sequence not in stored:
-            verdict.purged += 1
-        elif sequence and sequence not in stored:
-            verdict.problems.append(f"the database holds no event #{sequence}, which the head on {taken} names: "
-                                    "events were deleted from the end of the chain")
-        elif sequence and stored[sequence] != head["event_hash"]:
-            verdict.problems.append(f"event #{sequence} is not the one the head on {taken} names: "
-                                    "the chain up to it was rewritten")
+        taken = f"line {number} (exported {head['exported_at']})"
+        for chain, end in sorted(head["chains"].items()):
+            position, title = int(end["position"]), _title(chain)
+            if (chain, position) not in stored and position < purged_through.get(chain, 0):
+                verdict.purged += 1
+            elif (chain, position) not in stored:
+                verdict.problems.append(f"{title}: the database holds no event at position {position}, which the "
+                                        f"head on {taken} names: events were deleted from the end of the chain")
+            elif stored[(chain, position)] != end["event_hash"]:
+                verdict.problems.append(f"{title}: the event at position {position} is not the one the head on "
+                                        f"{taken} names: the chain up to it was rewritten")
     return verdict
+
+
+def _title(chain: str) -> str:
+    return "the platform chain" if chain == PLATFORM_CHAIN else f"chain {chain}"
 
 
 def _read_head(number: int, line: str) -> tuple[dict | None, str]:
     try:
         head = json.loads(line)
-        unsigned = {name: head[name] for name in _FIELDS}
+        names = _SINGLE_CHAIN_FIELDS if "sequence" in head else _FIELDS
+        unsigned = {name: head[name] for name in names}
         signature = head["signature"]
-        valid = (isinstance(head["sequence"], int) and isinstance(unsigned["key_id"], str)
-                 and isinstance(signature, str))
-    except (ValueError, TypeError, KeyError):
+        if "sequence" in head:  # exported before the split: the platform chain's head
+            head["chains"] = {PLATFORM_CHAIN: {"position": head["sequence"], "event_hash": head["event_hash"]}}
+        valid = (all(isinstance(end, dict) and isinstance(end.get("position"), int)
+                     and isinstance(end.get("event_hash"), str) for end in head["chains"].values())
+                 and isinstance(unsigned["key_id"], str) and isinstance(signature, str))
+    except (ValueError, TypeError, KeyError, AttributeError):
         valid = False
     if not valid:
         return None, (f"line {number} is not a signed chain head (a JSON object with {', '.join(_FIELDS)} "

@@ -7,10 +7,13 @@ id: changing or deleting a past event breaks every hash after it, and someone wi
 cannot compute them again. `verify_chain()` finds both. Events written before the chain was keyed
 have no key id and keep the plain SHA-256 hash they were written with.
 
-Appending holds the one chain-head row lock until the transaction commits, so busy writers (the
-engine, once per step) open a `batched()` transaction instead: its events are kept in memory and
-appended together when the block ends, with one lock, one insert and one head update, and the
-lock is held only for the commit that follows.
+Each team's events form their own chain, and events with no team the platform chain
+(`chain_of`): an event's position along its chain is what it hashes, and a global `sequence`,
+drawn without a lock, orders events across chains for people. Appending holds the chain's head
+row lock until the transaction commits, so two teams never wait on each other, and busy writers
+(the engine, once per step) open a `batched()` transaction: its events are kept in memory and
+appended together when the block ends, with one lock per chain, one insert and one head update,
+and the lock is held only for the commit that follows.
 """
 
 import hashlib
@@ -25,7 +28,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.models import AuditChainHead, AuditEvent, AuditPurge
+from apps.audit.models import PLATFORM_CHAIN, AuditChainHead, AuditEvent, AuditPurge
 from apps.logging import REDACTED, SECRET_KEY_PATTERN
 
 GENESIS_HASH = "0" * 64
@@ -58,14 +61,18 @@ def hmac_sha256(key: bytes, text: str) -> str:
 
 
 def _event_hash(event: AuditEvent, key: bytes | None) -> str:
-    """The event's HMAC under `key`, or for an event from before keying (`key` None) its plain hash."""
+    """The event's HMAC under `key`, or for an event from before keying (`key` None) its plain hash.
+
+    A team chain's events sign their chain's name too, so no event can be moved to another chain;
+    the platform chain's leave it out, which keeps the events from before the split verifiable."""
     fields = [
-        event.sequence, event.occurred_at.isoformat(), event.actor_label, event.action, event.object_type,
+        event.position, event.occurred_at.isoformat(), event.actor_label, event.action, event.object_type,
         str(event.object_id), event.team_label, event.data_hash, event.previous_hash,
     ]
     if key is None:
         return _sha256(canonical(fields))
-    return hmac_sha256(key, canonical([*fields, event.key_id]))
+    signed = [*fields, event.key_id] if event.chain == PLATFORM_CHAIN else [*fields, event.key_id, event.chain]
+    return hmac_sha256(key, canonical(signed))
 
 
 def record(actor, action: str, obj=None, *, object_type: str | None = None, object_id=None,
@@ -91,6 +98,7 @@ def record(actor, action: str, obj=None, *, object_type: str | None = None, obje
         object_id=str(object_id if object_id is not None else ""),
         team=team,
         team_label=team.slug if team is not None else "",
+        chain=chain_of(team),
         before=before,
         after=after,
         data_hash=_sha256(canonical({"before": before, "after": after})),
@@ -151,76 +159,153 @@ def flush() -> None:
         batch.events = []
 
 
+def chain_of(team) -> str:
+    """The chain a team's events extend: its own, or the platform chain for events with no team."""
+    return f"team:{team.pk}" if team is not None else PLATFORM_CHAIN
+
+
 def _append(events: list[AuditEvent]) -> None:
     if not events:
         return
     # No savepoint of its own: the caller's transaction (or this one) rolls back as a whole.
     key_id, key = signing_key()
+    by_chain: dict[str, list[AuditEvent]] = {}
+    for event in events:
+        by_chain.setdefault(event.chain, []).append(event)
     with transaction.atomic(savepoint=False):
-        sequence, previous_hash = _lock_chain_head()
-        for event in events:
-            sequence += 1
-            # Stamped under the lock, so times never run backwards along the chain.
-            event.sequence, event.occurred_at, event.previous_hash = sequence, timezone.now(), previous_hash
-            event.key_id = key_id
-            event.event_hash = previous_hash = _event_hash(event, key)
-        _insert_and_move_head(events, sequence, previous_hash)
+        moves = []
+        # Heads are locked in one order, so two writers that touch the same chains cannot deadlock.
+        for chain in sorted(by_chain):
+            position, previous_hash = _lock_chain_head(chain)
+            for event in by_chain[chain]:
+                position += 1
+                # Stamped under the lock, so times never run backwards along a chain.
+                event.position, event.occurred_at, event.previous_hash = position, timezone.now(), previous_hash
+                event.key_id = key_id
+                event.event_hash = previous_hash = _event_hash(event, key)
+            moves.append((chain, position, previous_hash))
+        _insert_and_move_heads(events, moves)
 
 
 # Plain SQL: the engine appends once per step, and the ORM's query building cost more than the
 # statements themselves.
-_EVENT_COLUMNS = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+_EVENT_COLUMNS = [field for field in AuditEvent._meta.concrete_fields
+                  if not field.primary_key and field.attname != "sequence"]
 _HEAD = AuditChainHead._meta.db_table
+# The global order on PostgreSQL: a sequence (migration 0004), which no writer waits on.
+_SEQUENCE = "audit_event_sequence"
 # Keeps a wide fan-out's events under SQLite's limit of bound parameters per statement.
 _EVENTS_PER_INSERT = 500
 
 
-def _lock_chain_head() -> tuple[int, str]:
+def _lock_chain_head(chain: str) -> tuple[int, str]:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    select = f"SELECT last_position, last_hash FROM {_HEAD} WHERE chain = %s{lock}"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT last_sequence, last_hash FROM {_HEAD} WHERE id = 1{lock}")
+        cursor.execute(select, [chain])
         found = cursor.fetchone()
-    if found is None:  # the first event ever
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        found = head.last_sequence, head.last_hash
+        if found is None:  # the chain's first event: its head row, then its lock
+            cursor.execute(f"INSERT INTO {_HEAD} (chain, last_position, last_hash) VALUES (%s, 0, %s) "
+                           f"ON CONFLICT (chain) DO NOTHING", [chain, GENESIS_HASH])
+            cursor.execute(select, [chain])
+            found = cursor.fetchone()
     return found
 
 
-def _insert_and_move_head(events: list[AuditEvent], sequence: int, last_hash: str) -> None:
-    columns = ", ".join(field.column for field in _EVENT_COLUMNS)
-    row = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
-    move = f"UPDATE {_HEAD} SET last_sequence = %s, last_hash = %s WHERE id = 1"
+def _insert_and_move_heads(events: list[AuditEvent], moves: list[tuple[str, int, str]]) -> None:
+    postgres = connection.vendor == "postgresql"
+    columns = ", ".join(["sequence"] + [field.column for field in _EVENT_COLUMNS])
+    # SQLite holds its one write lock for the whole transaction, so the next number is safe to read.
+    next_sequence = f"nextval('{_SEQUENCE}')" if postgres else "%s"
+    row = f"({next_sequence}, " + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
+    move = f"UPDATE {_HEAD} SET last_position = %s, last_hash = %s WHERE chain = %s"
     with connection.cursor() as cursor:
+        if not postgres:
+            cursor.execute(f"SELECT COALESCE(MAX(sequence), 0) FROM {AuditEvent._meta.db_table}")
+            sequence = cursor.fetchone()[0]
         for start in range(0, len(events), _EVENTS_PER_INSERT):
             chunk = events[start:start + _EVENTS_PER_INSERT]
             insert = (f"INSERT INTO {AuditEvent._meta.db_table} ({columns}) VALUES {', '.join([row] * len(chunk))} "
-                      f"RETURNING id")
-            values = [field.get_db_prep_save(getattr(event, field.attname), connection)
-                      for event in chunk for field in _EVENT_COLUMNS]
+                      f"RETURNING id, sequence")
+            values = []
+            for event in chunk:
+                if not postgres:
+                    sequence += 1
+                    values.append(sequence)
+                values += [field.get_db_prep_save(getattr(event, field.attname), connection) for field in _EVENT_COLUMNS]
             last = start + _EVENTS_PER_INSERT >= len(events)
-            if last and connection.vendor == "postgresql":  # one round trip: a data-modifying CTE
-                cursor.execute(f"WITH inserted AS ({insert}), moved AS ({move}) SELECT id FROM inserted",
-                               values + [sequence, last_hash])
+            if last and postgres:  # one round trip: a data-modifying CTE
+                moved = ", ".join(f"moved{number} AS ({move})" for number in range(len(moves)))
+                cursor.execute(f"WITH inserted AS ({insert}), {moved} SELECT id, sequence FROM inserted",
+                               values + [value for chain, position, head in moves for value in (position, head, chain)])
             else:
                 cursor.execute(insert, values)
             # Rows come back in the order they were inserted (Django's bulk_create relies on it too).
-            for event, (pk,) in zip(chunk, cursor.fetchall()):
-                event.pk = pk
+            for event, (pk, number) in zip(chunk, cursor.fetchall()):
+                event.pk, event.sequence = pk, number
                 event._state.adding = False
-            if last and connection.vendor != "postgresql":
-                cursor.execute(move, [sequence, last_hash])
+            if last and not postgres:
+                for chain, position, head in moves:
+                    cursor.execute(move, [position, head, chain])
+
+
+@dataclass
+class Chain:
+    """What verification found along one chain."""
+
+    name: str
+    team_label: str = ""  # the team's slug on its latest event, for people
+    keyed: int = 0  # events verified with their HMAC
+    unkeyed: int = 0  # events from before keying, verified as the plain SHA-256 chain they are
+    head_hash: str = GENESIS_HASH  # of the last event verified
+    head_position: int = 0  # of the last event verified
+    purged_through: int = 0  # retention removed the events up to this position (a signed checkpoint says so)
+    broken_at: int | None = None  # the global sequence of the first event that fails, if it was found
+    broken_position: int | None = None  # the position where the chain first fails
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+    @property
+    def title(self) -> str:
+        if self.name == PLATFORM_CHAIN:
+            return "the platform chain"
+        return f"chain {self.name}" + (f" (team {self.team_label})" if self.team_label else "")
 
 
 @dataclass
 class ChainVerdict:
-    ok: bool
-    keyed: int = 0  # events verified with their HMAC
-    unkeyed: int = 0  # events from before keying, verified as the plain SHA-256 chain they are
-    first_broken_sequence: int | None = None
-    reason: str = ""
-    head_hash: str = GENESIS_HASH  # of the last event verified
-    head_sequence: int = 0  # of the last event verified
-    purged_through: int = 0  # retention removed the events up to this one (a signed checkpoint says so)
+    chains: dict[str, Chain] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(chain.ok for chain in self.chains.values())
+
+    @property
+    def broken(self) -> list[Chain]:
+        return [chain for chain in self.chains.values() if not chain.ok]
+
+    @property
+    def first_broken_sequence(self) -> int | None:
+        return self.broken[0].broken_at if self.broken else None
+
+    @property
+    def first_broken_position(self) -> int | None:
+        return self.broken[0].broken_position if self.broken else None
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{chain.title}: {chain.reason}" for chain in self.broken)
+
+    @property
+    def keyed(self) -> int:
+        return sum(chain.keyed for chain in self.chains.values())
+
+    @property
+    def unkeyed(self) -> int:
+        return sum(chain.unkeyed for chain in self.chains.values())
 
     @property
     def events_checked(self) -> int:
@@ -228,57 +313,78 @@ class ChainVerdict:
 
 
 def purge_fields(purge: AuditPurge) -> list:
-    return [purge.through_sequence, purge.through_hash, purge.events_removed, purge.purged_at.isoformat(),
-            purge.key_id]
+    fields = [purge.through_position, purge.through_hash, purge.events_removed, purge.purged_at.isoformat(),
+              purge.key_id]
+    # As for events: the platform chain's checkpoints sign what they signed before the split.
+    return fields if purge.chain == PLATFORM_CHAIN else [*fields, purge.chain]
+
+
+def latest_purges() -> dict[str, AuditPurge]:
+    """Each chain's latest retention checkpoint."""
+    return {purge.chain: purge for purge in AuditPurge.objects.order_by("through_position")}
 
 
 def verify_chain() -> ChainVerdict:
-    """Recompute every hash in order; report the first event that does not match."""
+    """Recompute every chain's hashes in order; report, per chain, the first event that does not match."""
     keys = settings.FLOWDECK_AUDIT_KEYS
-    verdict = ChainVerdict(True)
-
-    def broken(sequence: int, reason: str) -> ChainVerdict:
-        verdict.ok, verdict.first_broken_sequence, verdict.reason = False, sequence, reason
-        return verdict
-
-    events = AuditEvent.objects.order_by("sequence")
-    purge = AuditPurge.objects.first()
-    if purge is not None:
+    verdict = ChainVerdict()
+    for name, purge in latest_purges().items():
+        verdict.chains[name] = chain = Chain(name)
         key = keys.get(purge.key_id)
         if key is None or not hmac.compare_digest(hmac_sha256(key, canonical(purge_fields(purge))), purge.signature):
-            return broken(purge.through_sequence + 1, (
-                f"the retention checkpoint before it (events up to #{purge.through_sequence} purged) is not signed "
-                f"by a key in FLOWDECK_AUDIT_KEYS (key id {purge.key_id!r}): it was forged or edited"))
-        verdict.purged_through = verdict.head_sequence = purge.through_sequence
-        verdict.head_hash = purge.through_hash
+            chain.broken_position = purge.through_position + 1
+            chain.reason = (f"the retention checkpoint (events up to position {purge.through_position} purged) is not "
+                            f"signed by a key in FLOWDECK_AUDIT_KEYS (key id {purge.key_id!r}): it was forged or edited")
+        chain.purged_through = chain.head_position = purge.through_position
+        chain.head_hash = purge.through_hash
+    for event in AuditEvent.objects.order_by("chain", "position").iterator(chunk_size=2000):
+        chain = verdict.chains.get(event.chain)
+        if chain is None:
+            verdict.chains[event.chain] = chain = Chain(event.chain)
+        chain.team_label = event.team_label
         # Events a purge that stopped half way did not yet remove are behind the checkpoint.
-        events = events.filter(sequence__gt=purge.through_sequence)
-    for event in events.iterator(chunk_size=2000):
-        expected_sequence = verdict.head_sequence + 1
-        if event.sequence != expected_sequence:
-            return broken(expected_sequence, f"event #{expected_sequence} is missing")
-        if event.previous_hash != verdict.head_hash:
-            return broken(event.sequence, "its previous-hash does not match the event before it")
-        if _sha256(canonical({"before": event.before, "after": event.after})) != event.data_hash:
-            return broken(event.sequence, "its before/after data was changed")
-        if event.key_id:
-            if event.key_id not in keys:
-                return broken(event.sequence, (
-                    f"it is signed with key id {event.key_id!r}, which FLOWDECK_AUDIT_KEYS does not hold: "
-                    f"add that key after the signing key (it holds {', '.join(map(repr, keys))}) and verify again"))
-            if not hmac.compare_digest(_event_hash(event, keys[event.key_id]), event.event_hash):
-                return broken(event.sequence, "its fields were changed, or its hash recomputed without the key")
-            verdict.keyed += 1
-        else:
-            # Unkeyed events can only come before the first keyed one: later, one was rewritten.
-            if verdict.keyed:
-                return broken(event.sequence, "it has no key id although events before it are keyed: "
-                                              "it was rewritten by someone without the key")
-            if _event_hash(event, None) != event.event_hash:
-                return broken(event.sequence, "its fields were changed")
-            verdict.unkeyed += 1
-        verdict.head_hash, verdict.head_sequence = event.event_hash, event.sequence
-    head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and head.last_sequence != verdict.head_sequence:
-        return broken(verdict.head_sequence + 1, f"the chain should end at event #{head.last_sequence}")
+        if chain.ok and event.position > chain.purged_through:
+            _verify_event(chain, event, keys)
+    heads = {head.chain: head.last_position for head in AuditChainHead.objects.all()}
+    for name, last_position in heads.items():
+        chain = verdict.chains.setdefault(name, Chain(name))
+        if chain.ok and last_position != chain.head_position:
+            chain.broken_position = chain.head_position + 1
+            chain.reason = (f"the chain should end at position {last_position}, but its last event is at "
+                            f"position {chain.head_position}")
+    for chain in verdict.chains.values():
+        if chain.ok and chain.head_position and chain.name not in heads:
+            chain.broken_position = chain.head_position
+            chain.reason = "its head row is missing"
     return verdict
+
+
+def _verify_event(chain: Chain, event: AuditEvent, keys: dict[str, bytes]) -> None:
+    def broken(reason: str) -> None:
+        chain.broken_at, chain.broken_position = event.sequence, event.position
+        chain.reason = f"event #{event.sequence} (position {event.position}): {reason}"
+
+    expected = chain.head_position + 1
+    if event.position != expected:
+        return broken(f"the event at position {expected} before it is missing")
+    if event.previous_hash != chain.head_hash:
+        return broken("its previous-hash does not match the event before it")
+    if _sha256(canonical({"before": event.before, "after": event.after})) != event.data_hash:
+        return broken("its before/after data was changed")
+    if event.key_id:
+        if event.key_id not in keys:
+            return broken(
+                f"it is signed with key id {event.key_id!r}, which FLOWDECK_AUDIT_KEYS does not hold: "
+                f"add that key after the signing key (it holds {', '.join(map(repr, keys))}) and verify again")
+        if not hmac.compare_digest(_event_hash(event, keys[event.key_id]), event.event_hash):
+            return broken("its fields were changed, or its hash recomputed without the key")
+        chain.keyed += 1
+    else:
+        # Unkeyed events can only come before the first keyed one, and only in the platform chain
+        # (team chains were keyed from their start): anywhere else, one was rewritten.
+        if chain.keyed or chain.name != PLATFORM_CHAIN:
+            return broken("it has no key id although its chain is keyed: it was rewritten by someone without the key")
+        if _event_hash(event, None) != event.event_hash:
+            return broken("its fields were changed")
+        chain.unkeyed += 1
+    chain.head_hash, chain.head_position = event.event_hash, event.position

@@ -1,13 +1,23 @@
 """Audit events. Rows are only ever inserted (by `apps.audit.log.record`), never updated; retention
-removes the oldest behind a signed checkpoint (`apps.audit.retention`)."""
+removes the oldest behind a signed checkpoint (`apps.audit.retention`).
+
+Each team's events form their own chain (`chain` "team:<id>"), events with no team the platform
+chain, so unrelated teams never wait on one lock. Events written before chains were split stay
+in the platform chain, at the positions they were written at."""
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+PLATFORM_CHAIN = "platform"
+
 
 class AuditEvent(models.Model):
+    # The order events were written in, across chains (drawn without a lock; not hashed).
     sequence = models.PositiveBigIntegerField(unique=True)
+    chain = models.CharField(max_length=40, default=PLATFORM_CHAIN)
+    # 1, 2, 3 ... along the chain: hashed, so a missing event shows as a gap.
+    position = models.PositiveBigIntegerField()
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -31,25 +41,28 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-sequence"]
+        constraints = [models.UniqueConstraint(fields=["chain", "position"], name="audit_event_chain_position")]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.actor_label} {self.action} {self.object_type}:{self.object_id}"
 
 
 class AuditChainHead(models.Model):
-    """One row, locked while appending, so concurrent writers extend the chain one at a time."""
+    """One row per chain, locked while appending, so concurrent writers extend a chain one at a time."""
 
-    last_sequence = models.PositiveBigIntegerField(default=0)
+    chain = models.CharField(max_length=40, unique=True, default=PLATFORM_CHAIN)
+    last_position = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
 
 
 class AuditPurge(models.Model):
-    """A signed checkpoint left where retention removed the chain's oldest events: the chain is
-    verified from the event after `through_sequence`, whose previous hash must be `through_hash`.
+    """A signed checkpoint left where retention removed a chain's oldest events: the chain is
+    verified from the event after `through_position`, whose previous hash must be `through_hash`.
     The HMAC (key `key_id` of FLOWDECK_AUDIT_KEYS) over these fields means nobody without the key
     can cut the chain and leave a checkpoint that passes."""
 
-    through_sequence = models.PositiveBigIntegerField(unique=True)
+    chain = models.CharField(max_length=40, default=PLATFORM_CHAIN)
+    through_position = models.PositiveBigIntegerField()
     through_hash = models.CharField(max_length=64)
     events_removed = models.PositiveBigIntegerField()
     purged_at = models.DateTimeField(default=timezone.now)
@@ -57,7 +70,8 @@ class AuditPurge(models.Model):
     signature = models.CharField(max_length=64)
 
     class Meta:
-        ordering = ["-through_sequence"]
+        ordering = ["-through_position"]
+        constraints = [models.UniqueConstraint(fields=["chain", "through_position"], name="audit_purge_chain_position")]
 
     def __str__(self) -> str:
-        return f"events up to #{self.through_sequence} purged {self.purged_at:%Y-%m-%d}"
+        return f"{self.chain} events up to position {self.through_position} purged {self.purged_at:%Y-%m-%d}"

@@ -15,4 +15,4 @@ logger = get_logger("flowdeck.audit")
 def purge() -> None:
     if settings.FLOWDECK_AUDIT_RETENTION_DAYS:
         report = purge_events(timedelta(days=settings.FLOWDECK_AUDIT_RETENTION_DAYS))
-        logger.info("old audit events purged", through_sequence=report.through_sequence, removed=report.removed)
+        logger.info("old audit events purged", chains=len(report.through), removed=report.removed)

@@ -35,7 +35,9 @@ def start_workflow_run(actor, workflow: Workflow, provided, trigger: str = Trigg
 def _current_version(workflow: Workflow):
     if workflow.current_version is None:
         raise engine.InvalidInputs({"workflow": f"{workflow.name} has no saved version yet: save its YAML first."})
-    return workflow.current_version
+    version = workflow.current_version
+    version.workflow = workflow  # already loaded (with its team): starting a run reads both
+    return version
 
 
 def _day(text: str, end: bool):

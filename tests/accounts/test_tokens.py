@@ -68,3 +68,22 @@ def test_someone_cannot_revoke_another_persons_token(author, operator, api_for):
     response = api_for(operator).post(f"/api/v1/tokens/{token.pk}/revoke")
     assert response.status_code == 404
     assert ApiToken.objects.get(pk=token.pk).revoked_at is None
+
+
+def test_a_token_in_steady_use_notes_its_last_use_at_most_once_a_minute(author):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    token, key = issue_token(author, "ci")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    recently = timezone.now() - timedelta(seconds=30)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=recently)
+    assert api.get("/api/v1/me").status_code == 200
+    assert ApiToken.objects.get(pk=token.pk).last_used_at == recently  # no write for this call
+    long_ago = timezone.now() - timedelta(minutes=2)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=long_ago)
+    assert api.get("/api/v1/me").status_code == 200
+    assert ApiToken.objects.get(pk=token.pk).last_used_at > long_ago + timedelta(minutes=1)

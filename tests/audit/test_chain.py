@@ -19,30 +19,31 @@ def three_events(platform_admin, author):
 
 
 def test_each_event_chains_to_the_one_before(three_events):
-    assert [e.sequence for e in three_events] == [1, 2, 3]
+    assert [e.position for e in three_events] == [1, 2, 3]
     assert three_events[1].previous_hash == three_events[0].event_hash
     assert three_events[2].previous_hash == three_events[1].event_hash
     assert verify_chain().ok
 
 
 def test_changed_data_is_detected_and_named(three_events):
-    AuditEvent.objects.filter(sequence=2).update(after={"user": "mallory", "role": "author"})
+    AuditEvent.objects.filter(position=2).update(after={"user": "mallory", "role": "author"})
     verdict = verify_chain()
     assert not verdict.ok
-    assert verdict.first_broken_sequence == 2
-    with pytest.raises(CommandError, match="#2"):
+    assert verdict.first_broken_position == 2
+    with pytest.raises(CommandError, match="position 2"):
         call_command("audit_verify")
 
 
 def test_changed_actor_is_detected(three_events):
-    AuditEvent.objects.filter(sequence=3).update(actor_label="someone-else")
-    assert verify_chain().first_broken_sequence == 3
+    AuditEvent.objects.filter(position=3).update(actor_label="someone-else")
+    assert verify_chain().first_broken_position == 3
 
 
 def test_deleted_event_is_detected(three_events):
-    AuditEvent.objects.filter(sequence=2).delete()
+    AuditEvent.objects.filter(position=2).delete()
     verdict = verify_chain()
-    assert not verdict.ok and verdict.first_broken_sequence == 2
+    assert not verdict.ok and verdict.first_broken_position == 3  # where the gap shows
+    assert "team finance" in verdict.reason and "position 2 before it is missing" in verdict.reason
 
 
 def test_intact_chain_verifies(three_events, capsys):

@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -44,7 +45,7 @@ def _sha256(value) -> str:
 def _plain_hash(event: AuditEvent) -> str:
     """The event's hash as the unkeyed chain computes it: all a rewriter without the key can do."""
     return _sha256([
-        event.sequence, event.occurred_at.isoformat(), event.actor_label, event.action, event.object_type,
+        event.position, event.occurred_at.isoformat(), event.actor_label, event.action, event.object_type,
         event.object_id, event.team_label, event.data_hash, event.previous_hash,
     ])
 
@@ -63,7 +64,7 @@ def _rewrite_from(sequence: int, *, key_id: str | None = None) -> None:
         AuditEvent.objects.filter(pk=event.pk).update(
             data_hash=event.data_hash, previous_hash=event.previous_hash, event_hash=event.event_hash,
             key_id=event.key_id)
-    AuditChainHead.objects.filter(pk=1).update(last_sequence=len(events), last_hash=previous_hash)
+    AuditChainHead.objects.filter(chain="platform").update(last_position=len(events), last_hash=previous_hash)
 
 
 def _write(count: int, start: int = 1) -> None:
@@ -75,13 +76,17 @@ def _unkeyed_events(count: int) -> None:
     """Events as the chain wrote them before it was keyed: no key id, plain SHA-256."""
     previous_hash = "0" * 64
     for sequence in range(1, count + 1):
-        event = AuditEvent(sequence=sequence, occurred_at=timezone.now(), actor_label="system", action="legacy.note",
-                           object_type="test.note", object_id=str(sequence), after={"n": sequence},
+        event = AuditEvent(sequence=sequence, position=sequence, occurred_at=timezone.now(), actor_label="system",
+                           action="legacy.note", object_type="test.note", object_id=str(sequence), after={"n": sequence},
                            previous_hash=previous_hash, key_id="",
                            data_hash=_sha256({"before": None, "after": {"n": sequence}}))
         event.event_hash = previous_hash = _plain_hash(event)
         event.save()
-    AuditChainHead.objects.update_or_create(pk=1, defaults={"last_sequence": count, "last_hash": previous_hash})
+    AuditChainHead.objects.update_or_create(chain="platform", defaults={"last_position": count,
+                                                                        "last_hash": previous_hash})
+    if connection.vendor == "postgresql":  # as migration 0004 does: new events are numbered after these
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setval('audit_event_sequence', %s)", [count])
 
 
 def _verify(*args) -> str:
@@ -108,28 +113,28 @@ def test_batched_engine_events_are_signed_too(db):
 
 def test_one_tampered_row_is_detected(db):
     _write(3)
-    AuditEvent.objects.filter(sequence=2).update(action="note.deleted")
+    AuditEvent.objects.filter(position=2).update(action="note.deleted")
     verdict = verify_chain()
-    assert not verdict.ok and verdict.first_broken_sequence == 2
-    with pytest.raises(CommandError, match="#2"):
+    assert not verdict.ok and verdict.first_broken_position == 2
+    with pytest.raises(CommandError, match="position 2"):
         _verify()
 
 
 def test_a_chain_recomputed_with_plain_sha256_without_the_key_is_detected(db):
     _write(4)
-    AuditEvent.objects.filter(sequence=2).update(after={"n": "forged"})
+    AuditEvent.objects.filter(position=2).update(after={"n": "forged"})
     _rewrite_from(2)
     verdict = verify_chain()
-    assert not verdict.ok and verdict.first_broken_sequence == 2
+    assert not verdict.ok and verdict.first_broken_position == 2
     assert "without the key" in verdict.reason
 
 
 def test_a_rewritten_tail_passed_off_as_unkeyed_is_detected(db):
     _write(4)
-    AuditEvent.objects.filter(sequence=3).update(actor_label="someone-else")
+    AuditEvent.objects.filter(position=3).update(actor_label="someone-else")
     _rewrite_from(3, key_id="")
     verdict = verify_chain()
-    assert not verdict.ok and verdict.first_broken_sequence == 3
+    assert not verdict.ok and verdict.first_broken_position == 3
     assert "no key id" in verdict.reason
 
 
@@ -137,12 +142,12 @@ def test_a_whole_chain_rewritten_as_unkeyed_is_caught_by_an_exported_head(db, tm
     heads = tmp_path / "heads.jsonl"
     _write(4)
     _verify("--export-head", str(heads))
-    AuditEvent.objects.filter(sequence=1).update(after={"n": "forged"})
+    AuditEvent.objects.filter(position=1).update(after={"n": "forged"})
     _rewrite_from(1, key_id="")
     # The chain alone is consistent, but says none of it is signed...
     assert "0 signed with HMAC-SHA256, 4 written before keying" in _verify()
     # ...and the head signed before the rewrite no longer matches.
-    with pytest.raises(CommandError, match="event #4 is not the one the head on line 1"):
+    with pytest.raises(CommandError, match="platform chain: the event at position 4 is not the one the head on line 1"):
         _verify("--check-heads", str(heads))
 
 
@@ -150,10 +155,11 @@ def test_a_truncated_tail_is_caught_by_an_exported_head(db, tmp_path):
     heads = tmp_path / "heads.jsonl"
     _write(5)
     _verify("--export-head", str(heads))
-    AuditEvent.objects.filter(sequence__gte=4).delete()
-    AuditChainHead.objects.filter(pk=1).update(last_sequence=3, last_hash=AuditEvent.objects.get(sequence=3).event_hash)
+    AuditEvent.objects.filter(position__gte=4).delete()
+    AuditChainHead.objects.filter(chain="platform").update(
+        last_position=3, last_hash=AuditEvent.objects.get(position=3).event_hash)
     assert verify_chain().ok  # the shortened chain is consistent in itself
-    with pytest.raises(CommandError, match="holds no event #5.*deleted from the end of the chain"):
+    with pytest.raises(CommandError, match="holds no event at position 5.*deleted from the end of the chain"):
         _verify("--check-heads", str(heads))
 
 
@@ -164,8 +170,9 @@ def test_heads_accumulate_and_the_chain_is_checked_against_all_of_them(db, tmp_p
     _write(2, start=3)
     assert "Signed head appended" in _verify("--export-head", str(heads))
     lines = [json.loads(line) for line in heads.read_text().splitlines()]
-    assert [(head["sequence"], head["events"], head["key_id"]) for head in lines] == [(2, 2, "2025"), (4, 4, "2025")]
-    assert lines[1]["event_hash"] == AuditEvent.objects.get(sequence=4).event_hash
+    assert [(head["chains"]["platform"]["position"], head["events"], head["key_id"]) for head in lines] == [
+        (2, 2, "2025"), (4, 4, "2025")]
+    assert lines[1]["chains"]["platform"]["event_hash"] == AuditEvent.objects.get(position=4).event_hash
     assert "matches all 2 exported heads" in _verify("--check-heads", str(heads))
 
 
@@ -174,7 +181,7 @@ def test_a_printed_head_can_be_checked_later_from_standard_input(db, monkeypatch
     out, err = io.StringIO(), io.StringIO()
     call_command("audit_verify", "--export-head", "-", stdout=out, stderr=err)
     head = json.loads(out.getvalue())  # only the head, for the external store
-    assert set(head) == {"sequence", "event_hash", "events", "exported_at", "key_id", "signature"}
+    assert set(head) == {"chains", "events", "exported_at", "key_id", "signature"}
     assert "2 events verified" in err.getvalue()
     monkeypatch.setattr(sys, "stdin", io.StringIO(out.getvalue()))
     assert "matches all 1 exported heads" in _verify("--check-heads", "-")
@@ -186,7 +193,7 @@ def test_a_head_whose_signature_fails_is_reported(db, tmp_path):
     _verify("--export-head", str(heads))
     head = json.loads(heads.read_text())
     # A rewriter moving the head back to their forged chain cannot sign it again.
-    head["event_hash"] = "f" * 64
+    head["chains"]["platform"]["event_hash"] = "f" * 64
     heads.write_text(json.dumps(head) + "\nnot a head\n")
     with pytest.raises(CommandError) as refused:
         _verify("--check-heads", str(heads))
@@ -214,7 +221,7 @@ def test_an_event_signed_with_an_unknown_key_id_is_reported_by_name(db, settings
     settings.FLOWDECK_AUDIT_KEYS = {"2026": NEW_KEY}
     _write(1, start=3)
     verdict = verify_chain()
-    assert not verdict.ok and verdict.first_broken_sequence == 1
+    assert not verdict.ok and verdict.first_broken_position == 1
     with pytest.raises(CommandError, match="key id '2025', which FLOWDECK_AUDIT_KEYS does not hold"):
         _verify()
 
@@ -234,8 +241,8 @@ def test_events_from_before_keying_still_verify_as_plain_sha256(db):
     verdict = verify_chain()
     assert verdict.ok and (verdict.unkeyed, verdict.keyed) == (2, 3)
     assert "5 events verified (3 signed with HMAC-SHA256, 2 written before keying" in _verify()
-    AuditEvent.objects.filter(sequence=1).update(action="legacy.changed")
-    assert verify_chain().first_broken_sequence == 1
+    AuditEvent.objects.filter(position=1).update(action="legacy.changed")
+    assert verify_chain().first_broken_position == 1
 
 
 def test_check_deploy_warns_until_the_key_comes_from_the_environment(db, settings, monkeypatch):

@@ -1,5 +1,6 @@
-"""`manage.py audit_verify`: recompute the audit chain, check it against exported signed heads,
-export a new head; exit 1 naming the first broken event or failed head."""
+"""`manage.py audit_verify`: recompute every audit chain (one per team, and the platform chain),
+check them against exported signed heads, export a new head; exit 1 naming each broken chain with
+its first broken event, or each failed head."""
 
 import json
 import sys
@@ -11,7 +12,8 @@ from apps.audit.log import verify_chain
 
 
 class Command(BaseCommand):
-    help = ("Verify the audit log's HMAC chain and name the first broken event, if any; optionally check it "
+    help = ("Verify the audit log's HMAC chains (one per team, one for the platform) and name each chain's "
+            "first broken event, if any; optionally check it "
             "against signed heads exported earlier, and export the current head.")
 
     def add_arguments(self, parser):
@@ -28,14 +30,16 @@ class Command(BaseCommand):
         verdict = verify_chain()
         if not verdict.ok:
             raise CommandError(
-                f"Audit chain broken at event #{verdict.first_broken_sequence}: {verdict.reason}. "
-                f"{verdict.events_checked} events before it verified."
+                f"Audit chain broken in {len(verdict.broken)} of {len(verdict.chains)} chains:\n- "
+                + "\n- ".join(f"{chain.title}: {chain.reason}" for chain in verdict.broken)
+                + f"\n{verdict.events_checked} events before the breaks verified."
             )
         # With the head printed, standard output carries just that line for the external store.
         report = self.stderr if export_head == "-" else self.stdout
         report.write(self.style.SUCCESS(
             f"Audit chain intact: {verdict.events_checked} events verified ({verdict.keyed} signed with "
-            f"HMAC-SHA256, {verdict.unkeyed} written before keying, as plain SHA-256)."))
+            f"HMAC-SHA256, {verdict.unkeyed} written before keying, as plain SHA-256) in {len(verdict.chains)} "
+            f"chain(s): one per team, one for the platform."))
         if check_heads:
             self._check_heads(check_heads, report)
         if export_head:

@@ -48,4 +48,5 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             self.stdout.write(self.style.SUCCESS(
                 f"Audit events before {audit.cutoff:%Y-%m-%d %H:%M %Z}: {verb} {audit.removed} "
-                f"(the chain now verifies from event #{audit.through_sequence + 1})."))
+                f"(from {len([n for n in audit.through.values() if n])} of {len(audit.through)} chains; each "
+                f"verifies from its checkpoint)."))
