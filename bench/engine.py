@@ -58,6 +58,8 @@ def prepare_environment(bench: str = "engine") -> None:
     os.environ["DATABASE_URL"] = bench_database_url(bench)
     os.environ["FLOWDECK_TEST_STEP_TYPES"] = "1"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The engine's workers never rank a failure: no model loading beside the steps measured.
+    os.environ.setdefault("FLOWDECK_KNOWLEDGE_WARMUP", "0")
     if os.environ.get("CELERY_BROKER_URL", "filesystem://").startswith("filesystem://"):
         broker = VAR / "bench-broker"
         shutil.rmtree(broker, ignore_errors=True)
