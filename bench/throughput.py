@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.engine import VAR, machine, prepare_environment, start_workers, stop_workers  # noqa: E402
+from bench.pages import _percentile as percentile, load_average  # noqa: E402
 
 PORT = int(os.environ.get("BENCH_THROUGHPUT_PORT", "8766"))
 SECONDS = float(os.environ.get("BENCH_THROUGHPUT_SECONDS", "60"))
@@ -149,17 +150,6 @@ def wait_for_runs(run_ids: list[int]) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"{unfinished.count()} runs did not end in time; see {VAR}/bench-throughput-worker-*.log")
         time.sleep(0.2)
-
-
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def report(phase: Phase, load_before: str) -> None:
