@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from apps.incidents.taxonomy import DEFAULT_CATEGORIES
 
 # Causes that pass by themselves: the same call a little later has a fair chance to succeed.
 # A DNS failure is left out: a misspelt host name never resolves (a passing resolver trouble is
@@ -63,6 +62,12 @@ class RetryVerdict:
         return asdict(self)
 
 
+def _name(category: str) -> str:
+    from apps.knowledge.learning import category_names
+
+    return category_names([category])[category]
+
+
 def classify(error_type: str, error_message: str, *, reason: str = "", detail: dict | None = None,
              error_signature: str = "", team_id: int | None = None) -> RetryVerdict:
     """The verdict on one failed attempt (see the module's docstring)."""
@@ -99,9 +104,3 @@ def _assistant_verdict(text: str, error_signature: str, team_id: int | None) -> 
     return RetryVerdict(top.category, top.name, round(top.confidence, 3), "assistant", top.category in TRANSIENT,
                         [Evidence(f"The assistant's headline guess: {top.name} at {top.confidence:.0%}"), *evidence])
 
-
-def _name(category: str) -> str:
-    from apps.incidents.models import RootCauseCategory
-
-    return RootCauseCategory.objects.filter(slug=category).values_list("name", flat=True).first() or \
-        dict((slug, name) for slug, name, _ in DEFAULT_CATEGORIES).get(category, category)

@@ -114,10 +114,6 @@ class RecentRun(NamedTuple):
     seconds: float | None  # from start to finish; None while it has not finished
 
 
-def _seconds(run: RecentRun) -> float | None:
-    return run.seconds
-
-
 def percentile(values: list[float], share: float) -> float | None:
     """Nearest-rank percentile (`share` 0.5 for p50): a value that occurred, as people expect."""
     if not values:
@@ -162,7 +158,7 @@ def _recent_runs(workflow_ids: list[int], limit: int) -> dict[int, list[RecentRu
 
 
 def _bars(runs: list[RecentRun]) -> list[RunBar]:
-    bars = [RunBar(run.pk, run.state, _seconds(run)) for run in reversed(runs)]
+    bars = [RunBar(run.pk, run.state, run.seconds) for run in reversed(runs)]
     tallest = max((bar.seconds or 0 for bar in bars), default=0)
     for bar in bars:
         bar.height = max(15, round(100 * (bar.seconds or 0) / tallest)) if tallest and bar.seconds else 15
@@ -175,7 +171,7 @@ def _window_start():
 
 def _summary(runs: list[RecentRun], bars: int, finished: int, succeeded: int) -> Summary:
     durations = [seconds for run in runs if run.state == RunState.SUCCEEDED
-                 and (seconds := _seconds(run)) is not None]
+                 and (seconds := run.seconds) is not None]
     return Summary(bars=_bars(runs[:bars]), finished=finished, succeeded=succeeded,
                    p50=percentile(durations, 0.5), p95=percentile(durations, 0.95))
 
@@ -219,10 +215,10 @@ def workflow_history(workflow, sla_seconds: float | None) -> tuple[Summary, list
     runs = _recent_runs([workflow.pk], STATS_RUNS)[workflow.pk]
     finished, succeeded = _rates(workflow_id=workflow.pk).get(workflow.pk, (0, 0))
     summary = _summary(runs, PAGE_BARS, finished, succeeded)
-    timed = [run for run in reversed(runs) if _seconds(run) is not None]
+    timed = [run for run in reversed(runs) if run.seconds is not None]
     pks = [run.pk for run in timed]
     charts = [Chart("duration", "Duration per run", "bar", "seconds", [f"#{pk}" for pk in pks],
-                    [round(_seconds(run), 1) for run in timed], states=[run.state for run in timed],
+                    [round(run.seconds, 1) for run in timed], states=[run.state for run in timed],
                     links=_run_links(pks), threshold=sla_seconds,
                     threshold_label=f"SLA {human_duration(sla_seconds)}" if sla_seconds else "")]
     charts.append(_success_chart("success", _per_day(workflow_id=workflow.pk)))
