@@ -13,12 +13,17 @@ SETTLED = {RunState.SUCCEEDED: "The run succeeded", RunState.CANCELLED: "The run
            RunState.COMPENSATING: "The run was compensated and aborted"}
 DECIDED = {"skip": "Step skipped", "compensate": "Run compensated and aborted", "abort": "Run aborted"}
 TITLE_WORDS = 120
+EXCEPTION_NAME = re.compile(r"[A-Z]\w*(?:Error|Exception|Exit|Interrupt)")
 
 
 def failure_words(error_type: str, error_message: str) -> str:
     """The error as people say it: the message's first clause, else the error type in words
-    ("PermanentStepError" -> "permanent step error")."""
-    clause = re.split(r"(?<=\S)(?::|\.)\s", error_message.strip(), maxsplit=1)[0].strip()
+    ("PermanentStepError" -> "permanent step error"). A clause that is only an exception's name
+    keeps what it names ("KeyError: 'net_pay'")."""
+    clauses = re.split(r"(?<=\S)(?::|\.)\s", error_message.strip(), maxsplit=2)
+    clause = clauses[0].strip()
+    if EXCEPTION_NAME.fullmatch(clause) and len(clauses) > 1:
+        clause = f"{clause}: {clauses[1].strip()}"
     if clause:
         return clause if len(clause) <= TITLE_WORDS else clause[:TITLE_WORDS - 1].rstrip() + "…"
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", error_type).lower().strip()

@@ -68,3 +68,4 @@ def test_titles_say_the_error_in_words(paused):
     paused(params={"message": "Upload to ledger.example.com failed: 503. Retry later", "permanent": True})
     assert Incident.objects.get().title == "nightly-etl · load: Upload to ledger.example.com failed"
     assert failure_words("PermanentStepError", "") == "permanent step error"
+    assert failure_words("KeyError", "KeyError: 'net_pay'. While computing payslips") == "KeyError: 'net_pay'"
