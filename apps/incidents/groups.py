@@ -29,7 +29,7 @@ from apps.approvals.services import BulkResult, bulk_decide, requests_for, waiti
 from apps.incidents.access import visible_incidents
 from apps.runs.models import AttemptKind, Run, RunState, StepAttempt, StepRun, StepState, Trigger
 from apps.runs.signatures import error_signature
-from apps.workflows.plan import plan_for
+from apps.workflows.plan import load_plans, plan_for
 
 # Open failures read per person: far more than any real cascade; bounds the pages that show groups.
 MAX_FAILURES = 500
@@ -205,6 +205,7 @@ def _roots(checkpoints: list[ApprovalRequest]) -> list[tuple[Run, StepRun, str]]
     for checkpoint in checkpoints:
         known.runs.setdefault(checkpoint.run_id, checkpoint.run)
     known.load_failed({checkpoint.run_id for checkpoint in checkpoints})
+    load_plans({checkpoint.run.version_id for checkpoint in checkpoints})
     found = []
     for checkpoint in checkpoints:
         run, row = checkpoint.run, checkpoint.step_run

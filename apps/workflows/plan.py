@@ -241,6 +241,16 @@ def plan_for(version_id: int, spec: dict | None = None) -> Plan:
     return plan
 
 
+def load_plans(version_ids) -> None:
+    """Build the plans of those of `version_ids` this process has not built yet, in one query (a
+    page about many runs would otherwise read one spec at a time)."""
+    missing = set(version_ids) - set(_plans) - {None}
+    if missing:
+        for version_id, spec in apps.get_model("workflows", "WorkflowVersion").objects \
+                .filter(pk__in=missing).values_list("pk", "spec")[:_PLANS_KEPT]:
+            plan_for(version_id, spec)
+
+
 def step_definitions(versions, step_id: str):
     """(number, author id, the step's definition or None) of each version in the queryset
     `versions`, in its order: one query, and no plan built for versions only compared."""

@@ -158,3 +158,19 @@ def test_a_group_nobody_may_see_is_not_found(five_failing, outsider, client_for)
     key = failure_groups(five_failing[0].run.started_by)[0].key
     assert client_for(outsider).get(reverse("incidents:group", args=[key])).status_code == 404
     assert failure_groups(outsider) == []
+
+
+def test_failures_of_many_workflows_are_grouped_with_one_read_of_their_specs(team, author, operator, drive,
+                                                                            django_assert_max_num_queries):
+    from apps.workflows import plan
+
+    for n in range(6):
+        version = make_version(team, [step("load", "test.echo"),
+                                      step("check", "test.fail", needs=["load"], on_failure="pause")],
+                               name=f"payroll-{n}", author=author)
+        drive(engine.start_run(operator, version))
+    plan._plans.clear()  # a process that has not built these plans yet, as after a restart
+    failure_groups(operator)
+    plan._plans.clear()
+    with django_assert_max_num_queries(8):  # checkpoints, failed steps, specs, attempts, incidents, scope
+        assert len(failure_groups(operator)) == 6
