@@ -77,3 +77,14 @@ def test_phone_navigation_folds_behind_a_menu_button(open_page, live_server, con
     screenshot(page, f"phone-nav-open-{scheme}")
     page.keyboard.press("Escape")
     expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+
+
+def test_the_editor_stacks_its_problems_and_graph_under_the_yaml_on_a_phone(open_page, live_server, author,
+                                                                            screenshot):
+    page = open_page(author, viewport=PHONE)
+    page.goto(f"{live_server.url}/workflows/new/")
+    expect(page.locator("#editor-preview svg")).to_be_visible()
+    editor, side = page.locator(".CodeMirror").bounding_box(), page.locator(".editor-side").bounding_box()
+    assert side["y"] >= editor["y"] + editor["height"], (editor, side)  # below the YAML, not squeezed beside it
+    assert side["width"] > PHONE["width"] * 0.8
+    screenshot(page, "editor-390")
