@@ -47,6 +47,8 @@ STEPS_PER_RUN = 10
 TEAMS = 10
 WORKFLOWS_PER_TEAM = 20
 GOAL_P95_MS = 150
+# BENCH_PAGES_ONLY="home,inbox" times only those pages (names as in the table), to check one fix.
+ONLY = {name.strip() for name in os.environ.get("BENCH_PAGES_ONLY", "").split(",") if name.strip()}
 INCIDENTS = int(os.environ.get("BENCH_PAGES_INCIDENTS", "100000"))
 # Wordings of each past failure: its title and text with one of these systems named.
 SYSTEMS = ["orders", "billing", "ledger", "payments", "crm", "inventory", "events", "analytics", "partners",
@@ -416,7 +418,7 @@ def page_paths(username: str) -> dict[str, list[str]]:
     checkpoints = list(requests.filter(kind="checkpoint").values_list("pk", flat=True)[:200])
     incident_ids = list(scope_to_user(Incident.objects.filter(status="open").order_by("-pk"), user)
                         .values_list("pk", flat=True)[:200])
-    return {"runs list": ["/runs/", "/runs/?page=2", "/runs/?state=failed"],
+    paths = {"runs list": ["/runs/", "/runs/?page=2", "/runs/?state=failed"],
             "run detail": [f"/runs/{pk}/" for pk in run_ids],
             "inbox": ["/approvals/"], "home": ["/"],
             # Run history: each workflow's last runs, rates and percentiles, the charts' grouped queries.
@@ -429,6 +431,7 @@ def page_paths(username: str) -> dict[str, list[str]]:
             # With suggestions: the ranking the checkpoint loads apart, and the failure's incident page.
             "checkpoint suggestions": [f"/approvals/{pk}/suggestions/" for pk in checkpoints],
             "incident detail": [f"/incidents/{pk}/" for pk in incident_ids]}
+    return {name: urls for name, urls in paths.items() if not ONLY or name in ONLY}
 
 
 @dataclass
