@@ -9,8 +9,13 @@ a worker computes it and the page polls (`ready_to_rank`). Not at Django start-u
 (AppConfig.ready): every `manage.py` command and every test process would pay seconds of CPU and
 hundreds of MB for a model most never use; the server hooks run only in serving processes.
 FLOWDECK_KNOWLEDGE_WARMUP=0 leaves the loading to the first query.
+
+What was loaded is then frozen out of the garbage collector's sight (`gc.freeze`): on 100,000
+incidents it is some 600,000 objects that live as long as the process, and each full collection
+walked them all (~330 ms), which a random request paid (the pages bench's 400–800 ms outliers).
 """
 
+import gc
 import logging
 import threading
 import time
@@ -55,9 +60,17 @@ def start_warm_up(on_done=None) -> threading.Thread | None:
     return thread
 
 
+def _freeze_loaded() -> None:
+    """Collect once, then move every object alive (the model, the index) to the permanent
+    generation, which collections skip. Objects made later are collected as usual."""
+    gc.collect()
+    gc.freeze()
+
+
 def _warm_up_logged(on_done) -> None:
     try:
         seconds = warm_up()
+        _freeze_loaded()
     except Exception:  # noqa: BLE001  (a page then loads what it needs, as without the warm-up)
         logger.exception("knowledge warm-up failed; the first query will load the model")
         seconds = None
@@ -92,7 +105,9 @@ def _reload_in_background() -> None:
 
     def reload():
         try:
+            gc.unfreeze()  # the index replaced must be collectable once its last reader is done
             warm_up()
+            _freeze_loaded()
         except Exception:  # noqa: BLE001
             logger.exception("knowledge index reload failed; the next query loads it")
         finally:

@@ -2,6 +2,8 @@
 background, not in manage.py or tests), a page ranks only once they are in memory, and a query's
 vector is kept by content hash so the same text never reaches the model twice."""
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,7 @@ def fresh_warm_up(monkeypatch, settings):
     monkeypatch.setattr(embedding, "SentenceTransformerEncoder", CountingEncoder)
     with use_encoder(None):
         yield
+    gc.unfreeze()  # the rest of the test session collects as usual
 
 
 @pytest.mark.django_db
@@ -59,6 +62,9 @@ def test_a_server_process_loads_the_model_and_index_at_start_without_a_request(t
     assert warmup.status()["done"] and warmup.status()["seconds"] is not None
     assert warmup.ready_to_rank()
     assert warmup.start_warm_up() is None  # once per process
+    # What was loaded no longer costs a full collection a walk through it.
+    loaded = indexing.reader().get()
+    assert gc.get_freeze_count() > 0 and not any(tracked is loaded for tracked in gc.get_objects())
 
 
 @pytest.mark.django_db
