@@ -13,6 +13,7 @@ from apps.platform.demo.services import demo_service
 
 urlpatterns = [
     path("", platform_views.home, name="home"),
+    path("home/failing/", platform_views.home_failing, name="home-failing"),
     path("accounts/", include("apps.accounts.urls")),
     path("catalog/", include("apps.catalog.urls")),
     path("workflows/", include("apps.workflows.urls")),

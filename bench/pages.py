@@ -5,7 +5,7 @@ PostgreSQL database fd_bench_pages (on the server of DATABASE_URL, else 127.0.0.
 between runs of the benchmark (BENCH_PAGES_REBUILD=1 rebuilds it; BENCH_PAGES_DB, BENCH_PAGES_RUNS
 and BENCH_PAGES_INCIDENTS try the generation small elsewhere). A real server (gunicorn,
 BENCH_SERVER_WORKERS sync processes) serves the console; BENCH_CLIENTS threads (default 20) with
-httpx open the runs list, a run's page, the approval inbox, home, the workflows list, a
+httpx open the runs list, a run's page, the approval inbox, home (and its failure groups), the workflows list, a
 workflow's page and the team dashboard (whose run history reads the same runs), each client
 pausing BENCH_THINK_SECONDS between pages as a person does. Reported per page and person: p50, p95,
 p99 and max latency seen by the client, and p95 inside the server (gunicorn's request time,
@@ -421,6 +421,8 @@ def page_paths(username: str) -> dict[str, list[str]]:
     paths = {"runs list": ["/runs/", "/runs/?page=2", "/runs/?state=failed"],
             "run detail": [f"/runs/{pk}/" for pk in run_ids],
             "inbox": ["/approvals/"], "home": ["/"],
+            # Home's failure groups, a fragment the page loads once it shows (every waiting checkpoint).
+            "home failing": ["/home/failing/"],
             # Run history: each workflow's last runs, rates and percentiles, the charts' grouped queries.
             "workflows list": ["/workflows/", "/workflows/?page=2"],
             "workflow detail": [f"/workflows/{pk}/" for pk in workflow_ids],

@@ -996,7 +996,7 @@ def waiting_checkpoints_for(user) -> QuerySet:
                          .select_related("run__workflow", "step_run", "team").only(
         "run_id", "step_run_id", "team_id", "risky", "error_signature", "created_at", "team__name",
         "run__state", "run__team_id", "run__version_id", "run__trigger", "run__trigger_detail", "run__workflow_id",
-        "run__workflow__name", "step_run__run_id", "step_run__step_id", "step_run__position",
+        "run__workflow__name", "step_run__run_id", "step_run__step_id", "step_run__position", "step_run__state",
         "step_run__finished_at", "step_run__error_type", "step_run__error_message"), user).order_by("-pk")
 
 

@@ -167,10 +167,15 @@ class _Runs:
             self.failed[run.pk] = {}
         self.load_failed(wanted)
 
-    def load_failed(self, run_ids) -> None:
-        for row in StepRun.objects.filter(run_id__in=run_ids, state=StepState.FAILED).only(
-                "run_id", "step_id", "position", "error_type", "error_message", "finished_at"):
-            self.failed.setdefault(row.run_id, {})[row.step_id] = row
+    def load_failed(self, run_ids, known: list[StepRun] = ()) -> None:
+        """The failed steps of `run_ids`; those in `known` (the checkpoints' own, already loaded)
+        are not read again: most paused runs have no other failed step, and the rest come back."""
+        rows = StepRun.objects.filter(run_id__in=run_ids, state=StepState.FAILED).exclude(
+            pk__in=[row.pk for row in known]).only(
+            "run_id", "step_id", "position", "error_type", "error_message", "finished_at")
+        for row in [*known, *rows]:
+            if row.state == StepState.FAILED:
+                self.failed.setdefault(row.run_id, {})[row.step_id] = row
 
 
 def _first_failed_upstream(run: Run, step_id: str, failed: dict[str, StepRun]) -> StepRun | None:
@@ -204,7 +209,8 @@ def _roots(checkpoints: list[ApprovalRequest]) -> list[tuple[Run, StepRun, str]]
     known = _Runs()
     for checkpoint in checkpoints:
         known.runs.setdefault(checkpoint.run_id, checkpoint.run)
-    known.load_failed({checkpoint.run_id for checkpoint in checkpoints})
+    known.load_failed({checkpoint.run_id for checkpoint in checkpoints},
+                      known=[checkpoint.step_run for checkpoint in checkpoints])
     load_plans({checkpoint.run.version_id for checkpoint in checkpoints})
     found = []
     for checkpoint in checkpoints:

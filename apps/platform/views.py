@@ -20,7 +20,7 @@ from apps.accounts.models import Membership, Team, User
 from apps.catalog.registry import all_step_types
 from apps.monitoring.broker_queues import known_queues
 from apps.platform import health, liveness
-from apps.platform.overview import SEARCH_KINDS, home_panels, search
+from apps.platform.overview import SEARCH_KINDS, home_failure_groups, home_panels, search
 
 PAGE_SIZE = 25
 SEARCH_PREVIEW = 5
@@ -94,6 +94,12 @@ def home(request):
         "memberships": Membership.objects.filter(user=request.user).select_related("team")
         .order_by("team__name", "role"),
     })
+
+
+@login_required
+def home_failing(request):
+    """Home's "failing now" panel, loaded by the page (htmx) once it shows."""
+    return render(request, "platform/_home_failing.html", {"groups": home_failure_groups(request.user)})
 
 
 @login_required

@@ -49,7 +49,9 @@ def test_the_incidents_list_and_home_show_one_row_per_group(five_failing, operat
     assert "<strong>5 runs</strong> · payroll-run check_payslips · StepError: KeyError: net_pay</a>" in listed
     assert "in a group of 5 runs" in listed  # the incident the five joined links its group
     home = client.get("/").content.decode()
-    assert home.count('class="failure-group"') == 1 and "<strong>5 runs</strong>" in home
+    assert f'hx-get="{reverse("home-failing")}"' in home  # the panel loads once the page shows
+    panel = client.get(reverse("home-failing")).content.decode()
+    assert panel.count('class="failure-group"') == 1 and "<strong>5 runs</strong>" in panel
 
 
 def test_a_group_decision_retries_all_five_each_audited_on_its_own(five_failing, operator, client_for):
