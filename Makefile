@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 PG_URL ?= postgres://postgres@127.0.0.1:5432/flowdeck
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-sqlite test-services bench setup migrate demo browser-deps clean
+.PHONY: run test test-sqlite test-services bench bench-peers setup migrate demo browser-deps clean
 
 # The example step type package is installed too: the tests load it through its entry point.
 EXAMPLE_STEPS := examples/flowdeck-example-steps
@@ -74,5 +74,16 @@ test-services:
 bench: migrate
 	$(PY) -m bench
 
+# Flowdeck beside DBOS on the same PostgreSQL and Redis, in interleaved rounds (bench/_peers.py).
+# DBOS lives in its own virtualenv: it is a peer measured, not a dependency.
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/.installed:
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet "dbos==3.4.0"
+	touch $@
+
+bench-peers: setup $(PEERS_VENV)/.installed
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(PY) -m bench._peers
+
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(PEERS_VENV) var
