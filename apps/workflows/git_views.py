@@ -113,9 +113,14 @@ def source_delete(request, pk: int):
 @require_POST
 def source_webhook(request, pk: int):
     """The Git host's push hook: no session, only the source's token in `X-Flowdeck-Token` (or
-    GitLab's `X-Gitlab-Token`). Queues a sync and answers 202; a wrong token changes nothing."""
-    token = request.headers.get("X-Flowdeck-Token") or request.headers.get("X-Gitlab-Token") or ""
-    source = gitsync.source_for_webhook(pk, token)
+    GitLab's `X-Gitlab-Token`), or GitHub's signature of the body made with it as the hook's
+    secret (`X-Hub-Signature-256`). Queues a sync and answers 202; a wrong one changes nothing."""
+    signature = request.headers.get("X-Hub-Signature-256")
+    if signature:
+        source = gitsync.source_for_signed_webhook(pk, request.body, signature)
+    else:
+        token = request.headers.get("X-Flowdeck-Token") or request.headers.get("X-Gitlab-Token") or ""
+        source = gitsync.source_for_webhook(pk, token)
     if source is None:
         return JsonResponse({"detail": "Unknown source or wrong token."}, status=403)
     transaction.on_commit(lambda: tasks.sync_git_source.delay(source.pk, "webhook"))

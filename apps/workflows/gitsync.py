@@ -30,6 +30,7 @@ from django.utils import timezone
 from apps.accounts.access import has_role
 from apps.accounts.models import Role, Team
 from apps.audit.log import record
+from apps.catalog.secrets import SecretUnreadable, decrypt, encrypt
 from apps.workflows import services
 from apps.workflows.models import GitSource, SyncStatus, Workflow
 from apps.workflows.spec import SpecError, load_spec
@@ -88,7 +89,8 @@ def create_source(actor, *, team: Team, url: str, branch: str, folder: str) -> t
     check_location(url, branch, folder)
     token, token_sha256 = _new_token()
     source = GitSource.objects.create(team=team, url=url, branch=branch, folder=folder,
-                                      webhook_token_sha256=token_sha256, created_by=actor)
+                                      webhook_token_sha256=token_sha256, webhook_token_encrypted=encrypt(token),
+                                      created_by=actor)
     record(actor, "workflow.git_source_created", source, team=team,
            after={"url": url, "branch": branch, "folder": folder})
     return source, token
@@ -98,7 +100,8 @@ def create_source(actor, *, team: Team, url: str, branch: str, folder: str) -> t
 def rotate_token(actor, source: GitSource) -> str:
     _require_author(actor, source.team)
     token, source.webhook_token_sha256 = _new_token()
-    source.save(update_fields=["webhook_token_sha256"])
+    source.webhook_token_encrypted = encrypt(token)
+    source.save(update_fields=["webhook_token_sha256", "webhook_token_encrypted"])
     record(actor, "workflow.git_token_rotated", source, team=source.team)
     return token
 
@@ -121,6 +124,21 @@ def source_for_webhook(pk, token: str) -> GitSource | None:
     if source is None or not hmac.compare_digest(digest, source.webhook_token_sha256):
         return None
     return source
+
+
+def source_for_signed_webhook(pk, body: bytes, signature: str) -> GitSource | None:
+    """The source `pk` when `signature` is GitHub's `sha256=<hex>` HMAC of `body` keyed with its
+    webhook token (the hook's "secret"), else None. A source linked before tokens were kept
+    encrypted has none to check with: rotating its token gives it one."""
+    source = GitSource.objects.filter(pk=pk).first()
+    if source is None or not source.webhook_token_encrypted or not signature.startswith("sha256="):
+        return None
+    try:
+        token = decrypt(source.webhook_token_encrypted)
+    except SecretUnreadable:
+        return None
+    expected = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    return source if hmac.compare_digest(expected, signature.removeprefix("sha256=")) else None
 
 
 # --- Fetching ------------------------------------------------------------------------------

@@ -80,6 +80,9 @@ class GitSource(models.Model):
     branch = models.CharField(max_length=200, default="main")
     folder = models.CharField(max_length=300, blank=True, help_text="Folder of the YAML files; empty: the root.")
     webhook_token_sha256 = models.CharField(max_length=64, help_text="Only the hash: the token is shown once.")
+    # GitHub sends no token but signs each push with it (X-Hub-Signature-256): checking that
+    # needs the token itself, so it is also kept encrypted (apps.catalog.secrets).
+    webhook_token_encrypted = models.TextField(blank=True, help_text="The token, encrypted: checks GitHub's signatures.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     # A sync claims the source by setting this (compare-and-swap), so two never share the checkout.

@@ -1,5 +1,8 @@
 """Workflows from Git, against real repositories made with `git init` in the test's folder."""
 
+import hashlib
+import hmac
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -102,6 +105,28 @@ def test_the_webhook_with_a_bad_token_is_refused_and_a_good_one_syncs(linked, re
     tasks.sync_git_source(*queued[0])
     assert Workflow.objects.filter(git_source=source).count() == 2
     assert GitSource.objects.get().last_result["trigger"] == "webhook"
+
+
+def test_a_github_push_signed_with_the_token_syncs_and_a_bad_signature_is_refused(
+        linked, client, monkeypatch, django_capture_on_commit_callbacks):
+    source, token = linked
+    url = reverse("workflows:git_source_webhook", args=[source.pk])
+    body = b'{"ref": "refs/heads/main", "after": "0123abc"}'
+    queued = []
+    monkeypatch.setattr(tasks.sync_git_source, "delay", lambda *args: queued.append(args))
+
+    def signed(key: str, payload: bytes = body) -> str:
+        return "sha256=" + hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for signature, payload in ((signed(token + "x"), body), (signed(token), body + b" "), ("sha1=abc", body)):
+            refused = client.post(url, payload, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=signature)
+            assert refused.status_code == 403
+    assert queued == [] and GitSource.objects.get().last_synced_at is None
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = client.post(url, body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=signed(token))
+    assert accepted.status_code == 202 and queued == [(source.pk, "webhook")]
+    assert token not in GitSource.objects.get().webhook_token_encrypted  # kept encrypted, never in clear
 
 
 def test_only_authors_sync_and_outsiders_do_not_see_the_source(linked, viewer, outsider, client_for):
