@@ -161,42 +161,65 @@ def load_steps(run_id: int, step_ids: Iterable[str]) -> dict[str, StepRun]:
     return {row.step_id: row for row in rows}
 
 
-def queue_attempt(step_run_id: int, *, run_id: int, step_id: str, kind: str, number: int, step_type: str,
-                  queue: str, params: dict, timeout: int, now: datetime, not_before: datetime,
-                  claimed_by: str = "") -> StepAttempt:
-    """Insert a queued attempt (or, `claimed_by` a worker, one already running there); for a step
-    attempt, also mark its step run queued (or running) at that number."""
+def new_attempt(step_run_id: int, *, run_id: int, step_id: str, kind: str, number: int, step_type: str,
+                queue: str, params: dict, timeout: int, now: datetime, not_before: datetime,
+                claimed_by: str = "") -> StepAttempt:
+    """A new attempt, not yet saved (`insert_attempts` writes it): queued, or `claimed_by` a
+    worker, already running there."""
     suffix = f"{number}" if kind == AttemptKind.STEP else f"compensate:{number}"
-    attempt = StepAttempt(
+    return StepAttempt(
         step_run_id=step_run_id, kind=kind, number=number, idempotency_key=f"{run_id}:{step_id}:{suffix}",
         step_type=step_type, queue=queue, params=params, timeout_seconds=timeout, queued_at=now,
         not_before=not_before, state=AttemptState.RUNNING if claimed_by else AttemptState.QUEUED,
         worker=claimed_by, deliveries=1 if claimed_by else 0, started_at=now if claimed_by else None,
         heartbeat_at=now if claimed_by else None,
     )
-    columns = ("step_run_id", "kind", "number", "idempotency_key", "step_type", "queue", "params", "timeout_seconds",
-               "state", "queued_at", "not_before", "deliveries", "worker", "started_at", "heartbeat_at",
-               "output_artifact", "error_type", "error_message", "error_signature", "records_in", "records_out",
-               "records_rejected", "log_lines_dropped")
-    values = [step_run_id, kind, number, attempt.idempotency_key, step_type, queue,
-              _json(StepAttempt, "params", params),
-              timeout, attempt.state, _when(now), _when(not_before), attempt.deliveries, claimed_by,
-              _when(attempt.started_at), _when(attempt.heartbeat_at), "", "", "", "", 0, 0, 0, 0]
-    insert_sql = (f"INSERT INTO {ATTEMPT} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-                  f"RETURNING id")
-    if claimed_by:
-        mark_sql = f"UPDATE {STEP} SET state = %s, attempt = %s, started_at = COALESCE(started_at, %s) WHERE id = %s"
-        mark_params = [StepState.RUNNING, number, _when(now), step_run_id]
+
+
+_ATTEMPT_COLUMNS = ("step_run_id", "kind", "number", "idempotency_key", "step_type", "queue", "params",
+                    "timeout_seconds", "state", "queued_at", "not_before", "deliveries", "worker", "started_at",
+                    "heartbeat_at", "output_artifact", "error_type", "error_message", "error_signature", "records_in",
+                    "records_out", "records_rejected", "log_lines_dropped")
+# Keeps a wide fan-out's attempts under SQLite's limit of bound parameters per statement.
+_ATTEMPTS_PER_INSERT = 500
+
+
+def insert_attempts(attempts: list[StepAttempt]) -> None:
+    """Insert new attempts (from `new_attempt`, all queued or all claimed alike) in one statement,
+    and mark the step runs of the step attempts queued (or running) at their numbers: a fan-out's
+    successors cost one round trip, not one each."""
+    now = _when(attempts[0].queued_at)
+    if attempts[0].worker:
+        mark_sql = f"UPDATE {STEP} SET attempt = {{number}}, state = %s, started_at = COALESCE(started_at, %s) {{where}}"
+        mark_params = [StepState.RUNNING, now]
     else:
-        mark_sql = f"UPDATE {STEP} SET state = %s, attempt = %s WHERE id = %s"
-        mark_params = [StepState.QUEUED, number, step_run_id]
+        mark_sql = f"UPDATE {STEP} SET attempt = {{number}}, state = %s {{where}}"
+        mark_params = [StepState.QUEUED]
     with connection.cursor() as cursor:
-        if kind == AttemptKind.STEP and _combined():
-            cursor.execute(f"WITH marked AS ({mark_sql}) {insert_sql}", mark_params + values)
-        else:
-            if kind == AttemptKind.STEP:
-                cursor.execute(mark_sql, mark_params)
-            cursor.execute(insert_sql, values)
-        attempt.pk = cursor.fetchone()[0]
-    attempt._state.adding = False
-    return attempt
+        for first in range(0, len(attempts), _ATTEMPTS_PER_INSERT):
+            chunk = attempts[first:first + _ATTEMPTS_PER_INSERT]
+            values = [value for attempt in chunk for value in (
+                attempt.step_run_id, attempt.kind, attempt.number, attempt.idempotency_key, attempt.step_type,
+                attempt.queue, _json(StepAttempt, "params", attempt.params), attempt.timeout_seconds, attempt.state,
+                _when(attempt.queued_at), _when(attempt.not_before), attempt.deliveries, attempt.worker,
+                _when(attempt.started_at), _when(attempt.heartbeat_at), "", "", "", "", 0, 0, 0, 0)]
+            row = f"({', '.join(['%s'] * len(_ATTEMPT_COLUMNS))})"
+            insert_sql = (f"INSERT INTO {ATTEMPT} ({', '.join(_ATTEMPT_COLUMNS)}) VALUES {', '.join([row] * len(chunk))} "
+                          f"RETURNING id")
+            marked = [attempt for attempt in chunk if attempt.kind == AttemptKind.STEP]
+            if marked and _combined():
+                numbers = ", ".join(["(%s::bigint, %s::integer)"] * len(marked))
+                mark = mark_sql.format(number="v.number",
+                                       where=f"FROM (VALUES {numbers}) AS v(id, number) WHERE {STEP}.id = v.id")
+                cursor.execute(f"WITH marked AS ({mark}) {insert_sql}",
+                               mark_params + [value for attempt in marked for value in
+                                              (attempt.step_run_id, attempt.number)] + values)
+            else:
+                if marked:
+                    cursor.executemany(mark_sql.format(number="%s", where="WHERE id = %s"),
+                                       [[attempt.number, *mark_params, attempt.step_run_id] for attempt in marked])
+                cursor.execute(insert_sql, values)
+            # Rows come back in the order they were inserted (Django's bulk_create relies on it too).
+            for attempt, (pk,) in zip(chunk, cursor.fetchall()):
+                attempt.pk = pk
+                attempt._state.adding = False

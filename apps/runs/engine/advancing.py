@@ -22,8 +22,10 @@ from apps.catalog.registry import Risk, get_step_type
 from apps.logging import get_logger
 from apps.runs import signals, statements
 from apps.runs.engine.attempts import (
+    insert_queued,
     queue_compensation,
     queue_step_attempt,
+    queued_together,
     template_context,
 )
 from apps.runs.engine.contract import MissingStepType
@@ -131,27 +133,29 @@ def advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[
     rows = load_steps(run, worklist)
     known = known or {}
     work_left = False
-    while worklist and run.state in ADVANCING_RUN_STATES:
-        step = plan.steps[worklist.pop(0)]
-        row = rows[step.id]
-        if row.state != StepState.PENDING:
-            continue
-        upstream_skipped = _needs_settled(run, plan, step, rows, known)
-        if upstream_skipped is None:
-            work_left = True
-            continue
-        if upstream_skipped:
-            skip(run, row, SkipReason.UPSTREAM_SKIPPED, actor)
-        else:
-            started = _start_step(run, plan, step, row, actor)
-            if started is None:
+    with queued_together():
+        while worklist and run.state in ADVANCING_RUN_STATES:
+            step = plan.steps[worklist.pop(0)]
+            row = rows[step.id]
+            if row.state != StepState.PENDING:
                 continue
-            work_left |= started
-            if row.state not in (StepState.SKIPPED, StepState.FAILED):
+            upstream_skipped = _needs_settled(run, plan, step, rows, known)
+            if upstream_skipped is None:
+                work_left = True
                 continue
-        follow = [sid for sid in step.dependents if sid not in rows or rows[sid].state == StepState.PENDING]
-        rows.update(load_steps(run, set(follow) - set(rows)))
-        worklist.extend(follow)
+            if upstream_skipped:
+                insert_queued()
+                skip(run, row, SkipReason.UPSTREAM_SKIPPED, actor)
+            else:
+                started = _start_step(run, plan, step, row, actor)
+                if started is None:
+                    continue
+                work_left |= started
+                if row.state not in (StepState.SKIPPED, StepState.FAILED):
+                    continue
+            follow = [sid for sid in step.dependents if sid not in rows or rows[sid].state == StepState.PENDING]
+            rows.update(load_steps(run, set(follow) - set(rows)))
+            worklist.extend(follow)
     return work_left
 
 
@@ -197,16 +201,19 @@ def _start_step(run: Run, plan: Plan, step: StepPlan, row: StepRun, actor) -> bo
     try:
         context = template_context(run, plan, step.reads_steps)
         if step.when and not evaluate_condition(step.when, context, step_id=step.id):
+            insert_queued()
             skip(run, row, SkipReason.CONDITION, actor)
             return False
         step_type = get_step_type(step.type)
         if step_type is None:
             raise MissingStepType(step.type)
         if step.approval or step_type.risk == Risk.HIGH:
+            insert_queued()
             gate(run, row, step, actor)
             return False
         queue_step_attempt(run, plan, step, row, context=context)
     except (TemplateEvaluationError, MissingStepType) as exc:
+        insert_queued()
         fail_unstartable(run, plan, row, exc, actor)
         return None if run.state not in ADVANCING_RUN_STATES else False
     return True
