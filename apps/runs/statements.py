@@ -10,10 +10,12 @@ Only apps.runs.engine calls these; they do no locking of their own beyond the ro
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Iterable
 
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import Team
 from apps.runs.models import AttemptKind, AttemptState, Run, StepAttempt, StepRun, StepState
@@ -65,7 +67,7 @@ def _locked_run(sql: str, params: list, run_id: int) -> Run:
 def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
     """Compare-and-swap a queued attempt to running for `worker` and mark its step run running;
     returns (step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds,
-    queue, deliveries, run_id, step_id), or None when it was not queued; `deliveries` is the
+    queue, deliveries, run_id, step_id, version_id), or None when it was not queued; `deliveries` is the
     claim's fencing token."""
     started = _when(now)
     # The run and step ids come back in the same statement (subqueries in RETURNING work on both).
@@ -73,7 +75,9 @@ def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
                  f"deliveries = deliveries + 1 WHERE id = %s AND state = %s "
                  f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds, queue, "
                  f"deliveries, (SELECT s.run_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id), "
-                 f"(SELECT s.step_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id)")
+                 f"(SELECT s.step_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id), "
+                 f"(SELECT r.version_id FROM {STEP} s JOIN {RUN} r ON r.id = s.run_id "
+                 f"WHERE s.id = {ATTEMPT}.step_run_id)")
     claim_params = [AttemptState.RUNNING, started, started, worker, attempt_id, AttemptState.QUEUED]
     mark_sql = (f"UPDATE {STEP} SET state = %s, started_at = COALESCE(started_at, %s) "
                 f"WHERE state = %s AND id = {{step_run_id}}")
@@ -99,11 +103,13 @@ def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, claim: i
                              output: Any, output_artifact: str, error_type: str, error_message: str,
                              error_signature: str, duration_ms: int | None, records: tuple[int, int, int],
                              log_lines_dropped: int, succeeded_step_run_id: int | None = None,
-                             error_reason: str = "", error_detail: dict | None = None) -> tuple[Run, bool]:
+                             error_reason: str = "", error_detail: dict | None = None,
+                             steps: tuple[str, ...] = ()) -> tuple[Run, bool, dict[str, StepRun]]:
     """Lock the run (as `lock_run`), then end a running attempt that `worker` still holds under
     `claim` (its delivery count at the claim: the fencing token); with
     `succeeded_step_run_id`, also mark that step run succeeded with the attempt's output. Returns
-    the run and whether the attempt was still ours."""
+    the run, whether the attempt was still ours, and the step runs of `steps` as `load_steps`
+    reads them (in the same statement on PostgreSQL: a finishing step's successors)."""
     end_sql = (f"UPDATE {ATTEMPT} SET state = %s, ended_at = %s, output = %s, output_artifact = %s, "
                f"error_type = %s, error_message = %s, error_signature = %s, error_reason = %s, error_detail = %s, "
                f"duration_ms = %s, records_in = %s, "
@@ -122,19 +128,34 @@ def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, claim: i
         # the same as everywhere else: run first.
         succeed = (f", succeeded AS ({succeed_sql} AND EXISTS (SELECT 1 FROM ended))"
                    if succeeded_step_run_id is not None else "")
+        # From the statement's snapshot, which may be older than the run's lock it waited for: safe,
+        # as a step's dependents change only once it settled (this finish) or when the run stops
+        # advancing (cancelled, failed), which the locked run row, read as it is now, shows.
+        rows = (f", (SELECT json_agg(json_build_array({', '.join(STEP_COLUMNS)})) FROM {STEP} "
+                f"WHERE run_id = %s AND step_id IN ({', '.join(['%s'] * len(steps))})) AS step_rows" if steps else "")
         run = _locked_run(
             f"WITH locked AS ({_lock_run_sql()}), ended AS ({end_sql} AND EXISTS (SELECT 1 FROM locked) "
-            f"RETURNING id){succeed} SELECT locked.*, (SELECT count(*) FROM ended) AS ended_count FROM locked",
-            [run_id] + end_params + (succeed_params if succeeded_step_run_id is not None else []), run_id)
-        return run, bool(run.ended_count)
+            f"RETURNING id){succeed} SELECT locked.*, (SELECT count(*) FROM ended) AS ended_count{rows} FROM locked",
+            [run_id] + end_params + (succeed_params if succeeded_step_run_id is not None else [])
+            + ([run_id, *steps] if steps else []), run_id)
+        return run, bool(run.ended_count), _step_runs_from_json(run.step_rows) if steps else {}
     run = lock_run(run_id)
     with connection.cursor() as cursor:
         cursor.execute(end_sql, end_params)
         if not cursor.rowcount:
-            return run, False
+            return run, False, {}
         if succeeded_step_run_id is not None:
             cursor.execute(succeed_sql, succeed_params)
-    return run, True
+    return run, True, load_steps(run_id, steps)
+
+
+def _step_runs_from_json(found) -> dict[str, StepRun]:
+    rows = {}
+    for values in (json.loads(found) if isinstance(found, str) else found) or ():
+        finished_at = values[-1] and parse_datetime(values[-1])
+        row = StepRun.from_db(connection.alias, STEP_COLUMNS, [*values[:-1], finished_at])
+        rows[row.step_id] = row
+    return rows
 
 
 def any_step_open(run_id: int, position_spans: Iterable[tuple[int, int]], settled_states: Iterable[str]) -> bool:

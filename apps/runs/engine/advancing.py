@@ -124,13 +124,15 @@ def _settled(plan: Plan, step_id: str, state: str) -> bool:
     return state == StepState.FAILED and plan.steps[step_id].on_failure == OnFailure.CONTINUE
 
 
-def advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[str, str] | None = None) -> bool:
+def advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[str, str] | None = None,
+            rows: dict[str, StepRun] | None = None) -> bool:
     """Start every pending candidate whose needs are settled; skip what `when` or skipped
     upstreams rule out, following skips downstream. `known` maps step ids to the states the caller
-    just gave them, so they are not read back. Returns True when the run certainly has work left:
-    an attempt was queued, or a candidate still waits for needs that are not settled yet."""
+    just gave them, so they are not read back; `rows` are the candidates' step runs when the caller
+    read them already. Returns True when the run certainly has work left: an attempt was queued,
+    or a candidate still waits for needs that are not settled yet."""
     worklist = list(dict.fromkeys(candidates))
-    rows = load_steps(run, worklist)
+    rows = dict(rows) if rows is not None else load_steps(run, worklist)
     known = known or {}
     work_left = False
     with queued_together():

@@ -73,7 +73,7 @@ def queue_step_attempt(run: Run, plan: Plan, step: StepPlan, row: StepRun, *, co
         raise MissingStepType(step.type)
     if params is None:
         params = step_params(run, plan, step, row, context)
-    return queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type,
+    return queue_attempt(plan, row, step, AttemptKind.STEP, row.attempt + 1, step.type,
                          step.queue or step_type.queue, params, step.timeout or step_type.timeout_seconds, countdown)
 
 
@@ -84,11 +84,11 @@ def queue_compensation(run: Run, plan: Plan, row: StepRun, number: int, countdow
     if step_type is None:
         raise MissingStepType(undo["type"])
     params = render_params(undo.get("with") or {}, template_context(run, plan, step.reads_steps), step_id=step.id)
-    queue_attempt(row, step, AttemptKind.COMPENSATION, number, undo["type"], step_type.queue, params,
+    queue_attempt(plan, row, step, AttemptKind.COMPENSATION, number, undo["type"], step_type.queue, params,
                   step_type.timeout_seconds, countdown)
 
 
-def queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_name: str, queue: str,
+def queue_attempt(plan: Plan, row: StepRun, step: StepPlan, kind: str, number: int, type_name: str, queue: str,
                   params: dict, timeout: int, countdown: float = 0) -> StepAttempt:
     now = timezone.now()
     handoff = current_handoff.get()
@@ -108,7 +108,7 @@ def queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_nam
         handoff.kept = ClaimedAttempt(
             attempt_id=attempt.pk, step_run_id=row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number,
             step_type=type_name, params=params, idempotency_key=attempt.idempotency_key, timeout_seconds=timeout,
-            worker=handoff.worker, queue=queue, claim=attempt.deliveries)
+            worker=handoff.worker, queue=queue, claim=attempt.deliveries, version_id=plan.version_id)
     else:
         send_on_commit(attempt.pk, queue, timeout, countdown)
     return attempt
