@@ -198,6 +198,10 @@ def _chain_onto(events: list[AuditEvent], position: int, previous_hash: str, key
 
 # The head this process last wrote or read for each chain: a guess, checked by the database.
 _known_heads: dict[str, tuple[int, str]] = {}
+# For a chain other processes write to as well (the guess missed): how many appends lock and read
+# its head before guessing again, and the wait after the next miss (doubling up to 64), so a
+# busy shared chain costs two statements an append, not three.
+_guesses_withheld: dict[str, tuple[int, int]] = {}
 
 
 def _append_to_known_head(events: list[AuditEvent], key_id: str, key: bytes) -> bool:
@@ -209,11 +213,17 @@ def _append_to_known_head(events: list[AuditEvent], key_id: str, key: bytes) -> 
     known = _known_heads.get(chain)
     if connection.vendor != "postgresql" or known is None or len(events) > _EVENTS_PER_INSERT:
         return False
+    withheld, backoff = _guesses_withheld.get(chain, (0, 1))
+    if withheld:
+        _guesses_withheld[chain] = (withheld - 1, backoff)
+        return False
     position, head = _chain_onto(events, *known, key_id, key)
     if not _insert_and_move_heads(events, [(chain, position, head)], expected=known):
         _known_heads.pop(chain, None)
+        _guesses_withheld[chain] = (backoff, min(backoff * 2, 64))
         return False
     _known_heads[chain] = (position, head)
+    _guesses_withheld.pop(chain, None)
     return True
 
 
