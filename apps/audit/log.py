@@ -18,6 +18,7 @@ chain's head (it wrote or read it last) appends in one statement that moves the 
 is still the one known, and falls back to locking and reading it when another writer came between.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -252,6 +253,13 @@ def _lock_chain_head(chain: str) -> tuple[int, str]:
     return found
 
 
+@functools.cache
+def _typed_row() -> str:
+    """An event's placeholders cast to their columns' types: the rows of a query, unlike an
+    INSERT's VALUES, get no types from the table."""
+    return ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in _EVENT_COLUMNS)
+
+
 def _insert_and_move_heads(events: list[AuditEvent], moves: list[tuple[str, int, str]], *,
                            expected: tuple[int, str] | None = None) -> bool:
     """Insert the events and move each chain's head. With `expected` (one chain, PostgreSQL), only
@@ -275,9 +283,7 @@ def _insert_and_move_heads(events: list[AuditEvent], moves: list[tuple[str, int,
                     values.append(sequence)
                 values += [field.get_db_prep_save(getattr(event, field.attname), connection) for field in _EVENT_COLUMNS]
             if expected is not None:
-                # Typed, as the rows are a query's and not an INSERT's VALUES.
-                typed = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in _EVENT_COLUMNS)
-                rows = " UNION ALL ".join([f"SELECT {next_sequence}, {typed} WHERE EXISTS (SELECT 1 FROM moved)"]
+                rows = " UNION ALL ".join([f"SELECT {next_sequence}, {_typed_row()} WHERE EXISTS (SELECT 1 FROM moved)"]
                                           * len(chunk))
                 (chain, position, head), = moves
                 cursor.execute(f"WITH moved AS ({move} AND last_position = %s AND last_hash = %s RETURNING 1) "
