@@ -1,10 +1,13 @@
 """Engine benchmark: per-step overhead of the engine against plain Celery, on one broker.
 
 (a) a chain of 200 no-op steps, (b) one step fanning out to 500 parallel no-op steps and a
-fan-in, (c) the same 200-hop chain as plain Celery tasks with no engine (the floor). Workers are
-real `celery worker` processes (BENCH_WORKERS, default 2, one prefork child each) on the broker
+fan-in, (c) the same 200-hop chain as plain Celery tasks with no engine (the floor), (d) a run of
+10 sequential steps from its creation to its end (the median of BENCH_ENGINE_SHORT_RUNS, 20). Workers
+are real `celery worker` processes (BENCH_WORKERS, default 2, one prefork child each) on the broker
 and database given by CELERY_BROKER_URL / DATABASE_URL; the benchmark uses its own database
 (var/bench.sqlite3, or <name>_bench_engine on PostgreSQL) so it never touches real runs.
+BENCH_ENGINE_SHAPES picks shapes (default "chain,fan,plain,ten"); BENCH_ENGINE_ROUNDS (default 1)
+runs them in interleaved rounds and reports each round and the medians.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -25,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 CHAIN_LENGTH = 200
 FAN_OUT = 500
+SHORT_LENGTH = 10
 PLAIN_QUEUE = "steps"
+SHAPES = ("chain", "fan", "plain", "ten")
 
 
 @shared_task(name="bench.plain_hop", ignore_result=True)
@@ -149,6 +155,18 @@ def machine() -> str:
             f"broker {broker}; {os.environ.get('BENCH_WORKERS', '2')} worker processes")
 
 
+def shapes() -> list[str]:
+    chosen = [name.strip() for name in os.environ.get("BENCH_ENGINE_SHAPES", ",".join(SHAPES)).split(",") if name.strip()]
+    unknown = set(chosen) - set(SHAPES)
+    if unknown:
+        raise SystemExit(f"BENCH_ENGINE_SHAPES: unknown {', '.join(sorted(unknown))}; choose from {', '.join(SHAPES)}")
+    return chosen
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     prepare_environment()
     sys.path.insert(0, str(ROOT))
@@ -162,26 +180,49 @@ def main() -> None:
     from apps.runs import testing_steps  # noqa: F401  (registers test.noop here too)
     from tests.runs.factories import chain, step
 
+    chosen = shapes()
+    rounds = int(os.environ.get("BENCH_ENGINE_ROUNDS", "1"))
+    short_runs = int(os.environ.get("BENCH_ENGINE_SHORT_RUNS", "20"))
+    fan = [step("root", "test.noop")] + [step(f"p{i}", "test.noop", needs=["root"]) for i in range(FAN_OUT)]
+    fan.append(step("join", "test.noop", needs=[f"p{i}" for i in range(FAN_OUT)]))
+    measure = {
+        "chain": lambda: run_workflow(team, chain(CHAIN_LENGTH), "chain"),
+        "fan": lambda: run_workflow(team, fan, "fan"),
+        "plain": run_plain_chain,
+        "ten": lambda: statistics.median(run_workflow(team, chain(SHORT_LENGTH), "ten") for _ in range(short_runs)),
+    }
     team = Team.objects.create(slug="bench", name="Bench")
+    print(f"load average (1, 5, 15 min) at start: {load_average()}", flush=True)
+    results: dict[str, list[float]] = {name: [] for name in chosen}
     workers = start_workers(int(os.environ.get("BENCH_WORKERS", "2")))
     try:
         run_workflow(team, chain(5), "warm-up")
         run_plain_chain()
-        chain_seconds = run_workflow(team, chain(CHAIN_LENGTH), "chain")
-        fan = [step("root", "test.noop")] + [step(f"p{i}", "test.noop", needs=["root"]) for i in range(FAN_OUT)]
-        fan.append(step("join", "test.noop", needs=[f"p{i}" for i in range(FAN_OUT)]))
-        fan_seconds = run_workflow(team, fan, "fan")
-        plain_seconds = run_plain_chain()
+        for number in range(rounds):
+            for name in chosen:
+                results[name].append(measure[name]())
+            print(f"round {number + 1}: " + ", ".join(f"{name} {results[name][-1]:.3f} s" for name in chosen)
+                  + f"; load average {load_average()}", flush=True)
     finally:
         stop_workers(workers)
     print(f"machine: {machine()}")
-    print(f"(a) chain of {CHAIN_LENGTH} steps: {chain_seconds:.2f} s, "
-          f"{chain_seconds / CHAIN_LENGTH * 1000:.1f} ms per step")
-    print(f"(b) fan-out to {FAN_OUT} and fan-in: {fan_seconds:.2f} s, "
-          f"{fan_seconds / (FAN_OUT + 2) * 1000:.1f} ms per step")
-    print(f"(c) plain Celery chain of {CHAIN_LENGTH} tasks: {plain_seconds:.2f} s, "
-          f"{plain_seconds / CHAIN_LENGTH * 1000:.1f} ms per task")
-    print(f"engine overhead ratio (a)/(c): {chain_seconds / plain_seconds:.1f}x")
+    print(f"load average (1, 5, 15 min) at end: {load_average()}")
+    median = {name: statistics.median(values) for name, values in results.items()}
+    of = f" (median of {rounds} rounds)" if rounds > 1 else ""
+    if "chain" in median:
+        print(f"(a) chain of {CHAIN_LENGTH} steps: {median['chain']:.2f} s, "
+              f"{median['chain'] / CHAIN_LENGTH * 1000:.1f} ms per step{of}")
+    if "fan" in median:
+        print(f"(b) fan-out to {FAN_OUT} and fan-in: {median['fan']:.2f} s, "
+              f"{median['fan'] / (FAN_OUT + 2) * 1000:.1f} ms per step{of}")
+    if "plain" in median:
+        print(f"(c) plain Celery chain of {CHAIN_LENGTH} tasks: {median['plain']:.2f} s, "
+              f"{median['plain'] / CHAIN_LENGTH * 1000:.1f} ms per task{of}")
+    if "ten" in median:
+        print(f"(d) {SHORT_LENGTH} sequential steps, creation to end: {median['ten'] * 1000:.1f} ms "
+              f"(median of {short_runs} runs a round){of}")
+    if "chain" in median and "plain" in median:
+        print(f"engine overhead ratio (a)/(c): {median['chain'] / median['plain']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,12 @@ drawn without a lock, orders events across chains for people. Appending holds th
 row lock until the transaction commits, so two teams never wait on each other, and busy writers
 (the engine, once per step) open a `batched()` transaction: its events are kept in memory and
 appended together when the block ends, with one lock per chain, one insert and one head update,
-and the lock is held only for the commit that follows.
+and the lock is held only for the commit that follows. On PostgreSQL a process that knows a
+chain's head (it wrote or read it last) appends in one statement that moves the head only if it
+is still the one known, and falls back to locking and reading it when another writer came between.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -173,18 +176,56 @@ def _append(events: list[AuditEvent]) -> None:
     for event in events:
         by_chain.setdefault(event.chain, []).append(event)
     with transaction.atomic(savepoint=False):
+        if len(by_chain) == 1 and _append_to_known_head(events, key_id, key):
+            return
         moves = []
         # Heads are locked in one order, so two writers that touch the same chains cannot deadlock.
         for chain in sorted(by_chain):
-            position, previous_hash = _lock_chain_head(chain)
-            for event in by_chain[chain]:
-                position += 1
-                # Stamped under the lock, so times never run backwards along a chain.
-                event.position, event.occurred_at, event.previous_hash = position, timezone.now(), previous_hash
-                event.key_id = key_id
-                event.event_hash = previous_hash = _event_hash(event, key)
-            moves.append((chain, position, previous_hash))
+            moves.append((chain, *_chain_onto(by_chain[chain], *_lock_chain_head(chain), key_id, key)))
         _insert_and_move_heads(events, moves)
+        _known_heads.update({chain: (position, head) for chain, position, head in moves})
+
+
+def _chain_onto(events: list[AuditEvent], position: int, previous_hash: str, key_id: str, key: bytes) -> tuple[int, str]:
+    """Give `events` their positions and hashes after the head (`position`, `previous_hash`); the new head."""
+    for event in events:
+        position += 1
+        # Stamped after the head's own event was written, so times never run backwards along a chain.
+        event.position, event.occurred_at, event.previous_hash = position, timezone.now(), previous_hash
+        event.key_id = key_id
+        event.event_hash = previous_hash = _event_hash(event, key)
+    return position, previous_hash
+
+
+# The head this process last wrote or read for each chain: a guess, checked by the database.
+_known_heads: dict[str, tuple[int, str]] = {}
+# For a chain other processes write to as well (the guess missed): how many appends lock and read
+# its head before guessing again, and the wait after the next miss (doubling up to 64), so a
+# busy shared chain costs two statements an append, not three.
+_guesses_withheld: dict[str, tuple[int, int]] = {}
+
+
+def _append_to_known_head(events: list[AuditEvent], key_id: str, key: bytes) -> bool:
+    """Append one chain's events in one statement (PostgreSQL): hashed onto the head this process
+    knows, and inserted only if the head row still holds it, which the same statement moves on
+    (so it is locked as the read would lock it). False, with nothing written, when another
+    writer moved the head since: the caller then locks and reads it."""
+    chain = events[0].chain
+    known = _known_heads.get(chain)
+    if connection.vendor != "postgresql" or known is None or len(events) > _EVENTS_PER_INSERT:
+        return False
+    withheld, backoff = _guesses_withheld.get(chain, (0, 1))
+    if withheld:
+        _guesses_withheld[chain] = (withheld - 1, backoff)
+        return False
+    position, head = _chain_onto(events, *known, key_id, key)
+    if not _insert_and_move_heads(events, [(chain, position, head)], expected=known):
+        _known_heads.pop(chain, None)
+        _guesses_withheld[chain] = (backoff, min(backoff * 2, 64))
+        return False
+    _known_heads[chain] = (position, head)
+    _guesses_withheld.pop(chain, None)
+    return True
 
 
 # Plain SQL: the engine appends once per step, and the ORM's query building cost more than the
@@ -212,12 +253,21 @@ def _lock_chain_head(chain: str) -> tuple[int, str]:
     return found
 
 
-def _insert_and_move_heads(events: list[AuditEvent], moves: list[tuple[str, int, str]]) -> None:
+@functools.cache
+def _typed_row() -> str:
+    """An event's placeholders cast to their columns' types: the rows of a query, unlike an
+    INSERT's VALUES, get no types from the table."""
+    return ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in _EVENT_COLUMNS)
+
+
+def _insert_and_move_heads(events: list[AuditEvent], moves: list[tuple[str, int, str]], *,
+                           expected: tuple[int, str] | None = None) -> bool:
+    """Insert the events and move each chain's head. With `expected` (one chain, PostgreSQL), only
+    if that head still holds it: False when it did not, and nothing was written."""
     postgres = connection.vendor == "postgresql"
     columns = ", ".join(["sequence"] + [field.column for field in _EVENT_COLUMNS])
     # SQLite holds its one write lock for the whole transaction, so the next number is safe to read.
     next_sequence = f"nextval('{_SEQUENCE}')" if postgres else "%s"
-    row = f"({next_sequence}, " + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
     move = f"UPDATE {_HEAD} SET last_position = %s, last_hash = %s WHERE chain = %s"
     with connection.cursor() as cursor:
         if not postgres:
@@ -225,28 +275,42 @@ def _insert_and_move_heads(events: list[AuditEvent], moves: list[tuple[str, int,
             sequence = cursor.fetchone()[0]
         for start in range(0, len(events), _EVENTS_PER_INSERT):
             chunk = events[start:start + _EVENTS_PER_INSERT]
-            insert = (f"INSERT INTO {AuditEvent._meta.db_table} ({columns}) VALUES {', '.join([row] * len(chunk))} "
-                      f"RETURNING id, sequence")
+            last = start + _EVENTS_PER_INSERT >= len(events)
             values = []
             for event in chunk:
                 if not postgres:
                     sequence += 1
                     values.append(sequence)
                 values += [field.get_db_prep_save(getattr(event, field.attname), connection) for field in _EVENT_COLUMNS]
-            last = start + _EVENTS_PER_INSERT >= len(events)
-            if last and postgres:  # one round trip: a data-modifying CTE
-                moved = ", ".join(f"moved{number} AS ({move})" for number in range(len(moves)))
-                cursor.execute(f"WITH inserted AS ({insert}), {moved} SELECT id, sequence FROM inserted",
-                               values + [value for chain, position, head in moves for value in (position, head, chain)])
+            if expected is not None:
+                rows = " UNION ALL ".join([f"SELECT {next_sequence}, {_typed_row()} WHERE EXISTS (SELECT 1 FROM moved)"]
+                                          * len(chunk))
+                (chain, position, head), = moves
+                cursor.execute(f"WITH moved AS ({move} AND last_position = %s AND last_hash = %s RETURNING 1) "
+                               f"INSERT INTO {AuditEvent._meta.db_table} ({columns}) {rows} RETURNING id, sequence",
+                               [position, head, chain, *expected, *values])
             else:
-                cursor.execute(insert, values)
+                row = f"({next_sequence}, " + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
+                insert = (f"INSERT INTO {AuditEvent._meta.db_table} ({columns}) VALUES {', '.join([row] * len(chunk))} "
+                          f"RETURNING id, sequence")
+                if last and postgres:  # one round trip: a data-modifying CTE
+                    moved = ", ".join(f"moved{number} AS ({move})" for number in range(len(moves)))
+                    cursor.execute(f"WITH inserted AS ({insert}), {moved} SELECT id, sequence FROM inserted",
+                                   values + [value for chain, position, head in moves
+                                             for value in (position, head, chain)])
+                else:
+                    cursor.execute(insert, values)
             # Rows come back in the order they were inserted (Django's bulk_create relies on it too).
-            for event, (pk, number) in zip(chunk, cursor.fetchall()):
+            inserted = cursor.fetchall()
+            if not inserted:
+                return False
+            for event, (pk, number) in zip(chunk, inserted):
                 event.pk, event.sequence = pk, number
                 event._state.adding = False
             if last and not postgres:
                 for chain, position, head in moves:
                     cursor.execute(move, [position, head, chain])
+    return True
 
 
 @dataclass

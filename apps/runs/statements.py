@@ -10,10 +10,12 @@ Only apps.runs.engine calls these; they do no locking of their own beyond the ro
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Iterable
 
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import Team
 from apps.runs.models import AttemptKind, AttemptState, Run, StepAttempt, StepRun, StepState
@@ -65,7 +67,7 @@ def _locked_run(sql: str, params: list, run_id: int) -> Run:
 def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
     """Compare-and-swap a queued attempt to running for `worker` and mark its step run running;
     returns (step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds,
-    queue, deliveries, run_id, step_id), or None when it was not queued; `deliveries` is the
+    queue, deliveries, run_id, step_id, version_id), or None when it was not queued; `deliveries` is the
     claim's fencing token."""
     started = _when(now)
     # The run and step ids come back in the same statement (subqueries in RETURNING work on both).
@@ -73,7 +75,9 @@ def claim(attempt_id: int, worker: str, now: datetime) -> tuple | None:
                  f"deliveries = deliveries + 1 WHERE id = %s AND state = %s "
                  f"RETURNING step_run_id, kind, number, step_type, params, idempotency_key, timeout_seconds, queue, "
                  f"deliveries, (SELECT s.run_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id), "
-                 f"(SELECT s.step_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id)")
+                 f"(SELECT s.step_id FROM {STEP} s WHERE s.id = {ATTEMPT}.step_run_id), "
+                 f"(SELECT r.version_id FROM {STEP} s JOIN {RUN} r ON r.id = s.run_id "
+                 f"WHERE s.id = {ATTEMPT}.step_run_id)")
     claim_params = [AttemptState.RUNNING, started, started, worker, attempt_id, AttemptState.QUEUED]
     mark_sql = (f"UPDATE {STEP} SET state = %s, started_at = COALESCE(started_at, %s) "
                 f"WHERE state = %s AND id = {{step_run_id}}")
@@ -99,11 +103,13 @@ def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, claim: i
                              output: Any, output_artifact: str, error_type: str, error_message: str,
                              error_signature: str, duration_ms: int | None, records: tuple[int, int, int],
                              log_lines_dropped: int, succeeded_step_run_id: int | None = None,
-                             error_reason: str = "", error_detail: dict | None = None) -> tuple[Run, bool]:
+                             error_reason: str = "", error_detail: dict | None = None,
+                             steps: tuple[str, ...] = ()) -> tuple[Run, bool, dict[str, StepRun]]:
     """Lock the run (as `lock_run`), then end a running attempt that `worker` still holds under
     `claim` (its delivery count at the claim: the fencing token); with
     `succeeded_step_run_id`, also mark that step run succeeded with the attempt's output. Returns
-    the run and whether the attempt was still ours."""
+    the run, whether the attempt was still ours, and the step runs of `steps` as `load_steps`
+    reads them (in the same statement on PostgreSQL: a finishing step's successors)."""
     end_sql = (f"UPDATE {ATTEMPT} SET state = %s, ended_at = %s, output = %s, output_artifact = %s, "
                f"error_type = %s, error_message = %s, error_signature = %s, error_reason = %s, error_detail = %s, "
                f"duration_ms = %s, records_in = %s, "
@@ -122,19 +128,34 @@ def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, claim: i
         # the same as everywhere else: run first.
         succeed = (f", succeeded AS ({succeed_sql} AND EXISTS (SELECT 1 FROM ended))"
                    if succeeded_step_run_id is not None else "")
+        # From the statement's snapshot, which may be older than the run's lock it waited for: safe,
+        # as a step's dependents change only once it settled (this finish) or when the run stops
+        # advancing (cancelled, failed), which the locked run row, read as it is now, shows.
+        rows = (f", (SELECT json_agg(json_build_array({', '.join(STEP_COLUMNS)})) FROM {STEP} "
+                f"WHERE run_id = %s AND step_id IN ({', '.join(['%s'] * len(steps))})) AS step_rows" if steps else "")
         run = _locked_run(
             f"WITH locked AS ({_lock_run_sql()}), ended AS ({end_sql} AND EXISTS (SELECT 1 FROM locked) "
-            f"RETURNING id){succeed} SELECT locked.*, (SELECT count(*) FROM ended) AS ended_count FROM locked",
-            [run_id] + end_params + (succeed_params if succeeded_step_run_id is not None else []), run_id)
-        return run, bool(run.ended_count)
+            f"RETURNING id){succeed} SELECT locked.*, (SELECT count(*) FROM ended) AS ended_count{rows} FROM locked",
+            [run_id] + end_params + (succeed_params if succeeded_step_run_id is not None else [])
+            + ([run_id, *steps] if steps else []), run_id)
+        return run, bool(run.ended_count), _step_runs_from_json(run.step_rows) if steps else {}
     run = lock_run(run_id)
     with connection.cursor() as cursor:
         cursor.execute(end_sql, end_params)
         if not cursor.rowcount:
-            return run, False
+            return run, False, {}
         if succeeded_step_run_id is not None:
             cursor.execute(succeed_sql, succeed_params)
-    return run, True
+    return run, True, load_steps(run_id, steps)
+
+
+def _step_runs_from_json(found) -> dict[str, StepRun]:
+    rows = {}
+    for values in (json.loads(found) if isinstance(found, str) else found) or ():
+        finished_at = values[-1] and parse_datetime(values[-1])
+        row = StepRun.from_db(connection.alias, STEP_COLUMNS, [*values[:-1], finished_at])
+        rows[row.step_id] = row
+    return rows
 
 
 def any_step_open(run_id: int, position_spans: Iterable[tuple[int, int]], settled_states: Iterable[str]) -> bool:
@@ -161,42 +182,65 @@ def load_steps(run_id: int, step_ids: Iterable[str]) -> dict[str, StepRun]:
     return {row.step_id: row for row in rows}
 
 
-def queue_attempt(step_run_id: int, *, run_id: int, step_id: str, kind: str, number: int, step_type: str,
-                  queue: str, params: dict, timeout: int, now: datetime, not_before: datetime,
-                  claimed_by: str = "") -> StepAttempt:
-    """Insert a queued attempt (or, `claimed_by` a worker, one already running there); for a step
-    attempt, also mark its step run queued (or running) at that number."""
+def new_attempt(step_run_id: int, *, run_id: int, step_id: str, kind: str, number: int, step_type: str,
+                queue: str, params: dict, timeout: int, now: datetime, not_before: datetime,
+                claimed_by: str = "") -> StepAttempt:
+    """A new attempt, not yet saved (`insert_attempts` writes it): queued, or `claimed_by` a
+    worker, already running there."""
     suffix = f"{number}" if kind == AttemptKind.STEP else f"compensate:{number}"
-    attempt = StepAttempt(
+    return StepAttempt(
         step_run_id=step_run_id, kind=kind, number=number, idempotency_key=f"{run_id}:{step_id}:{suffix}",
         step_type=step_type, queue=queue, params=params, timeout_seconds=timeout, queued_at=now,
         not_before=not_before, state=AttemptState.RUNNING if claimed_by else AttemptState.QUEUED,
         worker=claimed_by, deliveries=1 if claimed_by else 0, started_at=now if claimed_by else None,
         heartbeat_at=now if claimed_by else None,
     )
-    columns = ("step_run_id", "kind", "number", "idempotency_key", "step_type", "queue", "params", "timeout_seconds",
-               "state", "queued_at", "not_before", "deliveries", "worker", "started_at", "heartbeat_at",
-               "output_artifact", "error_type", "error_message", "error_signature", "records_in", "records_out",
-               "records_rejected", "log_lines_dropped")
-    values = [step_run_id, kind, number, attempt.idempotency_key, step_type, queue,
-              _json(StepAttempt, "params", params),
-              timeout, attempt.state, _when(now), _when(not_before), attempt.deliveries, claimed_by,
-              _when(attempt.started_at), _when(attempt.heartbeat_at), "", "", "", "", 0, 0, 0, 0]
-    insert_sql = (f"INSERT INTO {ATTEMPT} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-                  f"RETURNING id")
-    if claimed_by:
-        mark_sql = f"UPDATE {STEP} SET state = %s, attempt = %s, started_at = COALESCE(started_at, %s) WHERE id = %s"
-        mark_params = [StepState.RUNNING, number, _when(now), step_run_id]
+
+
+_ATTEMPT_COLUMNS = ("step_run_id", "kind", "number", "idempotency_key", "step_type", "queue", "params",
+                    "timeout_seconds", "state", "queued_at", "not_before", "deliveries", "worker", "started_at",
+                    "heartbeat_at", "output_artifact", "error_type", "error_message", "error_signature", "records_in",
+                    "records_out", "records_rejected", "log_lines_dropped")
+# Keeps a wide fan-out's attempts under SQLite's limit of bound parameters per statement.
+_ATTEMPTS_PER_INSERT = 500
+
+
+def insert_attempts(attempts: list[StepAttempt]) -> None:
+    """Insert new attempts (from `new_attempt`, all queued or all claimed alike) in one statement,
+    and mark the step runs of the step attempts queued (or running) at their numbers: a fan-out's
+    successors cost one round trip, not one each."""
+    now = _when(attempts[0].queued_at)
+    if attempts[0].worker:
+        mark_sql = f"UPDATE {STEP} SET attempt = {{number}}, state = %s, started_at = COALESCE(started_at, %s) {{where}}"
+        mark_params = [StepState.RUNNING, now]
     else:
-        mark_sql = f"UPDATE {STEP} SET state = %s, attempt = %s WHERE id = %s"
-        mark_params = [StepState.QUEUED, number, step_run_id]
+        mark_sql = f"UPDATE {STEP} SET attempt = {{number}}, state = %s {{where}}"
+        mark_params = [StepState.QUEUED]
     with connection.cursor() as cursor:
-        if kind == AttemptKind.STEP and _combined():
-            cursor.execute(f"WITH marked AS ({mark_sql}) {insert_sql}", mark_params + values)
-        else:
-            if kind == AttemptKind.STEP:
-                cursor.execute(mark_sql, mark_params)
-            cursor.execute(insert_sql, values)
-        attempt.pk = cursor.fetchone()[0]
-    attempt._state.adding = False
-    return attempt
+        for first in range(0, len(attempts), _ATTEMPTS_PER_INSERT):
+            chunk = attempts[first:first + _ATTEMPTS_PER_INSERT]
+            values = [value for attempt in chunk for value in (
+                attempt.step_run_id, attempt.kind, attempt.number, attempt.idempotency_key, attempt.step_type,
+                attempt.queue, _json(StepAttempt, "params", attempt.params), attempt.timeout_seconds, attempt.state,
+                _when(attempt.queued_at), _when(attempt.not_before), attempt.deliveries, attempt.worker,
+                _when(attempt.started_at), _when(attempt.heartbeat_at), "", "", "", "", 0, 0, 0, 0)]
+            row = f"({', '.join(['%s'] * len(_ATTEMPT_COLUMNS))})"
+            insert_sql = (f"INSERT INTO {ATTEMPT} ({', '.join(_ATTEMPT_COLUMNS)}) VALUES {', '.join([row] * len(chunk))} "
+                          f"RETURNING id")
+            marked = [attempt for attempt in chunk if attempt.kind == AttemptKind.STEP]
+            if marked and _combined():
+                numbers = ", ".join(["(%s::bigint, %s::integer)"] * len(marked))
+                mark = mark_sql.format(number="v.number",
+                                       where=f"FROM (VALUES {numbers}) AS v(id, number) WHERE {STEP}.id = v.id")
+                cursor.execute(f"WITH marked AS ({mark}) {insert_sql}",
+                               mark_params + [value for attempt in marked for value in
+                                              (attempt.step_run_id, attempt.number)] + values)
+            else:
+                if marked:
+                    cursor.executemany(mark_sql.format(number="%s", where="WHERE id = %s"),
+                                       [[attempt.number, *mark_params, attempt.step_run_id] for attempt in marked])
+                cursor.execute(insert_sql, values)
+            # Rows come back in the order they were inserted (Django's bulk_create relies on it too).
+            for attempt, (pk,) in zip(chunk, cursor.fetchall()):
+                attempt.pk = pk
+                attempt._state.adding = False

@@ -22,8 +22,10 @@ from apps.catalog.registry import Risk, get_step_type
 from apps.logging import get_logger
 from apps.runs import signals, statements
 from apps.runs.engine.attempts import (
+    insert_queued,
     queue_compensation,
     queue_step_attempt,
+    queued_together,
     template_context,
 )
 from apps.runs.engine.contract import MissingStepType
@@ -122,36 +124,40 @@ def _settled(plan: Plan, step_id: str, state: str) -> bool:
     return state == StepState.FAILED and plan.steps[step_id].on_failure == OnFailure.CONTINUE
 
 
-def advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[str, str] | None = None) -> bool:
+def advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[str, str] | None = None,
+            rows: dict[str, StepRun] | None = None) -> bool:
     """Start every pending candidate whose needs are settled; skip what `when` or skipped
     upstreams rule out, following skips downstream. `known` maps step ids to the states the caller
-    just gave them, so they are not read back. Returns True when the run certainly has work left:
-    an attempt was queued, or a candidate still waits for needs that are not settled yet."""
+    just gave them, so they are not read back; `rows` are the candidates' step runs when the caller
+    read them already. Returns True when the run certainly has work left: an attempt was queued,
+    or a candidate still waits for needs that are not settled yet."""
     worklist = list(dict.fromkeys(candidates))
-    rows = load_steps(run, worklist)
+    rows = dict(rows) if rows is not None else load_steps(run, worklist)
     known = known or {}
     work_left = False
-    while worklist and run.state in ADVANCING_RUN_STATES:
-        step = plan.steps[worklist.pop(0)]
-        row = rows[step.id]
-        if row.state != StepState.PENDING:
-            continue
-        upstream_skipped = _needs_settled(run, plan, step, rows, known)
-        if upstream_skipped is None:
-            work_left = True
-            continue
-        if upstream_skipped:
-            skip(run, row, SkipReason.UPSTREAM_SKIPPED, actor)
-        else:
-            started = _start_step(run, plan, step, row, actor)
-            if started is None:
+    with queued_together():
+        while worklist and run.state in ADVANCING_RUN_STATES:
+            step = plan.steps[worklist.pop(0)]
+            row = rows[step.id]
+            if row.state != StepState.PENDING:
                 continue
-            work_left |= started
-            if row.state not in (StepState.SKIPPED, StepState.FAILED):
+            upstream_skipped = _needs_settled(run, plan, step, rows, known)
+            if upstream_skipped is None:
+                work_left = True
                 continue
-        follow = [sid for sid in step.dependents if sid not in rows or rows[sid].state == StepState.PENDING]
-        rows.update(load_steps(run, set(follow) - set(rows)))
-        worklist.extend(follow)
+            if upstream_skipped:
+                insert_queued()
+                skip(run, row, SkipReason.UPSTREAM_SKIPPED, actor)
+            else:
+                started = _start_step(run, plan, step, row, actor)
+                if started is None:
+                    continue
+                work_left |= started
+                if row.state not in (StepState.SKIPPED, StepState.FAILED):
+                    continue
+            follow = [sid for sid in step.dependents if sid not in rows or rows[sid].state == StepState.PENDING]
+            rows.update(load_steps(run, set(follow) - set(rows)))
+            worklist.extend(follow)
     return work_left
 
 
@@ -197,16 +203,19 @@ def _start_step(run: Run, plan: Plan, step: StepPlan, row: StepRun, actor) -> bo
     try:
         context = template_context(run, plan, step.reads_steps)
         if step.when and not evaluate_condition(step.when, context, step_id=step.id):
+            insert_queued()
             skip(run, row, SkipReason.CONDITION, actor)
             return False
         step_type = get_step_type(step.type)
         if step_type is None:
             raise MissingStepType(step.type)
         if step.approval or step_type.risk == Risk.HIGH:
+            insert_queued()
             gate(run, row, step, actor)
             return False
         queue_step_attempt(run, plan, step, row, context=context)
     except (TemplateEvaluationError, MissingStepType) as exc:
+        insert_queued()
         fail_unstartable(run, plan, row, exc, actor)
         return None if run.state not in ADVANCING_RUN_STATES else False
     return True

@@ -9,6 +9,8 @@ in apps.runs.statements.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 
 from apps.celery import app as celery_app
@@ -71,8 +73,8 @@ def queue_step_attempt(run: Run, plan: Plan, step: StepPlan, row: StepRun, *, co
         raise MissingStepType(step.type)
     if params is None:
         params = step_params(run, plan, step, row, context)
-    return queue_attempt(row, step, AttemptKind.STEP, row.attempt + 1, step.type, step.queue or step_type.queue,
-                         params, step.timeout or step_type.timeout_seconds, countdown)
+    return queue_attempt(plan, row, step, AttemptKind.STEP, row.attempt + 1, step.type,
+                         step.queue or step_type.queue, params, step.timeout or step_type.timeout_seconds, countdown)
 
 
 def queue_compensation(run: Run, plan: Plan, row: StepRun, number: int, countdown: float = 0) -> None:
@@ -82,29 +84,64 @@ def queue_compensation(run: Run, plan: Plan, row: StepRun, number: int, countdow
     if step_type is None:
         raise MissingStepType(undo["type"])
     params = render_params(undo.get("with") or {}, template_context(run, plan, step.reads_steps), step_id=step.id)
-    queue_attempt(row, step, AttemptKind.COMPENSATION, number, undo["type"], step_type.queue, params,
+    queue_attempt(plan, row, step, AttemptKind.COMPENSATION, number, undo["type"], step_type.queue, params,
                   step_type.timeout_seconds, countdown)
 
 
-def queue_attempt(row: StepRun, step: StepPlan, kind: str, number: int, type_name: str, queue: str,
+def queue_attempt(plan: Plan, row: StepRun, step: StepPlan, kind: str, number: int, type_name: str, queue: str,
                   params: dict, timeout: int, countdown: float = 0) -> StepAttempt:
     now = timezone.now()
     handoff = current_handoff.get()
     keep = handoff is not None and handoff.wants(queue, timeout, countdown)
-    attempt = statements.queue_attempt(
+    attempt = statements.new_attempt(
         row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number, step_type=type_name, queue=queue,
         params=params, timeout=timeout, now=now, not_before=now + timedelta(seconds=countdown),
         claimed_by=handoff.worker if keep else "")
     if kind == AttemptKind.STEP:
         row.state, row.attempt = StepState.RUNNING if keep else StepState.QUEUED, number
+    together = _queued_together.get()
+    if together is not None and not keep:
+        together.append((attempt, countdown))
+        return attempt
+    statements.insert_attempts([attempt])
     if keep:
         handoff.kept = ClaimedAttempt(
             attempt_id=attempt.pk, step_run_id=row.pk, run_id=row.run_id, step_id=step.id, kind=kind, number=number,
             step_type=type_name, params=params, idempotency_key=attempt.idempotency_key, timeout_seconds=timeout,
-            worker=handoff.worker, queue=queue, claim=attempt.deliveries)
+            worker=handoff.worker, queue=queue, claim=attempt.deliveries, version_id=plan.version_id)
     else:
         send_on_commit(attempt.pk, queue, timeout, countdown)
     return attempt
+
+
+# The attempts queued inside `queued_together()` and not yet inserted, with their countdowns.
+_queued_together: ContextVar[list[tuple[StepAttempt, float]] | None] = ContextVar("flowdeck_queued_together",
+                                                                                   default=None)
+
+
+@contextmanager
+def queued_together():
+    """Attempts queued inside the block (but one the finishing worker keeps) are inserted together
+    when it ends, or at `insert_queued()`: a fan-out's successors in one statement. Until then they
+    have no primary key, so the block calls `insert_queued()` before anything that reads attempts
+    or changes step runs."""
+    token = _queued_together.set([])
+    try:
+        yield
+        insert_queued()
+    finally:
+        _queued_together.reset(token)
+
+
+def insert_queued() -> None:
+    """Insert the attempts queued so far inside `queued_together()`, and send their messages on commit."""
+    together = _queued_together.get()
+    if not together:
+        return
+    statements.insert_attempts([attempt for attempt, _ in together])
+    for attempt, countdown in together:
+        send_on_commit(attempt.pk, attempt.queue, attempt.timeout_seconds, countdown)
+    together.clear()
 
 
 def send_on_commit(attempt_id: int, queue: str, timeout: int, countdown: float = 0) -> None:

@@ -69,6 +69,8 @@ class ClaimedAttempt:
     # even when the next claimant has the same `worker` name (a thread pool shares one pid; two
     # hosts may share a hostname and, in containers, pids).
     claim: int = 1
+    # The run's version, when the claim read it: the finish then loads the successors with its lock.
+    version_id: int | None = None
 
 
 @dataclass

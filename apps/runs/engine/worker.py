@@ -43,11 +43,11 @@ def claim_attempt(attempt_id: int, worker: str) -> ClaimedAttempt | None:
     found = statements.claim(attempt_id, worker, now)
     if found is not None:
         (step_run_id, kind, number, step_type, params, idempotency_key, timeout, queue, deliveries, run_id,
-         step_id) = found
+         step_id, version_id) = found
         return ClaimedAttempt(attempt_id=attempt_id, step_run_id=step_run_id, run_id=run_id, step_id=step_id,
                               kind=kind, number=number, step_type=step_type, params=params,
                               idempotency_key=idempotency_key, timeout_seconds=timeout, worker=worker, queue=queue,
-                              claim=deliveries)
+                              claim=deliveries, version_id=version_id)
     if not _take_over_from_dead_local_worker(attempt_id, worker, now):
         return None
     claimed = claimed_from(StepAttempt.objects.select_related("step_run").get(pk=attempt_id))
@@ -103,9 +103,11 @@ def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
     verdict = _retry_verdict(claimed, outcome)
     now = timezone.now()
     with batched():
-        # A step's success is recorded on its step run at once.
+        # A step's success is recorded on its step run at once, and its successors read with the lock.
         succeeded = claimed.kind == AttemptKind.STEP and not outcome.failed
-        run, ours = statements.lock_run_and_end_attempt(
+        successors = plan_for(claimed.version_id).steps[claimed.step_id].dependents \
+            if succeeded and claimed.version_id else ()
+        run, ours, successor_rows = statements.lock_run_and_end_attempt(
             claimed.run_id, claimed.attempt_id, claimed.worker, claimed.claim, now, failed=outcome.failed,
             output=outcome.output, output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
             error_message=outcome.error_message,
@@ -114,7 +116,7 @@ def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
             records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
             log_lines_dropped=outcome.log_lines_dropped, error_reason=outcome.error_reason,
             error_detail=outcome.error_detail or None,
-            succeeded_step_run_id=claimed.step_run_id if succeeded else None)
+            succeeded_step_run_id=claimed.step_run_id if succeeded else None, steps=successors)
         if not ours:
             return False
         plan = plan_for(run.version_id)
@@ -123,16 +125,16 @@ def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
         elif outcome.failed:
             _step_attempt_failed(run, plan, claimed, outcome, verdict)
         else:
-            _step_succeeded(run, plan, claimed)
+            _step_succeeded(run, plan, claimed, successor_rows if successors else None)
     return True
 
 
-def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt) -> None:
+def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt, successor_rows: dict[str, StepRun] | None) -> None:
     audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
     if run.state not in ADVANCING_RUN_STATES:
         return
     work_left = advance(run, plan, plan.steps[claimed.step_id].dependents, None,
-                        known={claimed.step_id: StepState.SUCCEEDED})
+                        known={claimed.step_id: StepState.SUCCEEDED}, rows=successor_rows)
     # A success only changes a running run's state when it was the last open step: with a
     # successor queued or still waiting for its other needs, there is nothing to count.
     if not (work_left and run.state == RunState.RUNNING):
