@@ -15,6 +15,8 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
+from apps.knowledge import adaptation
+from apps.knowledge.adoption import index_map
 from apps.knowledge.embedding import embed_documents
 from apps.knowledge.fusion import Example, fit_weights, held_out_evidence, label_vectors
 from apps.knowledge.index import doc_id, record_meta
@@ -79,12 +81,14 @@ def learn_fusion() -> LearnedFusion:
     if len({label for _, label in sample}) < 2:
         return LearnedFusion(examples=len(sample), weights=None)
     queries = [incident_query(incident) for incident, _ in sample]
-    vectors = embed_documents(queries)
+    space = index_map(index)  # the queries and label names go into the space of the index's vectors
+    vectors = adaptation.apply(space, embed_documents(queries))
     examples = [Example(doc_id("incident", incident.pk), label, query, vector)
                 for (incident, label), query, vector in zip(sample, queries, vectors)]
     candidates = candidate_categories(index)
     evidence = held_out_evidence(index, examples, candidates_for=lambda allowed: candidate_categories(index, allowed),
-                                 label_vectors=label_vectors(category_names(candidates)),
+                                 label_vectors={slug: adaptation.apply(space, v) for slug, v
+                                                in label_vectors(category_names(candidates)).items()},
                                  weights_by_doc=feedback_weights())
     weights = fit_weights(evidence)
     if weights is None:
