@@ -55,6 +55,14 @@ def index_map(index) -> np.ndarray | None:
     return space_map(index.meta.get("space"))
 
 
+def index_label_vectors(index, names: dict[str, str]) -> dict[str, np.ndarray]:
+    """The vectors of the categories' names (slug -> name) in the index's space."""
+    from apps.knowledge.fusion import label_vectors
+
+    matrix = index_map(index)
+    return {slug: adaptation.apply(matrix, vector) for slug, vector in label_vectors(names).items()}
+
+
 @dataclass
 class Adoption:
     incidents: int

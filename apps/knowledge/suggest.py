@@ -19,12 +19,12 @@ from django.urls import NoReverseMatch, reverse
 from apps.accounts.access import visible_team_ids
 from apps.incidents.models import Incident, RootCauseCategory
 from apps.knowledge import adaptation
-from apps.knowledge.adoption import index_map
+from apps.knowledge.adoption import index_label_vectors, index_map
 from apps.knowledge.calibration import HEADLINE_THRESHOLD, calibrated
 from apps.knowledge.known_causes import KnownCause
 from apps.knowledge.embedding import encode_query
 from apps.knowledge.index import KnowledgeIndex, doc_id
-from apps.knowledge.fusion import label_vectors, weights_from_meta
+from apps.knowledge.fusion import weights_from_meta
 from apps.knowledge.indexing import failure_query, reader
 from apps.knowledge.models import RunbookSection
 from apps.knowledge.learning import category_names, feedback_weights
@@ -130,9 +130,7 @@ def evidence_context(index: KnowledgeIndex) -> dict:
         index.derived["evidence"] = {
             "prototypes": category_prototypes(index), "history": category_history(index), "candidates": candidates,
             "fusion": fusion,
-            "label_vectors": ({slug: adaptation.apply(index_map(index), v)
-                               for slug, v in label_vectors(category_names(candidates)).items()}
-                              if fusion is not None else None)}
+            "label_vectors": index_label_vectors(index, category_names(candidates)) if fusion is not None else None}
     return index.derived["evidence"]
 
 
