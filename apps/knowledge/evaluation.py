@@ -6,6 +6,7 @@ folds (a team's taxonomy is the labels it uses). Category descriptions and runbo
 without seeing the data) stay in the index for every fold. The database is not touched.
 """
 
+import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from apps.incidents.importer import HistoryRow
 from apps.incidents.taxonomy import DEFAULT_CATEGORIES, canonical_slug
-from apps.knowledge import calibration
+from apps.knowledge import adaptation, calibration
 from apps.knowledge.embedding import embed_documents
 from apps.knowledge.fusion import Example, assign_folds, fit_weights, held_out_evidence, label_vectors
 from apps.knowledge.index import Document, KnowledgeIndex, doc_id
@@ -120,22 +121,44 @@ def prepare(rows: list[HistoryRow], progress=None) -> Prepared:
                     label_vectors({label: names[label] for label in set(labels)}))
 
 
+def in_space(prepared: Prepared, matrix: np.ndarray | None) -> Prepared:
+    """The same labelled file with every vector (documents, queries, label names) mapped by an
+    adaptation (adaptation.apply); itself when there is no map."""
+    if matrix is None:
+        return prepared
+    index = copy.copy(prepared.index)  # documents and BM25 shared; exact dense search reads `vectors`
+    index.vectors, index.derived = adaptation.apply(matrix, prepared.index.vectors), {}
+    return Prepared(index, prepared.labels, prepared.queries, adaptation.apply(matrix, prepared.query_vectors),
+                    {label: adaptation.apply(matrix, v) for label, v in prepared.label_vectors.items()})
+
+
+def fit_adaptation(prepared: Prepared, rows: list[int], **options) -> np.ndarray | None:
+    """An adaptation fitted on the incidents `rows` of the file only (their stock document vectors)."""
+    positions = [prepared.index.position(doc_id("incident", i + 1)) for i in rows]
+    return adaptation.fit(prepared.index.vectors[positions], [prepared.labels[i] for i in rows], **options)
+
+
 def _training_labels(index: KnowledgeIndex, allowed: np.ndarray) -> list[str]:
     """The candidates of a fold: the labels of the incidents it may use (a team's taxonomy is the labels it uses)."""
     return candidate_categories(index, allowed, described=False)
 
 
-def evaluate(prepared: Prepared, *, folds: int = 5, mode: str = "hybrid", seed: int = 13, learned: bool = True,
-             weights=None, temperature: float = TEMPERATURE) -> EvalReport:
+def evaluate(stock: Prepared, *, folds: int = 5, mode: str = "hybrid", seed: int = 13, learned: bool = True,
+             weights=None, temperature: float = TEMPERATURE, adapt: bool = False,
+             adapt_options: dict | None = None) -> EvalReport:
     """Cross-validated accuracy. With `learned`, each fold's fusion weights are fitted on the other
-    folds only (their incidents held out in turn, as `learning.learn_fusion` does on the database)."""
-    index, labels = prepared.index, prepared.labels
+    folds only (their incidents held out in turn, as `learning.learn_fusion` does on the database);
+    with `adapt`, so is an adaptation of the sentence space (adaptation.py), and the fold is ranked in it."""
+    labels = stock.labels
     fold_of = assign_folds(labels, folds, seed)
     top1 = top3 = rr = same5 = baseline = log_loss = 0.0
     confidences, correct, headlines = [], [], []
     for fold in range(folds):
         held_out = {i for i, f in enumerate(fold_of) if f == fold}
         training = [i for i in range(len(labels)) if i not in held_out]
+        matrix = fit_adaptation(stock, training, **(adapt_options or {})) if adapt and mode != "lexical" else None
+        prepared = in_space(stock, matrix)
+        index = prepared.index
         held_out_ids = frozenset(doc_id("incident", i + 1) for i in held_out)
         allowed = allowed_mask(index, excluded_ids=held_out_ids)
 

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
+from apps.knowledge import adaptation
+from apps.knowledge.adoption import adopted_space, index_map, space_map
 from apps.knowledge.embedding import embed_documents, get_encoder
 from apps.knowledge.index import Document, IndexReader, KnowledgeIndex, doc_id, writing
 from apps.knowledge.models import IndexBuild, RunbookSection
@@ -101,12 +103,14 @@ def build_index(requested_by=None, progress=None) -> IndexBuild:
         if progress:
             progress(n)
 
-    vectors = _embed(documents, progress=count)
+    # A full rebuild is where an adopted space (adoption.py) takes effect: every vector goes into it.
+    space = adopted_space()
+    vectors = adaptation.apply(space_map(space), _embed(documents, progress=count))
     with writing(index_directory()) as index:
         fresh = KnowledgeIndex(index.directory)
         fresh.meta = index.meta
         fresh.upsert(documents, vectors)
-        fresh.save(model=get_encoder().name, built_at=timezone.now().isoformat(), kind="full")
+        fresh.save(model=get_encoder().name, built_at=timezone.now().isoformat(), kind="full", space=space)
     build.documents, build.finished_at = len(documents), timezone.now()
     build.embedded = counter["embedded"]
     build.save(update_fields=["documents", "finished_at", "embedded"])
@@ -120,7 +124,7 @@ def update_documents(upserts: list[Document], removed_ids=()) -> IndexBuild:
     with writing(index_directory()) as index:
         index.remove(set(removed_ids) | {d.id for d in upserts})
         if upserts:
-            index.upsert(upserts, vectors)
+            index.upsert(upserts, adaptation.apply(index_map(index), vectors))  # the space the index is in
         index.save(model=get_encoder().name, updated_at=timezone.now().isoformat())
         build.documents = len(index)
     build.embedded, build.finished_at = len(upserts), timezone.now()

@@ -15,8 +15,10 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
+from apps.knowledge import adaptation
+from apps.knowledge.adoption import index_label_vectors, index_map
 from apps.knowledge.embedding import embed_documents
-from apps.knowledge.fusion import Example, fit_weights, held_out_evidence, label_vectors
+from apps.knowledge.fusion import Example, fit_weights, held_out_evidence
 from apps.knowledge.index import doc_id, record_meta
 from apps.knowledge.indexing import incident_query, index_directory, reader
 from apps.knowledge.models import Feedback, TargetKind, Verdict
@@ -79,12 +81,13 @@ def learn_fusion() -> LearnedFusion:
     if len({label for _, label in sample}) < 2:
         return LearnedFusion(examples=len(sample), weights=None)
     queries = [incident_query(incident) for incident, _ in sample]
-    vectors = embed_documents(queries)
+    # The queries (and the label names) go into the space the index's vectors are in.
+    vectors = adaptation.apply(index_map(index), embed_documents(queries))
     examples = [Example(doc_id("incident", incident.pk), label, query, vector)
                 for (incident, label), query, vector in zip(sample, queries, vectors)]
     candidates = candidate_categories(index)
     evidence = held_out_evidence(index, examples, candidates_for=lambda allowed: candidate_categories(index, allowed),
-                                 label_vectors=label_vectors(category_names(candidates)),
+                                 label_vectors=index_label_vectors(index, category_names(candidates)),
                                  weights_by_doc=feedback_weights())
     weights = fit_weights(evidence)
     if weights is None:

@@ -18,11 +18,13 @@ from django.urls import NoReverseMatch, reverse
 
 from apps.accounts.access import visible_team_ids
 from apps.incidents.models import Incident, RootCauseCategory
+from apps.knowledge import adaptation
+from apps.knowledge.adoption import index_label_vectors, index_map
 from apps.knowledge.calibration import HEADLINE_THRESHOLD, calibrated
 from apps.knowledge.known_causes import KnownCause
 from apps.knowledge.embedding import encode_query
 from apps.knowledge.index import KnowledgeIndex, doc_id
-from apps.knowledge.fusion import label_vectors, weights_from_meta
+from apps.knowledge.fusion import weights_from_meta
 from apps.knowledge.indexing import failure_query, reader
 from apps.knowledge.models import RunbookSection
 from apps.knowledge.learning import category_names, feedback_weights
@@ -112,6 +114,12 @@ def _url(name: str, *args, anchor: str = "") -> str:
         return ""
 
 
+def query_vector(index: KnowledgeIndex, query: str) -> np.ndarray:
+    """The query's vector in the index's space: the stock model's (cached by content hash), mapped
+    by the index's adaptation if it has one (one 384x384 product)."""
+    return adaptation.apply(index_map(index), encode_query(query))
+
+
 def evidence_context(index: KnowledgeIndex) -> dict:
     """What scoring needs besides the query, once per loaded index (a reload or new weights drop it):
     centroids, incident counts, candidates, and with learned weights the vectors of the labels'
@@ -122,7 +130,7 @@ def evidence_context(index: KnowledgeIndex) -> dict:
         index.derived["evidence"] = {
             "prototypes": category_prototypes(index), "history": category_history(index), "candidates": candidates,
             "fusion": fusion,
-            "label_vectors": label_vectors(category_names(candidates)) if fusion is not None else None}
+            "label_vectors": index_label_vectors(index, category_names(candidates)) if fusion is not None else None}
     return index.derived["evidence"]
 
 
@@ -139,7 +147,7 @@ def suggest_for_failure(text: str, error_signature: str | None = None, *, user=N
     if not len(index):
         return Suggestions(index_ready=False)
     query = failure_query(text, error_signature)
-    vector = encode_query(query[:QUERY_LIMIT])
+    vector = query_vector(index, query[:QUERY_LIMIT])
     count_index_query()
     if user is not None:
         team_ids = visible_team_ids(user)
@@ -256,7 +264,7 @@ def search_runbook_sections(query: str) -> list[RunbookSection]:
     """Runbook sections for a search: hybrid retrieval when the index is built, else text match."""
     index = reader().get()
     if len(index):
-        ranked = rank(index, query, encode_query(query[:QUERY_LIMIT]), mode="hybrid", limit=40)
+        ranked = rank(index, query, query_vector(index, query[:QUERY_LIMIT]), mode="hybrid", limit=40)
         count_index_query()
         ids = [int(index.docs[h.position].ref) for h in ranked.by_kind.get("runbook", [])]
         found = RunbookSection.objects.select_related("runbook").in_bulk(ids)

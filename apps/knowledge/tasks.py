@@ -58,3 +58,11 @@ def rank_incident(incident_id: int) -> None:
     incident = Incident.objects.filter(pk=incident_id).first()
     if incident is not None:
         ranking_for(incident, compute=True)
+
+
+@shared_task(acks_late=True)
+def adapt_model() -> None:
+    """Adapt the sentence space to the history, adopted only when better (adoption.py)."""
+    from apps.knowledge.adoption import adapt_and_rebuild
+
+    adapt_and_rebuild()

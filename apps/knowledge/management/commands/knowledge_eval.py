@@ -29,11 +29,14 @@ class Command(BaseCommand):
         parser.add_argument("--fit", action="store_true",
                             help="Also fit the fixed ranking's confidence temperature (hybrid), and the headline's "
                                  "Platt weights and threshold over all the files given (calibration.py).")
+        parser.add_argument("--adapt", action="store_true",
+                            help="Also score each mode in a sentence space adapted inside each fold from the other "
+                                 "folds (adaptation.py); printed as <mode>+adapted.")
         parser.add_argument("--reliability", action="store_true", help="Print each set's reliability table.")
         parser.add_argument("--no-save", action="store_true", help="Do not record the result for the admin page.")
 
     def handle(self, *args, incidents: list[Path], folds: int, mode: str, fixed: bool, fit: bool, reliability: bool,
-               no_save: bool, **options):
+               no_save: bool, adapt: bool, **options):
         for path in incidents:
             if not path.is_file():
                 raise CommandError(f"{path} does not exist; pass a labelled .jsonl or .csv file.")
@@ -51,15 +54,17 @@ class Command(BaseCommand):
                 raise CommandError(f"{path.name}: {len(rows)} usable incidents are too few for {folds} folds.")
             self.stdout.write(f"\n{path.name}: embedding {len(rows)} incidents (cached after the first run)…")
             prepared = prepare(rows)
-            self.stdout.write(f"{'mode':<9}{'top-1':>7}{'top-3':>7}{'MRR':>7}{'same@5':>8}{'base':>7}"
+            self.stdout.write(f"{'mode':<15}{'top-1':>7}{'top-3':>7}{'MRR':>7}{'same@5':>8}{'base':>7}"
                               f"{'ECE raw':>9}{'ECE':>7}{'precision':>11}{'coverage':>10}")
-            for name in modes:
-                report = evaluate(prepared, folds=folds, mode=name, learned=not fixed)
+            runs = [(name, False) for name in modes] + [(name, True) for name in modes if adapt and name != "lexical"]
+            for name, adapted in runs:
+                report = evaluate(prepared, folds=folds, mode=name, learned=not fixed, adapt=adapted)
                 calibrated = calibrate(report)
-                if name == "hybrid":
+                if name == "hybrid" and not adapted:
                     pooled.append((path.name, report))
+                name = f"{name}+adapted" if adapted else name
                 precision = "—" if calibrated.precision is None else f"{calibrated.precision:.3f}"
-                self.stdout.write(f"{name:<9}{report.top1:>7.3f}{report.top3:>7.3f}{report.mrr:>7.3f}"
+                self.stdout.write(f"{name:<15}{report.top1:>7.3f}{report.top3:>7.3f}{report.mrr:>7.3f}"
                                   f"{report.same_category_in_top5:>8.3f}{report.baseline_top1:>7.3f}"
                                   f"{calibrated.raw_ece:>9.3f}{calibrated.ece:>7.3f}{precision:>11}"
                                   f"{calibrated.coverage:>10.3f}")
