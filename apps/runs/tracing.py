@@ -62,8 +62,8 @@ def _process_resource():
 
     class ProcessResource(Resource):
         """Hashed once. The OTLP encoder groups each span by its resource, and Resource's own hash
-        writes its attributes as JSON every time: about a third of the encoding cost of a span,
-        in the batch thread that shares the step's process. A resource is immutable."""
+        writes its attributes as JSON every time (30% of the encoding in a profiled worker), in the
+        batch thread that shares the step's process. A resource is immutable."""
 
         def __init__(self, attributes, schema_url=None):
             super().__init__(attributes, schema_url)
