@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 from bench.engine import VAR, machine, prepare_environment, start_workers, stop_workers  # noqa: E402
 from bench.pages import _percentile as percentile, load_average  # noqa: E402
 
-PORT = int(os.environ.get("BENCH_THROUGHPUT_PORT", "8766"))
 SECONDS = float(os.environ.get("BENCH_THROUGHPUT_SECONDS", "60"))
 RATES = os.environ.get("BENCH_THROUGHPUT_RATES", "20/s,1000/min,max")
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
@@ -62,25 +62,39 @@ class Phase:
     started: float = 0.0  # wall clock of the first POST
 
 
-def start_server() -> subprocess.Popen:
+def free_port() -> int:
+    """A port no server holds now: a fixed one let a server left from an earlier run (bound to it,
+    serving another database) answer the first requests with 401 while ours retried its bind."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(port: int, workflow_id: int, key: str) -> subprocess.Popen:
+    """gunicorn on `port`, once it answers an authenticated request for the bench's own workflow:
+    proof that the server taking the runs is this one, on this database."""
     log = VAR / "bench-throughput-server.log"
     gunicorn = Path(sys.executable).parent / "gunicorn"
     env = {**os.environ, "DEBUG": "0", "DB_CONN_MAX_AGE": "600"}
-    server = subprocess.Popen([str(gunicorn), "apps.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", str(SERVER_WORKERS)],
+    server = subprocess.Popen([str(gunicorn), "apps.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(SERVER_WORKERS)],
                               cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     import httpx
 
+    probe = f"http://127.0.0.1:{port}/api/v1/workflows/{workflow_id}"
+    answer = None
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and server.poll() is None:
         try:
-            httpx.get(f"http://127.0.0.1:{PORT}/accounts/login/", timeout=2)
-            return server
+            answer = httpx.get(probe, headers={"Authorization": f"Bearer {key}"}, timeout=2)
+            if answer.status_code == 200:
+                return server
         except httpx.HTTPError:
-            if server.poll() is not None:
-                break
-            time.sleep(0.3)
-    raise SystemExit(f"the server did not start:\n{log.read_text()}")
+            pass
+        time.sleep(0.3)
+    stop_server(server)
+    seen = f"; last answer {answer.status_code} {answer.text[:200]}" if answer is not None else ""
+    raise SystemExit(f"the server did not answer for the bench's workflow on port {port}{seen}:\n{log.read_text()}")
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -132,7 +146,7 @@ def offer(url: str, key: str, phase: Phase, seconds: float = SECONDS) -> None:
                         phase.posts_ms.append(took)
                         phase.run_ids.append(answer.json()["id"])
                     else:
-                        phase.failures.append(f"{answer.status_code} {answer.text[:200]}")
+                        phase.failures.append(f"{time.monotonic() - begin:.2f}s {answer.status_code} {answer.text[:200]}")
 
     clients = [threading.Thread(target=client) for _ in range(CLIENTS)]
     for thread in clients:
@@ -195,13 +209,16 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     workflow_id, key = setup_workflow()
-    url = f"http://127.0.0.1:{PORT}/api/v1/workflows/{workflow_id}/runs"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1/workflows/{workflow_id}/runs"
     workers = start_workers(WORKERS, label="bench-throughput")
-    server = start_server()
+    server = start_server(port, workflow_id, key)
     try:
         warm_up = Phase("5/s")
         offer(url, key, warm_up, seconds=2)
         wait_for_runs(warm_up.run_ids)
+        if warm_up.failures:
+            raise SystemExit(f"the warm-up's requests were refused: {warm_up.failures[:3]}")
         print(f"machine: {machine()}; server: gunicorn, {SERVER_WORKERS} sync workers; load generator: "
               f"{CLIENTS} httpx clients on the same machine", flush=True)
         print(f"{STEPS}-step no-op workflow, each phase offered for {SECONDS:.0f} s; goals: {GOAL_RUNS_PER_MINUTE} "

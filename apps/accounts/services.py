@@ -15,7 +15,7 @@ from apps.accounts.models import (
     Team,
     User,
 )
-from apps.audit.log import record
+from apps.audit.log import batched, record
 
 
 class AccountsError(Exception):
@@ -98,7 +98,11 @@ def revoke_token(actor, token_id: int) -> ApiToken:
     return token
 
 
-@transaction.atomic
+# Batched: a sign-in may grant and revoke roles in several teams, and appending each event at once
+# would lock those teams' chain heads in the order of the changes (grants, then revokes, then
+# groups), so two sign-ins could lock two heads in opposite orders and deadlock; the batch takes
+# them once each, in one order, for the commit only.
+@batched()
 def sign_in_with_provider(*, issuer: str, claims: dict, groups: list[str]) -> User:
     """The person the provider vouched for (found by issuer and subject, else by verified email,
     else created), with the team roles and approver groups of `groups` applied through the group

@@ -45,6 +45,7 @@ from apps.runs.models import (
     StepRun,
     StepState,
 )
+from apps.workflows.plan import plan_for
 
 logger = get_logger("flowdeck.monitoring")
 # How many past successful attempts (per step) and approvals inform a prediction.
@@ -354,7 +355,7 @@ class Anomaly:
 def find_anomalies(run: Run, monitor: MonitorSettings) -> list[Anomaly]:
     past = list(Run.objects.filter(workflow_id=run.workflow_id, state=RunState.SUCCEEDED, started_at__isnull=False,
                                    finished_at__isnull=False).exclude(pk=run.pk)
-                .order_by("-finished_at")[: monitor.history_runs])
+                .only("started_at", "finished_at").order_by("-finished_at")[: monitor.history_runs])
     if len(past) < monitor.min_history:
         return []
     metrics = run_metrics([*past, run])
@@ -406,7 +407,7 @@ def on_run_state_changed(run: Run, before: str, after: str) -> None:
 def on_run_ended(run: Run) -> None:
     """After commit: settle the run's SLA and compare it with its workflow's history (both read
     many rows, so they do not hold the run's lock; alerts dedup by key, so a repeat is harmless)."""
-    if run.version.plan.sla:
+    if plan_for(run.version_id).sla:  # the cached plan: no read of the version's row at every run's end
         evaluate_sla(run)
     if run.state == RunState.SUCCEEDED and run.started_at:
         check_anomalies(run)

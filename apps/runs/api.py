@@ -13,6 +13,7 @@ follows them polls for what is new and never misses a line written between two p
 
 from dataclasses import asdict
 
+from django.db.models import prefetch_related_objects
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
@@ -121,6 +122,14 @@ def _detail(run: Run, user) -> dict:
     return RunDetailSerializer(run, context={"user": user}).data
 
 
+def _started_detail(run: Run, workflow, user) -> dict:
+    """`_detail` of a run start_run just returned: the run as it left it (team, version and starter
+    in hand) with its steps and attempts read, instead of reading the run and its joins back."""
+    run.workflow = workflow
+    prefetch_related_objects([run], "step_runs__attempts")
+    return RunDetailSerializer(run, context={"user": user}).data
+
+
 def _conflict(error: engine.EngineError) -> Response:
     return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
 
@@ -159,7 +168,7 @@ class StartRun(APIView):
             run = start_workflow_run(request.user, workflow, provided, trigger=Trigger.API)
         except engine.InvalidInputs as invalid:
             return Response({"inputs": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(_detail(run, request.user), status=status.HTTP_201_CREATED)
+        return Response(_started_detail(run, workflow, request.user), status=status.HTTP_201_CREATED)
 
 
 def _run_action(action, *, creates: bool = False, description: str):

@@ -387,10 +387,13 @@ def start_downstream(upstream_run: Run) -> list[Run]:
     """Start the workflows whose `after` trigger waits for this run's workflow ending this way."""
     statuses = AFTER_STATUSES.get(upstream_run.state, set())
     upstream = upstream_run.workflow
+    bindings = list(TriggerBinding.objects.select_related("workflow__current_version")
+                    .filter(kind=TriggerKind.AFTER, match_name=upstream.name))
+    if not bindings:  # most runs: nothing waits for them, so no shares to read
+        return []
     shared_with = set(UpstreamShare.objects.filter(workflow=upstream).values_list("team_id", flat=True))
     started = []
-    for binding in TriggerBinding.objects.select_related("workflow__current_version") \
-            .filter(kind=TriggerKind.AFTER, match_name=upstream.name):
+    for binding in bindings:
         downstream = binding.workflow
         if binding.config.get("status", "succeeded") not in statuses:
             continue

@@ -66,6 +66,16 @@ def test_start_run_with_good_inputs(api_for, version, operator):
     assert {s["step_id"] for s in response.json()["step_runs"]} == {"extract", "load"}
 
 
+def test_start_run_answers_the_run_as_reading_it_back_would(api_for, version, operator):
+    api = api_for(operator)
+    started = api.post(f"/api/v1/workflows/{version.workflow_id}/runs", {"inputs": {"period": "2026-11"}},
+                       format="json").json()
+    assert started["state"] == RunState.RUNNING and started["workflow_name"] == "billing-close"
+    assert [(s["step_id"], s["state"], len(s["attempts"])) for s in started["step_runs"]] == [
+        ("extract", StepState.QUEUED, 1), ("load", StepState.PENDING, 0)]
+    assert started == api.get(f"/api/v1/runs/{started['id']}").json()
+
+
 def test_start_run_with_bad_inputs_answers_400_naming_each_field(api_for, version, operator):
     response = api_for(operator).post(f"/api/v1/workflows/{version.workflow_id}/runs",
                                       {"inputs": {"rows": "many", "colour": "red"}}, format="json")
