@@ -2,8 +2,10 @@
 
 PostgreSQL database fd_bench_pages (on the server of DATABASE_URL, else 127.0.0.1:5432) holds
 100,000 runs, 1,000,000 step runs and as many step attempts, written with COPY once and kept
-between runs of the benchmark (BENCH_PAGES_REBUILD=1 rebuilds it; BENCH_PAGES_DB, BENCH_PAGES_RUNS
-and BENCH_PAGES_INCIDENTS try the generation small elsewhere). A real server (gunicorn,
+between runs of the benchmark (BENCH_PAGES_REBUILD=1 rebuilds it). BENCH_PAGES_RUNS sets the size:
+1000000 gives 10M step runs in fd_bench_pages_10m (written in rounds of CHUNK_RUNS runs, so memory
+stays small); BENCH_PAGES_DB names another database, and BENCH_PAGES_RUNS and BENCH_PAGES_INCIDENTS
+small try the generation quickly. A real server (gunicorn,
 BENCH_SERVER_WORKERS sync processes) serves the console; BENCH_CLIENTS threads (default 20) with
 httpx open the runs list, a run's page, the approval inbox, home (and its failure groups), the workflows list, a
 workflow's page and the team dashboard (whose run history reads the same runs), each client
@@ -15,7 +17,8 @@ time), then for all clients at once; the goal is p95 under 150 ms.
 It also holds BENCH_PAGES_INCIDENTS (default 100,000) resolved incidents, their wordings drawn
 from fixtures/incidents/demo_history.jsonl (one wording per row and SYSTEMS name, so some 4,000 texts are
 embedded), indexed in var/fd_bench_pages-knowledge (its own knowledge index), and an open incident
-for each paused run's failure, ranked once as the worker does when a failure is recorded: the
+for each paused run's failure; those the timed pages show are ranked once as the worker does when a
+failure is recorded (ranking all 10,000 of the 10M history would take 40 minutes): the
 checkpoint's suggestions and the incident page are timed with suggestions, the server's workers
 having loaded the model and the index at start (the benchmark waits for each to say so). A history
 built before the incidents existed gets them added, its runs kept. The load generator shares
@@ -33,17 +36,20 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
-# Another name and smaller counts try the history's generation quickly (BENCH_PAGES_DB, _RUNS).
-DB_NAME = os.environ.get("BENCH_PAGES_DB", "fd_bench_pages")
 RUNS = int(os.environ.get("BENCH_PAGES_RUNS", "100000"))
 STEPS_PER_RUN = 10
+# Each size of history has its own database, kept between runs: BENCH_PAGES_RUNS=1000000 (10M step
+# runs) builds and reuses fd_bench_pages_10m beside the default's fd_bench_pages.
+DB_NAME = os.environ.get("BENCH_PAGES_DB") or ("fd_bench_pages" if RUNS == 100_000 else
+                                               f"fd_bench_pages_{RUNS * STEPS_PER_RUN // 1_000_000}m"
+                                               if RUNS * STEPS_PER_RUN % 1_000_000 == 0 else f"fd_bench_pages_{RUNS}")
 TEAMS = 10
 WORKFLOWS_PER_TEAM = 20
 GOAL_P95_MS = 150
@@ -62,6 +68,8 @@ REQUESTS_PER_PAGE = int(os.environ.get("BENCH_REQUESTS_PER_PAGE", "200"))
 THINK_SECONDS = float(os.environ.get("BENCH_THINK_SECONDS", "1.0"))
 SERVER_WORKERS = int(os.environ.get("BENCH_SERVER_WORKERS", str(max(2, (os.cpu_count() or 2) * 2))))
 PASSWORD = "bench-pages"
+# Who opens the pages: an operator and approver of two teams, and a platform admin who sees all ten.
+BENCH_USERS = ("bench-operator", "bench-admin")
 ACCESS_LOG = VAR / "bench-pages-access.log"
 # Run states of the generated history, by share: mostly finished, some needing people.
 STATE_SHARES = [("succeeded", 0.88), ("failed", 0.06), ("paused", 0.01), ("waiting", 0.02), ("running", 0.03)]
@@ -135,6 +143,40 @@ def _copy(cursor, table: str, columns: list[str], rows) -> None:
             copy.write_row(row)
 
 
+# Runs written per COPY round: 10M step runs and their attempts would take some 12 GB as tuples.
+CHUNK_RUNS = 20_000
+RUN_COLUMNS = ["id", "workflow_id", "version_id", "team_id", "state", "inputs", "trigger", "trigger_detail",
+               "failure_summary", "created_at", "started_at", "finished_at"]
+STEP_RUN_COLUMNS = ["id", "run_id", "step_id", "position", "step_type", "state", "skip_reason", "attempt",
+                    "retry_budget_from", "error_type", "error_message", "started_at", "finished_at", "decision"]
+ATTEMPT_COLUMNS = ["id", "step_run_id", "kind", "number", "idempotency_key", "step_type", "queue", "params",
+                   "timeout_seconds", "state", "queued_at", "not_before", "deliveries", "worker", "output_artifact",
+                   "error_type", "error_message", "error_signature", "records_in", "records_out", "records_rejected",
+                   "log_lines_dropped", "started_at", "ended_at", "duration_ms"]
+REQUEST_COLUMNS = ["kind", "state", "team_id", "run_id", "step_run_id", "group_id", "quorum", "on_expiry", "risky",
+                   "error_type", "error_message", "error_signature", "outcome", "created_at", "stage", "params_digest"]
+SLA_COLUMNS = ["run_id", "team_id", "state", "deadline", "waiting_for_people_seconds", "running_seconds",
+               "predicted_wait_seconds", "evaluated_at"]
+
+
+@dataclass
+class HistoryChunk:
+    """The rows of CHUNK_RUNS runs, as COPY writes them."""
+
+    runs: list = field(default_factory=list)
+    step_runs: list = field(default_factory=list)
+    attempts: list = field(default_factory=list)
+    requests: list = field(default_factory=list)
+    slas: list = field(default_factory=list)
+
+    def copy(self, cursor) -> None:
+        _copy(cursor, "runs_run", RUN_COLUMNS, self.runs)
+        _copy(cursor, "runs_steprun", STEP_RUN_COLUMNS, self.step_runs)
+        _copy(cursor, "runs_stepattempt", ATTEMPT_COLUMNS, self.attempts)
+        _copy(cursor, "approvals_approvalrequest", REQUEST_COLUMNS, self.requests)
+        _copy(cursor, "monitoring_slastatus", SLA_COLUMNS, self.slas)
+
+
 def generate() -> None:
     from django.db import connection, transaction
 
@@ -148,84 +190,79 @@ def generate() -> None:
                     for team, group in zip(teams, groups) for n in range(WORKFLOWS_PER_TEAM)]
     now = datetime.now(timezone.utc)
     states = [state for state, share in STATE_SHARES for _ in range(int(share * 100))]
-    runs, step_runs, attempts, requests, slas = [], [], [], [], []
+    chunk, totals = HistoryChunk(), {"runs": 0, "step runs": 0, "attempts": 0, "open gates": 0}
     step_run_id = attempt_id = 0
-    for run_id in range(1, RUNS + 1):
-        version = versions[rng.randrange(len(versions))]
-        state = states[rng.randrange(len(states))]
-        # Newer runs are denser, as in a console that grew; the unfinished ones are recent.
-        age = timedelta(seconds=int(365 * 86400 * rng.random() ** 2)) if state in ("succeeded", "failed") \
-            else timedelta(seconds=rng.randrange(3600))
-        created = now - age
-        finished = created + timedelta(seconds=rng.randrange(30, 900)) if state in ("succeeded", "failed") else None
-        failed_at = rng.randrange(STEPS_PER_RUN) if state in ("failed", "paused") else None
-        runs.append((run_id, version.workflow_id, version.pk, version.workflow.team_id, state, "{}", "schedule", "{}",
-                     f"step s{failed_at} failed: ConnectionError to ledger-db" if failed_at is not None else "",
-                     created, created, finished))
-        for position in range(STEPS_PER_RUN):
-            step_run_id += 1
-            if state == "succeeded" or (failed_at is not None and position < failed_at) \
-                    or (state in ("waiting", "running") and position < 5):
-                step_state = "succeeded"
-            elif failed_at == position:
-                step_state = "failed"
-            elif state == "waiting" and position == 5:
-                step_state = "waiting_approval"
-            elif state == "running" and position == 5:
-                step_state = "running"
-            else:
-                step_state = "pending"
-            ran = step_state in ("succeeded", "failed", "running")
-            begin = created + timedelta(seconds=position * 3)
-            end = begin + timedelta(seconds=2) if step_state in ("succeeded", "failed") else None
-            error = "ConnectionError" if step_state == "failed" else ""
-            step_runs.append((step_run_id, run_id, f"s{position}", position, "echo", step_state, "",
-                              1 if ran else 0, 1, error, "connection refused" if error else "",
-                              begin if ran else None, end, ""))
-            if ran:
-                attempt_id += 1
-                attempts.append((attempt_id, step_run_id, "step", 1, f"{run_id}:s{position}:1", "echo", "steps",
-                                 "{}", 300, "failed" if error else "succeeded" if end else "running",
-                                 begin, begin, 1, "bench@host:1", "", error, "connection refused" if error else "",
-                                 "ConnectionError: connection refused" if error else "", 0, 0, 0, 0,
-                                 begin, end, rng.randrange(500, 4000) if end else None))
-            if step_state == "waiting_approval":
-                requests.append(("gate", "pending", version.workflow.team_id, run_id, step_run_id,
-                                 groups[teams.index(version.workflow.team)].pk, 1, "reject", True, "", "", "", "",
-                                 created + timedelta(seconds=15), 0, ""))
-            if step_state == "failed" and state == "paused":
-                requests.append(("checkpoint", "pending", version.workflow.team_id, run_id, step_run_id, None, 1,
-                                 "reject", False, "ConnectionError", "connection refused",
-                                 "ConnectionError: connection refused", "", end, 0, ""))
-        if state == "running" and rng.random() < 0.3:
-            slas.append((run_id, version.workflow.team_id, "at_risk", created + timedelta(hours=1), 0, 60, 0, now))
     with connection.cursor() as django_cursor:
         cursor = django_cursor.cursor
-        _copy(cursor, "runs_run", ["id", "workflow_id", "version_id", "team_id", "state", "inputs", "trigger",
-                                   "trigger_detail", "failure_summary", "created_at", "started_at", "finished_at"],
-              runs)
-        _copy(cursor, "runs_steprun", ["id", "run_id", "step_id", "position", "step_type", "state", "skip_reason",
-                                       "attempt", "retry_budget_from", "error_type", "error_message", "started_at",
-                                       "finished_at", "decision"], step_runs)
-        _copy(cursor, "runs_stepattempt", ["id", "step_run_id", "kind", "number", "idempotency_key", "step_type",
-                                           "queue", "params", "timeout_seconds", "state", "queued_at", "not_before",
-                                           "deliveries", "worker", "output_artifact", "error_type", "error_message",
-                                           "error_signature", "records_in", "records_out", "records_rejected",
-                                           "log_lines_dropped", "started_at", "ended_at", "duration_ms"], attempts)
-        _copy(cursor, "approvals_approvalrequest", ["kind", "state", "team_id", "run_id", "step_run_id", "group_id",
-                                                    "quorum", "on_expiry", "risky", "error_type", "error_message",
-                                                    "error_signature", "outcome", "created_at", "stage",
-                                                    "params_digest"], requests)
-        _copy(cursor, "monitoring_slastatus", ["run_id", "team_id", "state", "deadline", "waiting_for_people_seconds",
-                                               "running_seconds", "predicted_wait_seconds", "evaluated_at"], slas)
+        for run_id in range(1, RUNS + 1):
+            version = versions[rng.randrange(len(versions))]
+            state = states[rng.randrange(len(states))]
+            # Newer runs are denser, as in a console that grew; the unfinished ones are recent.
+            age = timedelta(seconds=int(365 * 86400 * rng.random() ** 2)) if state in ("succeeded", "failed") \
+                else timedelta(seconds=rng.randrange(3600))
+            created = now - age
+            finished = created + timedelta(seconds=rng.randrange(30, 900)) if state in ("succeeded", "failed") \
+                else None
+            failed_at = rng.randrange(STEPS_PER_RUN) if state in ("failed", "paused") else None
+            chunk.runs.append((run_id, version.workflow_id, version.pk, version.workflow.team_id, state, "{}",
+                               "schedule", "{}",
+                               f"step s{failed_at} failed: ConnectionError to ledger-db" if failed_at is not None
+                               else "", created, created, finished))
+            for position in range(STEPS_PER_RUN):
+                step_run_id += 1
+                if state == "succeeded" or (failed_at is not None and position < failed_at) \
+                        or (state in ("waiting", "running") and position < 5):
+                    step_state = "succeeded"
+                elif failed_at == position:
+                    step_state = "failed"
+                elif state == "waiting" and position == 5:
+                    step_state = "waiting_approval"
+                elif state == "running" and position == 5:
+                    step_state = "running"
+                else:
+                    step_state = "pending"
+                ran = step_state in ("succeeded", "failed", "running")
+                begin = created + timedelta(seconds=position * 3)
+                end = begin + timedelta(seconds=2) if step_state in ("succeeded", "failed") else None
+                error = "ConnectionError" if step_state == "failed" else ""
+                chunk.step_runs.append((step_run_id, run_id, f"s{position}", position, "echo", step_state, "",
+                                        1 if ran else 0, 1, error, "connection refused" if error else "",
+                                        begin if ran else None, end, ""))
+                if ran:
+                    attempt_id += 1
+                    chunk.attempts.append((
+                        attempt_id, step_run_id, "step", 1, f"{run_id}:s{position}:1", "echo", "steps", "{}", 300,
+                        "failed" if error else "succeeded" if end else "running", begin, begin, 1, "bench@host:1",
+                        "", error, "connection refused" if error else "",
+                        "ConnectionError: connection refused" if error else "", 0, 0, 0, 0, begin, end,
+                        rng.randrange(500, 4000) if end else None))
+                if step_state == "waiting_approval":
+                    chunk.requests.append(("gate", "pending", version.workflow.team_id, run_id, step_run_id,
+                                           groups[teams.index(version.workflow.team)].pk, 1, "reject", True, "",
+                                           "", "", "", created + timedelta(seconds=15), 0, ""))
+                if step_state == "failed" and state == "paused":
+                    chunk.requests.append(("checkpoint", "pending", version.workflow.team_id, run_id, step_run_id,
+                                           None, 1, "reject", False, "ConnectionError", "connection refused",
+                                           "ConnectionError: connection refused", "", end, 0, ""))
+            if state == "running" and rng.random() < 0.3:
+                chunk.slas.append((run_id, version.workflow.team_id, "at_risk", created + timedelta(hours=1), 0, 60,
+                                   0, now))
+            if run_id % CHUNK_RUNS == 0 or run_id == RUNS:
+                chunk.copy(cursor)
+                for name, rows in (("runs", chunk.runs), ("step runs", chunk.step_runs),
+                                   ("attempts", chunk.attempts), ("open gates", chunk.requests)):
+                    totals[name] += len(rows)
+                chunk = HistoryChunk()
+                if RUNS > 10 * CHUNK_RUNS and run_id % (10 * CHUNK_RUNS) == 0:
+                    print(f"  {run_id:,} runs written in {time.monotonic() - started:.0f} s", flush=True)
         for table in ("runs_run", "runs_steprun", "runs_stepattempt"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     with connection.cursor() as cursor:
         # As autovacuum would have by the time a console has this history: index-only scans
         # (the unfinished runs for home's SLA panel) need the visibility map.
         cursor.execute("VACUUM ANALYZE")
-    print(f"generated {len(runs):,} runs, {len(step_runs):,} step runs, {len(attempts):,} attempts, "
-          f"{len(requests):,} open gates in {time.monotonic() - started:.0f} s", flush=True)
+    print(f"generated {totals['runs']:,} runs, {totals['step runs']:,} step runs, {totals['attempts']:,} attempts, "
+          f"{totals['open gates']:,} open gates in {time.monotonic() - started:.0f} s", flush=True)
 
 
 def ensure_history() -> None:
@@ -342,11 +379,15 @@ def ensure_incidents(count: int = INCIDENTS) -> None:
         index = reader().get()
         print(f"indexed {build.documents:,} documents ({build.embedded:,} texts embedded, the rest cached) in "
               f"{time.monotonic() - began:.0f} s", flush=True)
+    # The ones the timed pages show: ranking all 10,000 of the 10M history would take 40 minutes.
+    shown = set()
+    for username in BENCH_USERS:
+        shown |= set(open_work(username).ranked_incidents)
     began, ranked = time.monotonic(), 0
-    for incident in Incident.objects.filter(status="open").order_by("pk").iterator():
+    for incident in Incident.objects.filter(pk__in=shown).order_by("pk").iterator():
         ranked += ranking_for(incident, compute=True) is not None
-    print(f"{ranked:,} open incidents ranked (or their stored ranking current) in {time.monotonic() - began:.0f} s",
-          flush=True)
+    print(f"{ranked:,} of {Incident.objects.filter(status='open').count():,} open incidents ranked (those the "
+          f"pages show; or their stored ranking current) in {time.monotonic() - began:.0f} s", flush=True)
 
 
 # --- Server and load ------------------------------------------------------------------------------
@@ -403,21 +444,46 @@ def session_cookie(username: str) -> str:
     return client.cookies["sessionid"].value
 
 
-def page_paths(username: str) -> dict[str, list[str]]:
+@dataclass
+class OpenWork:
+    """What of the open work the benchmark opens for one person (newest first)."""
+
+    checkpoints: list[int]  # approval request ids
+    gates: list[int]
+    incidents: list[int]
+    ranked_incidents: list[int]  # the incidents whose ranking a timed page shows (the inbox's first page too)
+
+
+def open_work(username: str) -> OpenWork:
     from apps.accounts.access import scope_to_user
     from apps.accounts.models import User
     from apps.approvals.models import ApprovalRequest
-    from apps.incidents.models import Incident
+    from apps.approvals.services import inbox_for
+    from apps.incidents.models import Incident, IncidentOccurrence
+
+    user = User.objects.get(username=username)
+    requests = scope_to_user(ApprovalRequest.objects.filter(state="pending").order_by("-pk"), user)
+    checkpoints = list(requests.filter(kind="checkpoint").values_list("pk", flat=True)[:200])
+    incidents = list(scope_to_user(Incident.objects.filter(status="open").order_by("-pk"), user)
+                     .values_list("pk", flat=True)[:200])
+    step_runs = set(ApprovalRequest.objects.filter(pk__in=checkpoints).values_list("step_run_id", flat=True)) \
+        | set(inbox_for(user).filter(kind="checkpoint").values_list("step_run_id", flat=True)[:25])
+    ranked = set(incidents) | set(IncidentOccurrence.objects.filter(step_run_id__in=step_runs)
+                                  .values_list("incident_id", flat=True))
+    return OpenWork(checkpoints, list(requests.filter(kind="gate").values_list("pk", flat=True)[:200]), incidents,
+                    sorted(ranked))
+
+
+def page_paths(username: str) -> dict[str, list[str]]:
+    from apps.accounts.access import scope_to_user
+    from apps.accounts.models import User
     from apps.runs.models import Run
     from apps.workflows.models import Workflow
 
     user = User.objects.get(username=username)
     run_ids = list(scope_to_user(Run.objects.order_by("-pk"), user).values_list("pk", flat=True)[:2000])
     workflow_ids = list(scope_to_user(Workflow.objects.order_by("pk"), user).values_list("pk", flat=True)[:40])
-    requests = scope_to_user(ApprovalRequest.objects.filter(state="pending").order_by("-pk"), user)
-    checkpoints = list(requests.filter(kind="checkpoint").values_list("pk", flat=True)[:200])
-    incident_ids = list(scope_to_user(Incident.objects.filter(status="open").order_by("-pk"), user)
-                        .values_list("pk", flat=True)[:200])
+    work = open_work(username)
     paths = {"runs list": ["/runs/", "/runs/?page=2", "/runs/?state=failed"],
             "run detail": [f"/runs/{pk}/" for pk in run_ids],
             "inbox": ["/approvals/"], "home": ["/"],
@@ -428,11 +494,11 @@ def page_paths(username: str) -> dict[str, list[str]]:
             "workflow detail": [f"/workflows/{pk}/" for pk in workflow_ids],
             "team dashboard": ["/runs/dashboard/"],
             # The decision pages: the summary, the rendered parameters, the diff; suggestions load apart.
-            "gate": [f"/approvals/{pk}/" for pk in requests.filter(kind="gate").values_list("pk", flat=True)[:200]],
-            "checkpoint": [f"/approvals/{pk}/" for pk in checkpoints],
+            "gate": [f"/approvals/{pk}/" for pk in work.gates],
+            "checkpoint": [f"/approvals/{pk}/" for pk in work.checkpoints],
             # With suggestions: the ranking the checkpoint loads apart, and the failure's incident page.
-            "checkpoint suggestions": [f"/approvals/{pk}/suggestions/" for pk in checkpoints],
-            "incident detail": [f"/incidents/{pk}/" for pk in incident_ids]}
+            "checkpoint suggestions": [f"/approvals/{pk}/suggestions/" for pk in work.checkpoints],
+            "incident detail": [f"/incidents/{pk}/" for pk in work.incidents]}
     return {name: urls for name, urls in paths.items() if not ONLY or name in ONLY}
 
 
@@ -545,7 +611,7 @@ def main() -> None:
         print("| who | page | n | p50 | p95 | p99 | max | server p95 | goal |\n| --- | --- | --- | --- | --- | --- | --- "
               "| --- | --- |", flush=True)
         ok, generator = True, []
-        for username in ("bench-operator", "bench-admin"):
+        for username in BENCH_USERS:
             cookie, paths = session_cookie(username), page_paths(username)
             hammer(cookie, paths, requests_per_page=CLIENTS)  # warms every server worker's caches and connections
             # One client alone gives each page's service time, apart from queueing on a busy machine.

@@ -31,6 +31,21 @@ def test_inbox_pages_most_urgent_first(waiting_gate, approver, client_for, monke
     assert "Page 2 of 2" in client.get("/approvals/?page=5").content.decode()
 
 
+def test_inbox_workflow_filter_offers_the_workflows_of_its_most_urgent_requests(waiting_gate, approver, client_for,
+                                                                               monkeypatch):
+    monkeypatch.setattr("apps.approvals.views.WORKFLOW_CHOICES_FROM", 1)
+    older, newer = waiting_gate(), waiting_gate(name="payroll-2")
+    client = client_for(approver)
+    page = client.get("/approvals/").content.decode()
+    assert f'<option value="{older.run.workflow_id}">payroll</option>' in page
+    assert "payroll-2</option>" not in page
+    # Past the first requests, a workflow is still a filter by link.
+    filtered = client.get(f"/approvals/?workflow={newer.run.workflow_id}").content.decode()
+    assert f'id="request-{newer.pk}"' in filtered and f'id="request-{older.pk}"' not in filtered
+    monkeypatch.setattr("apps.approvals.views.WORKFLOW_CHOICES_FROM", 1000)
+    assert "payroll-2</option>" in client.get("/approvals/").content.decode()
+
+
 def test_inbox_is_empty_for_people_who_cannot_decide(waiting_gate, operator, viewer, client_for):
     waiting_gate()
     for person in (operator, viewer):
