@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
 from apps.knowledge import adaptation
-from apps.knowledge.adoption import adopted_space, index_map, space_map
+from apps.knowledge.spaces import adopted_space, index_map, space_map
 from apps.knowledge.embedding import embed_documents, get_encoder
 from apps.knowledge.index import Document, IndexReader, KnowledgeIndex, doc_id, writing
 from apps.knowledge.models import IndexBuild, RunbookSection

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
 from apps.knowledge import adaptation
-from apps.knowledge.adoption import index_label_vectors, index_map
+from apps.knowledge.spaces import index_label_vectors, index_map
 from apps.knowledge.embedding import embed_documents
 from apps.knowledge.fusion import Example, fit_weights, held_out_evidence
 from apps.knowledge.index import doc_id, record_meta

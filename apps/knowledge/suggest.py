@@ -19,7 +19,7 @@ from django.urls import NoReverseMatch, reverse
 from apps.accounts.access import visible_team_ids
 from apps.incidents.models import Incident, RootCauseCategory
 from apps.knowledge import adaptation
-from apps.knowledge.adoption import index_label_vectors, index_map
+from apps.knowledge.spaces import index_label_vectors, index_map
 from apps.knowledge.calibration import HEADLINE_THRESHOLD, calibrated
 from apps.knowledge.known_causes import KnownCause
 from apps.knowledge.embedding import encode_query

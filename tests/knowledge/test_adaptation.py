@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from apps.incidents.services import category_for_label
-from apps.knowledge import adaptation, adoption, indexing
+from apps.knowledge import adaptation, adoption, indexing, spaces
 from apps.knowledge.evaluation import EvalReport
 from apps.knowledge.models import EvaluationResult
 from apps.knowledge.suggest import suggest_for_failure
@@ -84,7 +84,7 @@ def test_an_adapted_space_that_ranks_better_is_adopted_and_the_index_and_queries
     assert recorded["space"] == result.space and recorded["stock"]["top1"] == 0.70
     assert (adoption.adaptation_directory() / result.space).is_file()
     index = indexing.reader().get()
-    matrix = adoption.space_map(result.space)
+    matrix = spaces.space_map(result.space)
     assert index.meta["space"] == result.space
     assert np.allclose(index.vectors, adaptation.apply(matrix, stock_vectors), atol=1e-5)
     assert set(EvaluationResult.objects.filter(dataset="team history").values_list("mode", flat=True)) == {
