@@ -92,6 +92,7 @@ def hidden(*roles) -> dict:
 ACCESS: dict[str, Use | tuple[Use, ...]] = {
     # --- Pages ------------------------------------------------------------------------------------
     "": Use(get=SIGNED_IN),
+    "home/failing/": Use(get=SIGNED_IN),
     "accounts/login/": Use(get=ANYONE, post=ANYONE, body={"username": "nobody", "password": "wrong"}),
     "accounts/logout/": Use(post=ANYONE, answers=frozenset({302})),
     # Anyone may start a single sign-on; this console has none configured, so both answer 404
