@@ -43,8 +43,10 @@ def consumer_name() -> str:
 
 def start_id(since: datetime) -> str:
     """The stream id of `since`: a new group starts there, so entries written after the trigger
-    was bound are read even if no consumer was running yet, and older history is not replayed."""
-    return f"{int(since.timestamp() * 1000)}-0"
+    was bound are read even if no consumer was running yet, and older history is not replayed.
+    The group starts at the last id before that millisecond: an entry written in the very
+    millisecond of the binding is `<ms>-0`, and a group's start is the last entry it skips."""
+    return f"{int(since.timestamp() * 1000) - 1}-{2 ** 64 - 1}"
 
 
 class StreamReader:

@@ -164,3 +164,16 @@ def test_polling_takes_entries_until_its_time_is_up(streams, stream_workflow):
     report = consume(binding, once=False, poll_seconds=0.3)
     assert report.outcomes == {"started": 1} and 0.25 <= time.monotonic() - began < 2
     assert Run.objects.get(workflow=workflow).inputs["invoice"] == "INV-5"
+
+
+def test_an_entry_written_in_the_millisecond_the_trigger_was_bound_is_read(streams, new_stream):
+    from datetime import datetime, timezone
+
+    stream, bound = new_stream(), datetime(2026, 12, 4, 21, 40, 0, 123000, tzinfo=timezone.utc)
+    millisecond = int(bound.timestamp() * 1000)
+    streams.xadd(stream, {"n": "before"}, id=f"{millisecond - 1}-5")
+    reader = StreamReader(streams, stream, "fd-test-group", "consumer")
+    reader.ensure_group(bound)
+    streams.xadd(stream, {"n": "same millisecond"}, id=f"{millisecond}-0")
+    read = streams.xreadgroup("fd-test-group", "consumer", {stream: ">"})
+    assert [entry[1] for entry in read[0][1]] == [{b"n": b"same millisecond"}]
