@@ -1,4 +1,5 @@
-"""Flowdeck's folders on the server (the data root, the landing root, the artifact folder), and
+"""Flowdeck's folders on the server (the data root, the landing root, the artifact folder, the
+knowledge folder), and
 the one rule for showing their paths to people: relative to their root, never absolute.
 
 An absolute path tells an outsider how the server is laid out and helps nobody fix a step: the
@@ -40,6 +41,12 @@ DATA_ROOT = Root("the data root", "FLOWDECK_DATA_ROOT")
 LANDING_ROOT = Root("the landing root", "FLOWDECK_LANDING_ROOT")
 ARTIFACTS = Root("the artifact folder", "ARTIFACT_DIR")
 ROOTS = (DATA_ROOT, LANDING_ROOT, ARTIFACTS)
+
+
+def knowledge_directory() -> Path:
+    """Where the knowledge index and its adapted spaces live: FLOWDECK_KNOWLEDGE_DIR, else under
+    VAR_DIR (read at each call: tests and benchmarks move either)."""
+    return Path(settings.FLOWDECK_KNOWLEDGE_DIR or Path(settings.VAR_DIR) / "knowledge")
 
 
 def scrub(text: str) -> str:

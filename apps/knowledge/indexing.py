@@ -7,20 +7,20 @@ category descriptions. Open incidents are not knowledge yet. Writes go through
 
 from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
 from apps.knowledge import adaptation
-from apps.knowledge.spaces import adopted_space, index_map, space_map
 from apps.knowledge.embedding import embed_documents, get_encoder
 from apps.knowledge.index import Document, IndexReader, KnowledgeIndex, doc_id, writing
 from apps.knowledge.models import IndexBuild, RunbookSection
+from apps.knowledge.spaces import adopted_space, index_map, space_map
 from apps.knowledge.textproc import content_hash, normalize_signature
+from apps.paths import knowledge_directory
 
 
 def index_directory() -> Path:
-    return Path(settings.FLOWDECK_KNOWLEDGE_DIR or Path(settings.VAR_DIR) / "knowledge") / "index"
+    return knowledge_directory() / "index"
 
 
 _reader: IndexReader | None = None

@@ -16,13 +16,13 @@ from django.utils import timezone
 
 from apps.incidents.models import Incident, IncidentStatus, RootCauseCategory
 from apps.knowledge import adaptation
-from apps.knowledge.spaces import index_label_vectors, index_map
 from apps.knowledge.embedding import embed_documents
 from apps.knowledge.fusion import Example, fit_weights, held_out_evidence
 from apps.knowledge.index import doc_id, record_meta
 from apps.knowledge.indexing import incident_query, index_directory, reader
 from apps.knowledge.models import Feedback, TargetKind, Verdict
 from apps.knowledge.ranking import FEATURES, candidate_categories
+from apps.knowledge.spaces import index_label_vectors, index_map
 
 logger = logging.getLogger("flowdeck.knowledge")
 # Enough held-out queries to weigh the features; more only costs time (each is a full query).

@@ -7,13 +7,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from apps.knowledge import adaptation
+from apps.paths import knowledge_directory
 
 
 def adaptation_directory() -> Path:
-    return Path(settings.FLOWDECK_KNOWLEDGE_DIR or Path(settings.VAR_DIR) / "knowledge") / "adaptation"
+    return knowledge_directory() / "adaptation"
 
 
 def adopted_space() -> str | None:
