@@ -284,6 +284,9 @@ FLOWDECK_TRIGGER_MAX_DELIVERIES = env_int("FLOWDECK_TRIGGER_MAX_DELIVERIES", 5, 
 # removed by a daily task (manage.py purge_runs does it on demand).
 FLOWDECK_RUN_RETENTION_DAYS = env_int("FLOWDECK_RUN_RETENTION_DAYS", 0, minimum=0)
 FLOWDECK_AUDIT_RETENTION_DAYS = env_int("FLOWDECK_AUDIT_RETENTION_DAYS", 0, minimum=0)
+# On PostgreSQL each team's audit events spread over this many chains, one per writer slot, so
+# concurrent writers do not queue on one chain head (apps.audit.log.chain_of).
+FLOWDECK_AUDIT_CHAIN_SLOTS = env_int("FLOWDECK_AUDIT_CHAIN_SLOTS", 16, minimum=1)
 # /metrics answers only with `Authorization: Bearer <this>`; empty keeps it closed.
 FLOWDECK_METRICS_TOKEN = env_str("FLOWDECK_METRICS_TOKEN")
 FLOWDECK_OPENLINEAGE_URL = env_str("FLOWDECK_OPENLINEAGE_URL")

@@ -7,10 +7,11 @@ id: changing or deleting a past event breaks every hash after it, and someone wi
 cannot compute them again. `verify_chain()` finds both. Events written before the chain was keyed
 have no key id and keep the plain SHA-256 hash they were written with.
 
-Each team's events form their own chain, and events with no team the platform chain
-(`chain_of`): an event's position along its chain is what it hashes, and a global `sequence`,
-drawn without a lock, orders events across chains for people. Appending holds the chain's head
-row lock until the transaction commits, so two teams never wait on each other, and busy writers
+Each team's events form their own chains (one per writer slot on PostgreSQL), and events with no
+team the platform chain (`chain_of`): an event's position along its chain is what it hashes, and a
+global `sequence`, drawn without a lock, orders events across chains for people. Appending holds
+the chain's head row lock until the transaction commits, so two teams, or two writers of one team,
+never wait on each other, and busy writers
 (the engine, once per step) open a `batched()` transaction: its events are kept in memory and
 appended together when the block ends, with one lock per chain, one insert and one head update,
 and the lock is held only for the commit that follows. On PostgreSQL a process that knows a
@@ -22,7 +23,9 @@ import functools
 import hashlib
 import hmac
 import json
+import os
 import threading
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -163,8 +166,26 @@ def flush() -> None:
 
 
 def chain_of(team) -> str:
-    """The chain a team's events extend: its own, or the platform chain for events with no team."""
-    return f"team:{team.pk}" if team is not None else PLATFORM_CHAIN
+    """The chain this writer extends with a team's events, or the platform chain for events with no team.
+
+    On PostgreSQL a team's events spread over FLOWDECK_AUDIT_CHAIN_SLOTS chains, one per writer
+    slot ("team:<id>" for slot 0, "team:<id>/<slot>" for the others), so writers (a worker
+    process, a web thread) each hold their own chain's head through their commits instead of all
+    queueing on the team's one head; two writers that share a slot still take turns on its head.
+    SQLite lets one writer in at a time anyway, so there a team keeps one chain."""
+    if team is None:
+        return PLATFORM_CHAIN
+    slot = writer_slot()
+    return f"team:{team.pk}" if slot == 0 else f"team:{team.pk}/{slot}"
+
+
+def writer_slot() -> int:
+    """This process's (and thread's) slot among FLOWDECK_AUDIT_CHAIN_SLOTS: fixed for its life, so
+    it keeps appending to the chain whose head it knows."""
+    slots = settings.FLOWDECK_AUDIT_CHAIN_SLOTS if connection.vendor == "postgresql" else 1
+    if slots <= 1:
+        return 0
+    return zlib.crc32(f"{os.getpid()}:{threading.get_ident()}".encode()) % slots
 
 
 def _append(events: list[AuditEvent]) -> None:
