@@ -334,13 +334,26 @@ def save_settings(actor, workflow, **values) -> MonitorSettings:
 
 
 def run_metrics(runs: list[Run]) -> dict[int, dict[str, float]]:
-    """Duration and records written (by successful step attempts) of each run, in one query."""
-    records = dict(StepAttempt.objects.filter(step_run__run__in=runs, kind=AttemptKind.STEP,
-                                              state=AttemptState.SUCCEEDED)
-                   .values_list("step_run__run_id").annotate(total=Sum("records_out")).values_list("step_run__run_id",
-                                                                                                  "total"))
+    """Duration and records written (by successful step attempts) of each succeeded run, in at most
+    one query: a succeeded run's figures never change, so each process keeps the ones it read and
+    a run's end sums the records of that run alone, not of its whole history again."""
+    missing = {run.pk: run.finished_at for run in runs if (run.pk, run.finished_at) not in _records_of_succeeded}
+    if missing:
+        records = dict(StepAttempt.objects.filter(step_run__run__in=list(missing), kind=AttemptKind.STEP,
+                                                  state=AttemptState.SUCCEEDED)
+                       .values_list("step_run__run_id").annotate(total=Sum("records_out"))
+                       .values_list("step_run__run_id", "total"))
+        if len(_records_of_succeeded) + len(missing) > _RECORDS_KEPT:
+            _records_of_succeeded.clear()
+        _records_of_succeeded.update({(pk, finished): float(records.get(pk) or 0) for pk, finished in missing.items()})
     return {run.pk: {"duration_seconds": (run.finished_at - run.started_at).total_seconds(),
-                     "records_out": float(records.get(run.pk) or 0)} for run in runs}
+                     "records_out": _records_of_succeeded[(run.pk, run.finished_at)]} for run in runs}
+
+
+# (run id, finished at) -> records written, for succeeded runs this process compared (the end time
+# keeps a test database's reused ids apart); bounded: cleared when full.
+_records_of_succeeded: dict[tuple, float] = {}
+_RECORDS_KEPT = 20_000
 
 
 @dataclass

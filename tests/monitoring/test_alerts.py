@@ -134,3 +134,19 @@ def test_steps_waiting_on_a_queue_no_live_worker_consumes_alert_the_team_until_o
     services.alert_queues_without_consumer()
     alert.refresh_from_db()
     assert alert.state == AlertState.CLOSED
+
+
+def test_comparing_with_history_reads_each_runs_records_once(counted):
+    """The history's figures were read at their own ends: comparing the next run reads only its own."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    latest = counted(1000)
+    with CaptureQueriesContext(connection) as queries:
+        assert services.find_anomalies(latest, services.settings_for(latest.workflow)) == []
+    sums = [query["sql"] for query in queries.captured_queries if "SUM(" in query["sql"]]
+    assert sums == []  # every run compared was read when it ended
+    services._records_of_succeeded.clear()  # a fresh process: the history is read once, in one query
+    with CaptureQueriesContext(connection) as queries:
+        services.find_anomalies(latest, services.settings_for(latest.workflow))
+    assert len([query for query in queries.captured_queries if "SUM(" in query["sql"]]) == 1
