@@ -22,10 +22,10 @@ is still the one known, and falls back to locking and reading it when another wr
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import threading
-import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -181,11 +181,20 @@ def chain_of(team) -> str:
 
 def writer_slot() -> int:
     """This process's (and thread's) slot among FLOWDECK_AUDIT_CHAIN_SLOTS: fixed for its life, so
-    it keeps appending to the chain whose head it knows."""
+    it keeps appending to the chain whose head it knows. Taken from the process id (processes
+    started together have neighbouring ids, so they get different slots) plus the thread's order of
+    first use in the process."""
     slots = settings.FLOWDECK_AUDIT_CHAIN_SLOTS if connection.vendor == "postgresql" else 1
     if slots <= 1:
         return 0
-    return zlib.crc32(f"{os.getpid()}:{threading.get_ident()}".encode()) % slots
+    if not hasattr(_local, "thread_order"):
+        _local.thread_order = next(_thread_orders)
+    return (os.getpid() + _local.thread_order * _THREAD_STRIDE) % slots
+
+
+_thread_orders = itertools.count()
+# Threads of one process step through the slots by a stride, away from their neighbours' processes.
+_THREAD_STRIDE = 5
 
 
 def _append(events: list[AuditEvent]) -> None:
