@@ -161,6 +161,14 @@ def advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[
     return work_left
 
 
+def all_wait_for_other_needs(run: Run, plan: Plan, candidates: Iterable[str], rows: dict[str, StepRun],
+                             known: dict[str, str]) -> bool:
+    """Whether every candidate is pending and still waits for a need that is not settled, so
+    `advance` would start, skip or fail none of them: a parallel success that moves nothing on."""
+    return all(rows[sid].state == StepState.PENDING and _needs_settled(run, plan, plan.steps[sid], rows, known) is None
+               for sid in candidates)
+
+
 def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun],
                    known: dict[str, str]) -> bool | None:
     """None while a need of `step` is unsettled; else whether every need was skipped (not by an
