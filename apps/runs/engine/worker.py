@@ -18,7 +18,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.audit.log import batched
+from apps.audit.log import batched, flush
 from apps.knowledge.transience import Evidence, RetryVerdict, classify
 from apps.runs import signals, statements
 from apps.runs.engine.advancing import (
@@ -158,10 +158,13 @@ def _succeed_beside_siblings(claimed: ClaimedAttempt, outcome: AttemptOutcome, n
             return False
         if run.state != RunState.RUNNING:
             raise _MovesTheRunOn
+        audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
+        # Appended before the successors' rows are locked: those locks make parallel successes
+        # take turns until they commit, so the less they cover the better.
+        flush()
         rows = statements.lock_steps(run.pk, successors)
         if not all_wait_for_other_needs(run, plan, successors, rows, {claimed.step_id: StepState.SUCCEEDED}):
             raise _MovesTheRunOn
-        audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
     return True
 
 
