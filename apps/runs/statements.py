@@ -47,8 +47,11 @@ def lock_run(run_id: int) -> Run:
     return _locked_run(_lock_run_sql(), [run_id], run_id)
 
 
-def _lock_run_sql() -> str:
-    lock = " FOR UPDATE OF r" if connection.features.has_select_for_update_of else ""
+def _lock_run_sql(shared: bool = False) -> str:
+    # Shared: the run's state cannot change until the transaction ends, but other shared holders
+    # (parallel successes) go on at the same time.
+    mode = "SHARE" if shared else "UPDATE"
+    lock = f" FOR {mode} OF r" if connection.features.has_select_for_update_of else ""
     columns = ", ".join(f"r.{column}" for column in RUN_COLUMNS)
     return (f"SELECT {columns}, t.slug AS team_slug FROM {RUN} r JOIN {TEAM} t ON t.id = r.team_id "
             f"WHERE r.id = %s{lock}")
@@ -104,9 +107,9 @@ def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, claim: i
                              error_signature: str, duration_ms: int | None, records: tuple[int, int, int],
                              log_lines_dropped: int, succeeded_step_run_id: int | None = None,
                              error_reason: str = "", error_detail: dict | None = None,
-                             steps: tuple[str, ...] = ()) -> tuple[Run, bool, dict[str, StepRun]]:
-    """Lock the run (as `lock_run`), then end a running attempt that `worker` still holds under
-    `claim` (its delivery count at the claim: the fencing token); with
+                             steps: tuple[str, ...] = (), shared: bool = False) -> tuple[Run, bool, dict[str, StepRun]]:
+    """Lock the run (as `lock_run`, or `shared`), then end a running attempt that `worker` still
+    holds under `claim` (its delivery count at the claim: the fencing token); with
     `succeeded_step_run_id`, also mark that step run succeeded with the attempt's output. Returns
     the run, whether the attempt was still ours, and the step runs of `steps` as `load_steps`
     reads them (in the same statement on PostgreSQL: a finishing step's successors)."""
@@ -134,12 +137,12 @@ def lock_run_and_end_attempt(run_id: int, attempt_id: int, worker: str, claim: i
         rows = (f", (SELECT json_agg(json_build_array({', '.join(STEP_COLUMNS)})) FROM {STEP} "
                 f"WHERE run_id = %s AND step_id IN ({', '.join(['%s'] * len(steps))})) AS step_rows" if steps else "")
         run = _locked_run(
-            f"WITH locked AS ({_lock_run_sql()}), ended AS ({end_sql} AND EXISTS (SELECT 1 FROM locked) "
+            f"WITH locked AS ({_lock_run_sql(shared)}), ended AS ({end_sql} AND EXISTS (SELECT 1 FROM locked) "
             f"RETURNING id){succeed} SELECT locked.*, (SELECT count(*) FROM ended) AS ended_count{rows} FROM locked",
             [run_id] + end_params + (succeed_params if succeeded_step_run_id is not None else [])
             + ([run_id, *steps] if steps else []), run_id)
         return run, bool(run.ended_count), _step_runs_from_json(run.step_rows) if steps else {}
-    run = lock_run(run_id)
+    run = _locked_run(_lock_run_sql(shared), [run_id], run_id)
     with connection.cursor() as cursor:
         cursor.execute(end_sql, end_params)
         if not cursor.rowcount:
@@ -179,6 +182,17 @@ def load_steps(run_id: int, step_ids: Iterable[str]) -> dict[str, StepRun]:
     marks = ", ".join(["%s"] * len(step_ids))
     rows = StepRun.objects.raw(f"SELECT {', '.join(STEP_COLUMNS)} FROM {STEP} WHERE run_id = %s "
                                f"AND step_id IN ({marks})", [run_id, *step_ids])
+    return {row.step_id: row for row in rows}
+
+
+def lock_steps(run_id: int, step_ids: Iterable[str]) -> dict[str, StepRun]:
+    """The step runs of `step_ids` as `load_steps` reads them, their rows locked (in the order of
+    their ids, so two callers cannot deadlock) and read as they are once the lock is granted."""
+    step_ids = list(step_ids)
+    lock = " FOR NO KEY UPDATE" if connection.vendor == "postgresql" else ""
+    rows = StepRun.objects.raw(f"SELECT {', '.join(STEP_COLUMNS)} FROM {STEP} WHERE run_id = %s "
+                               f"AND step_id IN ({', '.join(['%s'] * len(step_ids))}) ORDER BY id{lock}",
+                               [run_id, *step_ids])
     return {row.step_id: row for row in rows}
 
 

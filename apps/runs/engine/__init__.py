@@ -3,7 +3,9 @@
 State lives in the database; Celery carries out one step attempt at a time (apps.runs.tasks).
 Every transition locks the run's row, re-checks the state against the declared state machine,
 changes it, writes an audit event, and enqueues the attempts that became ready with
-`transaction.on_commit`, so a message never points at a row that was rolled back. Audit volume:
+`transaction.on_commit`, so a message never points at a row that was rolled back. One exception:
+a step's success that only settles one of its successors' needs holds the run's row shared, so a
+fan-out's branches finish side by side (worker._succeed_beside_siblings). Audit volume:
 run transitions and step outcomes (succeeded, failed, skipped, gated, retried, compensated,
 requeued) are audited; the mechanical queued -> running of each attempt is recorded on the
 attempt row (times, worker) instead.

@@ -1,7 +1,8 @@
 """Advancing a run: which steps start, skip, wait for a person or fail, what state the run is in
 afterwards, the failure policy and compensation, and starting queued runs as slots free up.
 
-Every function here runs with the run's row locked (`lock_run`) inside the engine's transaction;
+Every function here runs with the run's row locked (`lock_run`) inside the engine's transaction
+(`all_wait_for_other_needs`, which changes nothing, also under the shared lock of a parallel success);
 a state change goes through `set_run_state`, which refuses moves the state machine
 (apps.runs.engine.transitions) does not declare, audits it and sends the run_state_changed signal.
 """
@@ -159,6 +160,14 @@ def advance(run: Run, plan: Plan, candidates: Iterable[str], actor, known: dict[
             rows.update(load_steps(run, set(follow) - set(rows)))
             worklist.extend(follow)
     return work_left
+
+
+def all_wait_for_other_needs(run: Run, plan: Plan, candidates: Iterable[str], rows: dict[str, StepRun],
+                             known: dict[str, str]) -> bool:
+    """Whether every candidate is pending and still waits for a need that is not settled, so
+    `advance` would start, skip or fail none of them: a parallel success that moves nothing on."""
+    return all(rows[sid].state == StepState.PENDING and _needs_settled(run, plan, plan.steps[sid], rows, known) is None
+               for sid in candidates)
 
 
 def _needs_settled(run: Run, plan: Plan, step: StepPlan, rows: dict[str, StepRun],

@@ -18,11 +18,12 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.audit.log import batched
+from apps.audit.log import batched, flush
 from apps.knowledge.transience import Evidence, RetryVerdict, classify
 from apps.runs import signals, statements
 from apps.runs.engine.advancing import (
-    advance, announce, audit_step, compensate_or_finish, fail_step, fail_unstartable, set_run_state, settle_run,
+    advance, all_wait_for_other_needs, announce, audit_step, compensate_or_finish, fail_step, fail_unstartable,
+    set_run_state, settle_run,
 )
 from apps.runs.engine.attempts import queue_compensation, queue_step_attempt
 from apps.runs.engine.contract import AttemptOutcome, ClaimedAttempt, Handoff, MissingStepType, current_handoff
@@ -102,21 +103,19 @@ def finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome, handoff: Ha
 def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
     verdict = _retry_verdict(claimed, outcome)
     now = timezone.now()
+    succeeded = claimed.kind == AttemptKind.STEP and not outcome.failed
+    plan = plan_for(claimed.version_id) if claimed.version_id else None
+    successors = plan.steps[claimed.step_id].dependents if succeeded and plan else ()
+    # A successor with no other need is ready now: only the exclusive lock may start it.
+    if successors and all(len(plan.steps[sid].needs) > 1 for sid in successors):
+        try:
+            return _succeed_beside_siblings(claimed, outcome, now, plan, successors)
+        except _MovesTheRunOn:
+            pass  # rolled back: decided below under the run's exclusive lock
     with batched():
         # A step's success is recorded on its step run at once, and its successors read with the lock.
-        succeeded = claimed.kind == AttemptKind.STEP and not outcome.failed
-        successors = plan_for(claimed.version_id).steps[claimed.step_id].dependents \
-            if succeeded and claimed.version_id else ()
         run, ours, successor_rows = statements.lock_run_and_end_attempt(
-            claimed.run_id, claimed.attempt_id, claimed.worker, claimed.claim, now, failed=outcome.failed,
-            output=outcome.output, output_artifact=outcome.output_artifact, error_type=outcome.error_type[:200],
-            error_message=outcome.error_message,
-            error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
-            duration_ms=outcome.duration_ms,
-            records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
-            log_lines_dropped=outcome.log_lines_dropped, error_reason=outcome.error_reason,
-            error_detail=outcome.error_detail or None,
-            succeeded_step_run_id=claimed.step_run_id if succeeded else None, steps=successors)
+            **_ending(claimed, outcome, now, succeeded), steps=successors)
         if not ours:
             return False
         plan = plan_for(run.version_id)
@@ -126,6 +125,46 @@ def _finish_attempt(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> bool:
             _step_attempt_failed(run, plan, claimed, outcome, verdict)
         else:
             _step_succeeded(run, plan, claimed, successor_rows if successors else None)
+    return True
+
+
+def _ending(claimed: ClaimedAttempt, outcome: AttemptOutcome, now, succeeded: bool) -> dict:
+    """The arguments of `statements.lock_run_and_end_attempt` that record how the attempt ended."""
+    return dict(
+        run_id=claimed.run_id, attempt_id=claimed.attempt_id, worker=claimed.worker, claim=claimed.claim, now=now,
+        failed=outcome.failed, output=outcome.output, output_artifact=outcome.output_artifact,
+        error_type=outcome.error_type[:200], error_message=outcome.error_message,
+        error_signature=error_signature(outcome.error_type, outcome.error_message) if outcome.failed else "",
+        duration_ms=outcome.duration_ms, records=(outcome.records_in, outcome.records_out, outcome.records_rejected),
+        log_lines_dropped=outcome.log_lines_dropped, error_reason=outcome.error_reason,
+        error_detail=outcome.error_detail or None, succeeded_step_run_id=claimed.step_run_id if succeeded else None)
+
+
+class _MovesTheRunOn(Exception):
+    """A success under the run's shared lock would start, skip or fail a step, or change the run."""
+
+
+def _succeed_beside_siblings(claimed: ClaimedAttempt, outcome: AttemptOutcome, now, plan: Plan,
+                             successors: tuple[str, ...]) -> bool:
+    """Record a success that only settles one need among several: under the run's shared lock,
+    so the parallel steps of a fan-out finish side by side instead of taking turns on the run's
+    row. The successors' rows are locked (in one order) and their needs checked after the lock is
+    granted, so of two last needs finishing together the later sees the earlier and moves on.
+    Anything more (a successor ready, a run not running) raises _MovesTheRunOn: the transaction
+    rolls back and the caller decides under the exclusive lock, as for every other finish."""
+    with batched():
+        run, ours, _ = statements.lock_run_and_end_attempt(**_ending(claimed, outcome, now, True), shared=True)
+        if not ours:
+            return False
+        if run.state != RunState.RUNNING:
+            raise _MovesTheRunOn
+        audit_step(None, run, claimed.step_run_id, claimed.step_id, "succeeded", {"attempt": claimed.number})
+        # Appended before the successors' rows are locked: those locks make parallel successes
+        # take turns until they commit, so the less they cover the better.
+        flush()
+        rows = statements.lock_steps(run.pk, successors)
+        if not all_wait_for_other_needs(run, plan, successors, rows, {claimed.step_id: StepState.SUCCEEDED}):
+            raise _MovesTheRunOn
     return True
 
 
