@@ -213,3 +213,15 @@ def each_app_writes_its_own_rows():
     ownership.found.clear()
     yield
     assert not ownership.found, "an app wrote another app's rows: " + "; ".join(sorted(ownership.found))
+
+
+@pytest.fixture
+def empty_broker_queues():
+    """The broker's queues emptied of what earlier tests, or an earlier run on the same Redis, left
+    in them: the sweeper counts the messages waiting to tell a lost one from one in line."""
+    from apps.celery import app
+    from apps.monitoring.broker_queues import known_queues
+
+    with app.connection_for_write() as connection:
+        for queue in known_queues():
+            connection.default_channel.queue_purge(queue)

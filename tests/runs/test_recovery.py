@@ -17,7 +17,7 @@ from apps.runs.models import AttemptState, RunState, StepAttempt, StepState
 from apps.runs.tasks import run_attempt
 from tests.runs.factories import chain, make_version, step
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_broker_queues")]
 
 
 def first_attempt(run):
