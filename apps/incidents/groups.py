@@ -39,8 +39,10 @@ MAX_FAILURES = 500
 # Upstream runs followed from a failure (a chain of `after:` triggers).
 MAX_DEPTH = 5
 GROUP_VERDICTS = (Verdict.RETRY, Verdict.SKIP, Verdict.ABORT)
-# How long home's largest groups are kept while the same checkpoints wait (largest_failure_groups).
-LARGEST_GROUPS_SECONDS = 30
+# How long home's largest groups are kept while the same checkpoints wait (largest_failure_groups):
+# what moves a failure between groups without a checkpoint decided or added is rare (another
+# team's upstream run retried), and each server process groups anew for every person.
+LARGEST_GROUPS_SECONDS = 120
 
 
 @dataclass(frozen=True)
