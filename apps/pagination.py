@@ -9,11 +9,17 @@ Every page reads one key past its end to know whether another follows, so the co
 when a page shows it. With `count_cap`, the count stops at that many rows: a full COUNT(*) over
 the history costs more than the page itself. Past the cap the total reads "many"
 (`count_is_exact` is false). A page number past the end shows the last page.
+
+With `count_with_keys`, the page's key query carries the count (COUNT(*) OVER ()), for a
+queryset whose filter costs more than reading its rows (the approval inbox's rule): the filter
+runs once, for both. `lead` reads at least that many keys from the start in the same query
+(`lead_keys`), for what a page shows of its first requests beyond the page.
 """
 
 from __future__ import annotations
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db.models import Count, Window
 from django.utils.functional import cached_property
 
 
@@ -27,9 +33,13 @@ class KeyPage(Page):
 
 
 class KeyPaginator(Paginator):
-    def __init__(self, queryset, per_page: int, *, rows=None, count_cap: int | None = None):
+    def __init__(self, queryset, per_page: int, *, rows=None, count_cap: int | None = None,
+                 count_with_keys: bool = False, lead: int = 0):
         super().__init__(queryset, per_page)
         self.count_cap = count_cap
+        self.count_with_keys = count_with_keys or bool(lead)
+        self.lead = lead
+        self.lead_keys: list | None = None  # the first `lead` keys, when the page was among them
         self._keys = queryset.values_list("pk", flat=True)
         self._rows = queryset if rows is None else rows
 
@@ -56,12 +66,26 @@ class KeyPaginator(Paginator):
     def page(self, number) -> KeyPage:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        keys = list(self._keys[bottom: bottom + self.per_page + 1])
+        keys = self._page_keys(bottom, bottom + self.per_page + 1)
         more, keys = len(keys) > self.per_page, keys[: self.per_page]
         if not keys and number > 1:
             raise EmptyPage("That page contains no results.")
         rows = {row.pk: row for row in self._rows.filter(pk__in=keys)} if keys else {}
         return KeyPage([rows[key] for key in keys if key in rows], number, self, more=more)
+
+    def _page_keys(self, bottom: int, top: int) -> list:
+        if not self.count_with_keys:
+            return list(self._keys[bottom:top])
+        # A page that starts among the first `lead` keys reads from the first, at least `lead` of them.
+        start, stop = (0, max(top, self.lead)) if bottom < self.lead else (bottom, top)
+        counted = list(self.object_list.annotate(paginator_count=Window(Count("pk")))
+                       .values_list("pk", "paginator_count")[start:stop])
+        if counted or start == 0:  # past the end no row carries the count: it is counted apart if shown
+            self.__dict__["count"] = counted[0][1] if counted else 0
+        keys = [pk for pk, _ in counted]
+        if start == 0 and self.lead:
+            self.lead_keys = keys[: self.lead]
+        return keys[bottom - start: top - start]
 
     def get_page(self, number) -> KeyPage:
         """Like Paginator.get_page: page 1 for a number that is not one, else the last page."""

@@ -1010,7 +1010,8 @@ def inbox_for(user) -> QuerySet:
     where `refusal` allows some verdict, in their own name or for the people whose delegation they
     hold now. The inbox page, its badge and the API all read this."""
     decidable = _decidable_by(user)
-    for held in delegation.held_by(user):
+    held_delegations = delegation.held_by(user)
+    for held in held_delegations:
         # The delegator's requests, minus what separation of duties keeps from the delegate: gates
         # they caused, and checkpoints they caused that the delegator may only skip as an approver.
         delegator_operates = team_ids_with_role(held.delegator, Role.OPERATOR)
@@ -1020,10 +1021,13 @@ def inbox_for(user) -> QuerySet:
                                                 else ~Q(team__in=delegator_operates)))
         decidable |= (_decidable_by(held.delegator) & (Q(team_id=held.team_id) if held.team_id else Q())
                       & ~kept_from_delegate)
-    already = Decision.objects.filter(request=OuterRef("pk"), person=user)
     undecidable = Q(expires_at__lte=timezone.now())  # expired, waiting for the expiry task
-    return requests_for(user).filter(state=RequestState.PENDING).exclude(undecidable).filter(decidable) \
-        .exclude(Exists(already)).order_by(F("due_at").asc(nulls_last=True), "created_at", "pk")
+    mine = requests_for(user).filter(state=RequestState.PENDING).exclude(undecidable).filter(decidable)
+    if held_delegations:
+        # A request a delegate decided in their own name may still be the delegator's to decide;
+        # without a delegation, _decidable_by already left out what the person decided.
+        mine = mine.exclude(Exists(Decision.objects.filter(request=OuterRef("pk"), person=user)))
+    return mine.order_by(F("due_at").asc(nulls_last=True), "created_at", "pk")
 
 
 def _caused_by_q(person) -> Q:
@@ -1057,7 +1061,7 @@ def inbox_count(user) -> int:
 # many-table query: it is cached per person for BADGE_SECONDS in Django's cache (per process
 # unless CACHES says otherwise). A person's own decision forgets their count in the process that
 # recorded it; requests opened or decided by others, and other processes' caches, catch up within
-# BADGE_SECONDS. The inbox page itself counts exactly.
+# BADGE_SECONDS. The inbox page itself counts exactly, and its count refreshes the badge.
 BADGE_SECONDS = 5
 
 
@@ -1075,6 +1079,11 @@ def badge_count(user) -> int:
         count = inbox_count(user)
         cache.set(key, count, BADGE_SECONDS)
     return count
+
+
+def remember_badge(user, count: int) -> None:
+    """The inbox page's own count (unfiltered), for the badge: the page shows both."""
+    cache.set(_badge_key(user), count, BADGE_SECONDS)
 
 
 def forget_badge(user) -> None:

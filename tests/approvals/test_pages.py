@@ -46,6 +46,39 @@ def test_inbox_workflow_filter_offers_the_workflows_of_its_most_urgent_requests(
     assert "payroll-2</option>" in client.get("/approvals/").content.decode()
 
 
+def test_inbox_pages_counts_and_offers_workflows_past_its_first_requests(waiting_gate, approver, client_for,
+                                                                         monkeypatch):
+    monkeypatch.setattr("apps.approvals.views.PAGE_SIZE", 1)
+    monkeypatch.setattr("apps.approvals.views.WORKFLOW_CHOICES_FROM", 2)
+    requests = [waiting_gate(), waiting_gate(name="payroll-2"), waiting_gate(name="payroll-3")]
+    client = client_for(approver)
+    # Pages among the first requests, whose workflows the filter offers, and the page past them.
+    for number, shown in enumerate(requests, start=1):
+        page = client.get(f"/approvals/?page={number}").text
+        assert f"Page {number} of 3" in page and "3 requests waiting for you" in page
+        assert [pk for pk in (r.pk for r in requests) if f'id="request-{pk}"' in page] == [shown.pk]
+        assert "payroll-2</option>" in page and "payroll-3</option>" not in page
+    assert "Page 3 of 3" in client.get("/approvals/?page=9").text
+    # Filtered to one workflow, the filter still offers the others.
+    filtered = client.get(f"/approvals/?workflow={requests[0].run.workflow_id}").text
+    assert "1 request waiting for you with these filters" in filtered and "payroll-2</option>" in filtered
+
+
+def test_the_inbox_page_reads_its_rule_once(waiting_gate, approver, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cache.clear()
+    waiting_gate(), waiting_gate(name="payroll-2")
+    client = client_for(approver)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/approvals/").text
+    assert "2 requests waiting for you" in page and 'aria-label="2 waiting for you"' in page
+    # The rule's test of the person's own decisions, in the page, its count, its workflow
+    # choices and the navigation's badge: once for all of them.
+    assert sum('"approvals_decision"' in query["sql"] for query in queries.captured_queries) == 1
+
+
 def test_inbox_is_empty_for_people_who_cannot_decide(waiting_gate, operator, viewer, client_for):
     waiting_gate()
     for person in (operator, viewer):
@@ -79,10 +112,14 @@ def test_badge_may_lag_briefly_but_the_inbox_and_the_persons_own_decision_do_not
     client.post(f"/approvals/{first.pk}/decide/", {"verdict": "approve"})
     assert 'aria-label="1 waiting for you"' in client.get("/runs/").text
     waiting_gate(name="payroll-3")
-    # Others' requests reach the badge within a few seconds; the inbox itself counts now.
+    # Others' requests reach the badge within a few seconds, or when the person opens the inbox:
+    # it counts now, and the badge with it.
+    assert 'aria-label="1 waiting for you"' in client.get("/runs/").text
     inbox = client.get("/approvals/").text
-    assert 'aria-label="1 waiting for you"' in inbox and "2 requests waiting for you" in inbox
-    cache.clear()  # as when those seconds have passed
+    assert 'aria-label="2 waiting for you"' in inbox and "2 requests waiting for you" in inbox
+    assert 'aria-label="2 waiting for you"' in client.get("/runs/").text
+    # A filtered list counts only what matches: the badge keeps the whole inbox's count.
+    assert "1 request waiting for you with these filters" in client.get("/approvals/?q=payroll-3").text
     assert 'aria-label="2 waiting for you"' in client.get("/runs/").text
 
 

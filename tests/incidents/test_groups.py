@@ -54,6 +54,16 @@ def test_the_incidents_list_and_home_show_one_row_per_group(five_failing, operat
     assert panel.count('class="failure-group"') == 1 and "<strong>5 runs</strong>" in panel
 
 
+def test_homes_groups_follow_a_decision_and_a_new_failure_at_once(five_failing, operator, drive, client_for):
+    client = client_for(operator)
+    assert "<strong>5 runs</strong>" in client.get(reverse("home-failing")).text
+    decide(operator, five_failing[0].step_run, "retry")
+    assert "<strong>4 runs</strong>" in client.get(reverse("home-failing")).text
+    drive(engine.start_run(operator, five_failing[0].run.version))
+    drive(engine.start_run(operator, five_failing[0].run.version))
+    assert "<strong>6 runs</strong>" in client.get(reverse("home-failing")).text
+
+
 def test_a_group_decision_retries_all_five_each_audited_on_its_own(five_failing, operator, client_for):
     key = _only_group(operator).key
     client = client_for(operator)
