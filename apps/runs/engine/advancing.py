@@ -70,6 +70,14 @@ def set_run_state(run: Run, state: str, actor, *, summary: str | None = None, ex
     before = run.state
     if before == state:
         return
+    run.save(update_fields=move(run, state, summary=summary, extra_fields=extra_fields))
+    moved(run, before, actor, summary=summary, audit_detail=audit_detail)
+
+
+def move(run: Run, state: str, *, summary: str | None = None, extra_fields=()) -> list[str]:
+    """Make a declared move on the instance, not yet written; the fields it changed. Then the
+    caller saves them and calls `moved`: set_run_state does both, create_run inserts a run that
+    starts at once already running."""
     check_move(run, state)
     run.state = state
     fields = ["state", *extra_fields]
@@ -79,7 +87,12 @@ def set_run_state(run: Run, state: str, actor, *, summary: str | None = None, ex
     if run.is_finished:
         run.finished_at = timezone.now()
         fields.append("finished_at")
-    run.save(update_fields=fields)
+    return fields
+
+
+def moved(run: Run, before: str, actor, *, summary: str | None = None, audit_detail: dict | None = None) -> None:
+    """Audit and announce the move from `before` that `move` made and the caller wrote."""
+    state = run.state
     record(actor, f"run.{state}", run, before={"state": before},
            after={"state": state, **({"summary": run.failure_summary} if summary else {}), **(audit_detail or {})})
     announce(signals.run_state_changed, sender=Run, run=run, before=before, after=state, actor=actor)
@@ -316,7 +329,13 @@ def active_runs_locked(workflow_id: int) -> int:
 def begin_run(run: Run, plan: Plan, actor) -> None:
     run.started_at = timezone.now()
     set_run_state(run, RunState.RUNNING, actor, extra_fields=["started_at"])
-    work_left = advance(run, plan, [step.id for step in plan.steps.values()], actor)
+    start_steps(run, plan, actor)
+
+
+def start_steps(run: Run, plan: Plan, actor, rows: dict[str, StepRun] | None = None) -> None:
+    """Start what is ready in a run that has just begun; `rows` are its step runs when the caller
+    holds them (it has just inserted them)."""
+    work_left = advance(run, plan, [step.id for step in plan.steps.values()], actor, rows=rows)
     # With an attempt queued (or a step waiting for it) and no person awaited, the run is running:
     # counting its steps again would only confirm it (one statement less per start).
     if not (work_left and run.state == RunState.RUNNING):

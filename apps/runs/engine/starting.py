@@ -6,9 +6,9 @@ checked here against the version's declared inputs, so no path can skip the chec
 from __future__ import annotations
 
 from apps.audit.log import batched, record
-from apps.runs.engine.advancing import active_runs_locked, begin_run
+from apps.runs.engine.advancing import active_runs_locked, move, moved, start_steps
 from apps.runs.engine.contract import InvalidInputs
-from apps.runs.models import Run, StepRun, StepState, Trigger
+from apps.runs.models import Run, RunState, StepRun, StepState, Trigger
 from apps.workflows.plan import Plan, plan_for
 from apps.workflows.spec import validate_inputs
 
@@ -26,11 +26,18 @@ def start_run(actor, version, *, inputs: dict | None = None, trigger: str = Trig
 def create_run(actor, version, plan: Plan, inputs: dict, trigger: str, trigger_detail: dict, *,
                rerun_of: Run | None = None, kept: dict[str, StepRun] | None = None) -> Run:
     kept = kept or {}
-    run = Run.objects.create(
+    run = Run(
         workflow_id=version.workflow_id, version=version, team_id=version.workflow.team_id, inputs=inputs,
         trigger=trigger, trigger_detail=trigger_detail, started_by=actor, rerun_of=rerun_of,
     )
-    StepRun.objects.bulk_create([
+    # A run that may start now is inserted running: its row (eleven indexes) is written once, not
+    # inserted and then updated; the move from queued is checked and audited all the same.
+    begins = plan.concurrency is None or active_runs_locked(run.workflow_id) < plan.concurrency
+    if begins:
+        run.started_at = run.created_at
+        move(run, RunState.RUNNING, extra_fields=["started_at"])
+    run.save(force_insert=True)
+    rows = StepRun.objects.bulk_create([
         StepRun(run=run, step_id=step.id, position=step.position, step_type=step.type,
                 **({"state": StepState.SUCCEEDED, "output": kept[step.id].output, "reused_from": kept[step.id],
                     "decision": kept[step.id].decision, "decision_input": kept[step.id].decision_input,
@@ -38,12 +45,14 @@ def create_run(actor, version, plan: Plan, inputs: dict, trigger: str, trigger_d
                    if step.id in kept else {}))
         for step in plan.steps.values()
     ])
-    run.team = version.workflow.team  # for the audit event; no re-read of the row just written
+    run.team = version.workflow.team  # for the audit events; no re-read of the row just written
     record(actor, "run.created", run, after={
         "workflow": plan.name, "version": version.number, "trigger": trigger, "rerun_of": rerun_of and rerun_of.pk,
     })
-    if plan.concurrency is None or active_runs_locked(run.workflow_id) < plan.concurrency:
-        begin_run(run, plan, actor)
+    if begins:
+        moved(run, RunState.QUEUED, actor)
+        # The step runs just inserted, with their keys: the first advance reads none back.
+        start_steps(run, plan, actor, rows={row.step_id: row for row in rows})
     return run
 
 
