@@ -139,6 +139,9 @@ class Plan:
     sla: dict | None = None
     # (kind, body) of each trigger, in spec order.
     triggers: tuple[tuple[str, dict], ...] = ()
+    # The only step no other step needs, when there is one: every step leads to it, so once it
+    # has succeeded every step has settled (the engine ends the run without counting them).
+    last_step: str | None = None
 
     @property
     def roots(self) -> list[str]:
@@ -188,9 +191,11 @@ def build_plan(version_id: int, spec: dict) -> Plan:
             needs_at=_runs(sorted(positions[need] for need in step.get("needs") or ())),
             definition=step,
         )
+    sinks = [step_id for step_id, step in steps.items() if not step.dependents]
     return Plan(version_id=version_id, name=spec.get("name", ""), inputs=spec.get("inputs") or {},
                 concurrency=spec.get("concurrency"), steps=steps, sla=spec.get("sla"),
-                triggers=tuple(next(iter(trigger.items())) for trigger in spec.get("triggers") or ()))
+                triggers=tuple(next(iter(trigger.items())) for trigger in spec.get("triggers") or ()),
+                last_step=sinks[0] if len(sinks) == 1 else None)
 
 
 def _runs(numbers: list[int]) -> tuple[tuple[int, int], ...]:

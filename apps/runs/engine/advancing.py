@@ -259,9 +259,15 @@ def gate(run: Run, row: StepRun, step: StepPlan, actor) -> None:
              approval=step.approval)
 
 
-def settle_run(run: Run, plan: Plan, actor) -> None:
-    """Bring the run's state in line with its steps: done, waiting for a person, or blocked."""
+def settle_run(run: Run, plan: Plan, actor, *, succeeded: str | None = None) -> None:
+    """Bring the run's state in line with its steps: done, waiting for a person, or blocked.
+    `succeeded` is the step whose success the caller is settling, if that is what it does."""
     if run.state not in ADVANCING_RUN_STATES:
+        return
+    if succeeded is not None and succeeded == plan.last_step:
+        # Every other step leads to this one, so each has settled before it started: the run is
+        # done, without counting its steps (one statement less at the end of most runs).
+        set_run_state(run, RunState.SUCCEEDED, actor, summary="")
         return
     # Counted in the database: a wide fan-out would otherwise read every open step at each step's end.
     counts = Counter(dict(StepRun.objects.filter(run=run, state__in=(*OPEN_STEP_STATES, StepState.FAILED))

@@ -177,7 +177,7 @@ def _step_succeeded(run: Run, plan: Plan, claimed: ClaimedAttempt, successor_row
     # A success only changes a running run's state when it was the last open step: with a
     # successor queued or still waiting for its other needs, there is nothing to count.
     if not (work_left and run.state == RunState.RUNNING):
-        settle_run(run, plan, None)
+        settle_run(run, plan, None, succeeded=claimed.step_id)
 
 
 def _retry_verdict(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> RetryVerdict | None:
