@@ -6,6 +6,7 @@ checked here against the version's declared inputs, so no path can skip the chec
 from __future__ import annotations
 
 from apps.audit.log import batched, record
+from apps.runs import statements
 from apps.runs.engine.advancing import active_runs_locked, move, moved, start_steps
 from apps.runs.engine.contract import InvalidInputs
 from apps.runs.models import Run, RunState, StepRun, StepState, Trigger
@@ -36,15 +37,13 @@ def create_run(actor, version, plan: Plan, inputs: dict, trigger: str, trigger_d
     if begins:
         run.started_at = run.created_at
         move(run, RunState.RUNNING, extra_fields=["started_at"])
-    run.save(force_insert=True)
-    rows = StepRun.objects.bulk_create([
-        StepRun(run=run, step_id=step.id, position=step.position, step_type=step.type,
-                **({"state": StepState.SUCCEEDED, "output": kept[step.id].output, "reused_from": kept[step.id],
-                    "decision": kept[step.id].decision, "decision_input": kept[step.id].decision_input,
-                    "started_at": kept[step.id].started_at, "finished_at": kept[step.id].finished_at}
-                   if step.id in kept else {}))
-        for step in plan.steps.values()
-    ])
+    rows = [StepRun(step_id=step.id, position=step.position, step_type=step.type,
+                    **({"state": StepState.SUCCEEDED, "output": kept[step.id].output, "reused_from": kept[step.id],
+                        "decision": kept[step.id].decision, "decision_input": kept[step.id].decision_input,
+                        "started_at": kept[step.id].started_at, "finished_at": kept[step.id].finished_at}
+                       if step.id in kept else {}))
+            for step in plan.steps.values()]
+    statements.insert_run(run, rows)
     run.team = version.workflow.team  # for the audit events; no re-read of the row just written
     record(actor, "run.created", run, after={
         "workflow": plan.name, "version": version.number, "trigger": trigger, "rerun_of": rerun_of and rerun_of.pk,
