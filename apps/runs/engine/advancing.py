@@ -4,7 +4,8 @@ afterwards, the failure policy and compensation, and starting queued runs as slo
 Every function here runs with the run's row locked (`lock_run`) inside the engine's transaction
 (`all_wait_for_other_needs`, which changes nothing, also under the shared lock of a parallel success);
 a state change goes through `set_run_state`, which refuses moves the state machine
-(apps.runs.engine.transitions) does not declare, audits it and sends the run_state_changed signal.
+(apps.runs.engine.transitions) does not declare, audits it and sends the run_state_changed signal
+(its two halves, `move` and `moved`, also serve a new run inserted already running).
 """
 
 from __future__ import annotations
