@@ -50,10 +50,16 @@ def test_a_wide_fan_out_with_one_failing_branch_pauses_and_its_retry_finishes_th
     assert StepAttempt.objects.filter(step_run__run=run, step_run__step_id="join").count() == 1
 
 
-def _claim_branches(run, monkeypatch) -> tuple[list[engine.ClaimedAttempt], list[int]]:
-    """Carry out the root, then claim every branch's attempt; the attempts sent from then on."""
+@pytest.fixture
+def sent(monkeypatch) -> list[int]:
+    """The attempts the engine sends, kept from the broker: CI's session worker would take them."""
     sent = []
     monkeypatch.setattr(engine.attempts, "send_on_commit", lambda attempt_id, *args, **kwargs: sent.append(attempt_id))
+    return sent
+
+
+def _claim_branches(run, sent: list[int]) -> tuple[list[engine.ClaimedAttempt], list[int]]:
+    """Carry out the root, then claim every branch's attempt; the attempts sent from then on."""
     root = StepAttempt.objects.get(step_run__run=run, step_run__step_id="root")
     claimed = engine.claim_attempt(root.pk, "host-a:1")
     assert engine.finish_attempt(claimed, tasks.execute(claimed))
@@ -86,9 +92,9 @@ def _finish_together(claimed: list[engine.ClaimedAttempt], outcome_of) -> list[b
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("attempt", range(3))
-def test_the_join_starts_exactly_once_when_the_last_branches_finish_together(team, monkeypatch, attempt):
+def test_the_join_starts_exactly_once_when_the_last_branches_finish_together(team, sent, attempt):
     run = engine.start_run(None, _fan(team, 12, f"twelve{attempt}"))
-    claimed, sent = _claim_branches(run, monkeypatch)
+    claimed, sent = _claim_branches(run, sent)
 
     assert _finish_together(claimed, lambda c: engine.AttemptOutcome(output={"branch": c.step_id})) == [True] * 12
 
@@ -102,9 +108,9 @@ def test_the_join_starts_exactly_once_when_the_last_branches_finish_together(tea
 
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_branch_failing_among_parallel_successes_pauses_the_run_once(team, monkeypatch):
+def test_a_branch_failing_among_parallel_successes_pauses_the_run_once(team, sent):
     run = engine.start_run(None, _fan(team, 20, "twenty"))
-    claimed, sent = _claim_branches(run, monkeypatch)
+    claimed, sent = _claim_branches(run, sent)
 
     def outcome(c):
         if c.step_id == "p7":
@@ -124,9 +130,9 @@ def test_a_branch_failing_among_parallel_successes_pauses_the_run_once(team, mon
 
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_branch_success_does_not_wait_while_another_branch_holds_the_run_for_its_own(team, monkeypatch):
+def test_a_branch_success_does_not_wait_while_another_branch_holds_the_run_for_its_own(team, sent):
     run = engine.start_run(None, _fan(team, 3, "three"))
-    claimed, _ = _claim_branches(run, monkeypatch)
+    claimed, _ = _claim_branches(run, sent)
     finished = threading.Event()
 
     def worker_reports_success():
