@@ -19,7 +19,6 @@ chain's head (it wrote or read it last) appends in one statement that moves the 
 is still the one known, and falls back to locking and reading it when another writer came between.
 """
 
-import functools
 import hashlib
 import hmac
 import itertools
@@ -36,6 +35,7 @@ from django.utils import timezone
 
 from apps.audit.models import PLATFORM_CHAIN, AuditChainHead, AuditEvent, AuditPurge
 from apps.logging import REDACTED, SECRET_KEY_PATTERN
+from apps.sql import typed_placeholders
 
 GENESIS_HASH = "0" * 64
 
@@ -260,8 +260,8 @@ def _append_to_known_head(events: list[AuditEvent], key_id: str, key: bytes) -> 
 
 # Plain SQL: the engine appends once per step, and the ORM's query building cost more than the
 # statements themselves.
-_EVENT_COLUMNS = [field for field in AuditEvent._meta.concrete_fields
-                  if not field.primary_key and field.attname != "sequence"]
+_EVENT_COLUMNS = tuple(field for field in AuditEvent._meta.concrete_fields
+                       if not field.primary_key and field.attname != "sequence")
 _HEAD = AuditChainHead._meta.db_table
 # The global order on PostgreSQL: a sequence (migration 0004), which no writer waits on.
 _SEQUENCE = "audit_event_sequence"
@@ -281,13 +281,6 @@ def _lock_chain_head(chain: str) -> tuple[int, str]:
             cursor.execute(select, [chain])
             found = cursor.fetchone()
     return found
-
-
-@functools.cache
-def _typed_row() -> str:
-    """An event's placeholders cast to their columns' types: the rows of a query, unlike an
-    INSERT's VALUES, get no types from the table."""
-    return ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in _EVENT_COLUMNS)
 
 
 def _insert_and_move_heads(events: list[AuditEvent], moves: list[tuple[str, int, str]], *,
@@ -313,7 +306,7 @@ def _insert_and_move_heads(events: list[AuditEvent], moves: list[tuple[str, int,
                     values.append(sequence)
                 values += [field.get_db_prep_save(getattr(event, field.attname), connection) for field in _EVENT_COLUMNS]
             if expected is not None:
-                rows = " UNION ALL ".join([f"SELECT {next_sequence}, {_typed_row()} WHERE EXISTS (SELECT 1 FROM moved)"]
+                rows = " UNION ALL ".join([f"SELECT {next_sequence}, {typed_placeholders(_EVENT_COLUMNS)} WHERE EXISTS (SELECT 1 FROM moved)"]
                                           * len(chunk))
                 (chain, position, head), = moves
                 cursor.execute(f"WITH moved AS ({move} AND last_position = %s AND last_hash = %s RETURNING 1) "

@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import Team
 from apps.runs.models import AttemptKind, AttemptState, Run, StepAttempt, StepRun, StepState
+from apps.sql import typed_placeholders
 
 RUN = Run._meta.db_table
 STEP = StepRun._meta.db_table
@@ -68,7 +69,7 @@ def _locked_run(sql: str, params: list, run_id: int) -> Run:
 
 
 _RUN_FIELDS = [field for field in Run._meta.concrete_fields if not field.primary_key]
-_STEP_FIELDS = [field for field in StepRun._meta.concrete_fields if not field.primary_key and field.attname != "run_id"]
+_STEP_FIELDS = tuple(field for field in StepRun._meta.concrete_fields if not field.primary_key and field.attname != "run_id")
 
 
 def insert_run(run: Run, step_runs: list[StepRun]) -> None:
@@ -83,8 +84,7 @@ def insert_run(run: Run, step_runs: list[StepRun]) -> None:
         return
     run_columns = ", ".join(field.column for field in _RUN_FIELDS)
     step_columns = ", ".join(field.column for field in _STEP_FIELDS)
-    # The rows of a query, unlike an INSERT's VALUES, get no types from the table: cast each.
-    typed = "(" + ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in _STEP_FIELDS) + ")"
+    typed = f"({typed_placeholders(_STEP_FIELDS)})"
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH new_run AS (INSERT INTO {RUN} ({run_columns}) VALUES ({', '.join(['%s'] * len(_RUN_FIELDS))}) "
